@@ -1,0 +1,3 @@
+from jobq.cli.main import main
+
+main()

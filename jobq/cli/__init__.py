@@ -1,0 +1,1 @@
+"""The ``jobq`` command: the one composition root allowed to import every component."""

@@ -1,0 +1,56 @@
+"""What every subcommand shares: settings, the registry, a client, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import click
+
+from jobq.client import Client
+from jobq.connection import REDIS_DOWN, connect
+from jobq.errors import JobqError, NotFound, RedisUnavailable
+from jobq.logs import configure_logging
+from jobq.settings import Settings, load_settings
+from jobq.tasks import Registry, load_registry
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_UNAVAILABLE = 4
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"jobq: error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_and_registry() -> tuple[Settings, Registry]:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings, load_registry(settings.tasks)
+
+
+@asynccontextmanager
+async def open_client() -> AsyncIterator[Client]:
+    settings, registry = settings_and_registry()
+    redis = connect(settings.redis_url)
+    try:
+        yield Client(redis, registry, settings)
+    finally:
+        await redis.aclose()
+
+
+def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a subcommand's coroutine, turning expected failures into one line and an exit code."""
+    try:
+        asyncio.run(fn())
+    except NotFound as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except (RedisUnavailable, *REDIS_DOWN) as exc:
+        fail(f"Redis is unreachable: {exc}", EXIT_UNAVAILABLE)
+    except JobqError as exc:
+        fail(str(exc))

@@ -1,0 +1,191 @@
+"""``jobq`` subcommands. Bad input ends in one line on stderr and a non-zero exit, never a
+traceback; ``--json`` prints exactly what the HTTP API returns for the same thing."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
+from jobq.errors import JobqError
+from jobq.jobs import Backoff, status_of
+
+
+def _print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jobq")
+def cli() -> None:
+    """jobq: background jobs on Redis with retries, a DLQ, replay, schedules and autoscaling.
+
+    Every command finds Redis through REDIS_URL; other settings are JOBQ_* variables
+    (see .env.example).
+    """
+
+
+@cli.command()
+@click.option("--queue", "queues", multiple=True, required=True, metavar="NAME[:CONCURRENCY]",
+              help="Queue to work on, with how many jobs run at once (default 1). Repeatable.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9101, show_default=True,
+              help="Port of /metrics and /healthz (0 = any free port, logged at start).")
+def worker(queues: tuple[str, ...], metrics_port: int) -> None:
+    """Run jobs of one or more queues until SIGTERM, then shut down gracefully."""
+    from jobq.worker.main import parse_queue, run_worker
+
+    settings, registry = settings_and_registry()
+    specs = [parse_queue(q) for q in queues]
+    sys.exit(asyncio.run(run_worker(settings, registry, specs, metrics_port)))
+
+
+@cli.command()
+@click.argument("task_type", metavar="TYPE")
+@click.option("--key", "idempotency_key", required=True,
+              help="Idempotency key: the same key always yields the same job.")
+@click.option("--payload", default="{}", show_default=True, help="Payload as a JSON object.")
+@click.option("--attempts", type=click.IntRange(1, 100), help="Attempts before the DLQ.")
+@click.option("--backoff", "backoff_s", type=click.FloatRange(0, 86400),
+              help="Fixed delay between attempts, in seconds.")
+@click.option("--exponential", is_flag=True, help="Exponential backoff (with jitter) instead.")
+@click.option("--delay", "delay_s", type=click.FloatRange(0, 365 * 86400), default=0.0,
+              help="Seconds before the job becomes ready.")
+@click.option("--json", "as_json", is_flag=True, help="Print the POST /jobs response body.")
+def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | None,
+            backoff_s: float | None, exponential: bool, delay_s: float, as_json: bool) -> None:
+    """Create a job without HTTP (the system producer); same idempotency as POST /jobs."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        fail(f"--payload is not valid JSON: {exc}", EXIT_USAGE)
+    backoff = None
+    if backoff_s is not None or exponential:
+        backoff = Backoff(type="exponential" if exponential else "fixed",
+                          delaySeconds=5.0 if backoff_s is None else backoff_s)
+
+    async def go() -> None:
+        async with open_client() as client:
+            result = await client.enqueue(task_type, idempotency_key, body, attempts=attempts,
+                                          backoff=backoff, delay_s=delay_s)
+        if as_json:
+            _print_json({"status": "accepted", "jobId": result.job_id,
+                         "duplicate": result.duplicate})
+        else:
+            kind = "duplicate of existing job" if result.duplicate else "created"
+            click.echo(f"{result.job_id}\t{kind}\t{result.queue}")
+
+    run_async(go)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the GET /jobs/{id}/status body.")
+@click.option("--full", is_flag=True, help="The full record (GET /jobs/{id}) instead.")
+def status(job_id: str, as_json: bool, full: bool) -> None:
+    """Show a job's state."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            job = await client.get_job(job_id)
+        view = job if full else status_of(job)
+        if as_json or full:
+            _print_json(view.model_dump(mode="json"))
+        else:
+            for name, value in view.model_dump(mode="json").items():
+                click.echo(f"{name:<13} {'-' if value is None else value}")
+
+    run_async(go)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the GET /queues body.")
+def queues(as_json: bool) -> None:
+    """Jobs per state in every queue."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            counts = await client.counts()
+        if as_json:
+            _print_json({"queues": [{"queue": q, **c} for q, c in counts.items()]})
+            return
+        states = ("waiting", "active", "delayed", "completed", "failed", "dlq")
+        click.echo(f"{'QUEUE':<20}" + "".join(f"{s.upper():>11}" for s in states))
+        for queue, c in counts.items():
+            click.echo(f"{queue:<20}" + "".join(f"{c[s]:>11}" for s in states))
+
+    run_async(go)
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect and replay dead-lettered jobs."""
+
+
+@dlq.command("list")
+@click.option("--queue", help="Only this queue.")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--cursor", help="nextCursor of the previous page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the GET /dlq body.")
+def dlq_list(queue: str | None, limit: int, cursor: str | None, as_json: bool) -> None:
+    """DLQ entries, newest first."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            page = await client.list_dlq(queue, limit, cursor)
+        if as_json:
+            _print_json({"items": [e.model_dump(mode="json") for e in page.items],
+                         "nextCursor": page.next_cursor})
+            return
+        for e in page.items:
+            click.echo(f"{e.dlqId}\t{e.failedAt}\t{e.type}\t{e.originalJobId}\t"
+                       f"replays={len(e.replays)}\t{e.failedReason}")
+        if page.next_cursor:
+            click.echo(f"more: --cursor {page.next_cursor}", err=True)
+
+    run_async(go)
+
+
+@dlq.command("show")
+@click.argument("dlq_id")
+def dlq_show(dlq_id: str) -> None:
+    """One DLQ entry with its replays (as JSON)."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            _print_json((await client.get_dlq_entry(dlq_id)).model_dump(mode="json"))
+
+    run_async(go)
+
+
+@dlq.command("replay")
+@click.argument("dlq_id")
+@click.option("--key", "idempotency_key", help="Makes a repeated replay return the same job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay response body.")
+def dlq_replay(dlq_id: str, idempotency_key: str | None, as_json: bool) -> None:
+    """Replay a DLQ entry as a new job; the entry stays as it is."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            r = await client.replay(dlq_id, idempotency_key)
+        if as_json:
+            _print_json({"status": "accepted", "jobId": r.job_id,
+                         "replayedFromJobId": r.replayed_from_job_id, "dlqId": r.dlq_id})
+        else:
+            click.echo(f"{r.job_id}\treplay of {r.replayed_from_job_id}"
+                       + ("\t(duplicate)" if r.duplicate else ""))
+
+    run_async(go)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=True)
+    except JobqError as exc:
+        fail(str(exc))
+
+
+__all__ = ["cli", "main"]

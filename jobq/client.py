@@ -1,0 +1,209 @@
+"""The one producer path: API, CLI and scheduler all create jobs through ``Client.enqueue``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobq import keys
+from jobq.errors import InvalidCursor, NotFound, UnknownTask
+from jobq.jobs import (
+    Backoff,
+    DlqEntry,
+    JobPublic,
+    dlq_entry_from_hash,
+    dumps,
+    fingerprint,
+    job_from_hash,
+    now_ms,
+)
+from jobq.scripts import Scripts
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "dlq")
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job_id: str
+    queue: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    job_id: str
+    replayed_from_job_id: str
+    dlq_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DlqPage:
+    items: list[DlqEntry]
+    next_cursor: str | None
+
+
+class Client:
+    """Create, read and replay jobs. Holds no connection of its own: it is given one."""
+
+    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.settings = settings
+        self.scripts = Scripts(redis)
+        self._prefix = settings.key_prefix
+
+    def keys(self, queue: str) -> keys.QueueKeys:
+        return keys.QueueKeys(self._prefix, queue)
+
+    async def enqueue(
+        self,
+        type: str,
+        idempotency_key: str,
+        payload: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        delay_s: float = 0.0,
+    ) -> EnqueueResult:
+        """Create a job once per idempotency key (R2); the payload is validated first."""
+        task = self.registry.get(type)
+        task.validate(payload)
+        job_id = keys.job_id_for(idempotency_key)
+        q = self.keys(task.queue)
+        fields: dict[str, str | int] = {
+            "id": job_id,
+            "type": type,
+            "queue": task.queue,
+            "payload": dumps(payload),
+            "key": idempotency_key,
+            "fp": fingerprint(type, payload),
+            "attempts": 0,
+            "maxAttempts": attempts or task.attempts,
+            "backoff": (backoff or task.backoff).model_dump_json(),
+        }
+        if task.timeout_s:
+            fields["timeoutS"] = str(task.timeout_s)
+        duplicate = await self.scripts.enqueue(
+            q, keys.idempotency_key(self._prefix, job_id), job_id, str(fields["fp"]),
+            self.settings.idempotency_retention_s, now_ms(), int(delay_s * 1000), fields,
+        )
+        return EnqueueResult(job_id, task.queue, duplicate)
+
+    async def get_job(self, job_id: str) -> JobPublic:
+        """The full record of a job, from whichever queue holds it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self.registry.queues:
+                pipe.hgetall(self.keys(queue).job(job_id))
+            found = [raw for raw in await pipe.execute() if raw]
+        if not found:
+            raise NotFound(f"no job {job_id}")
+        return job_from_hash(found[0])
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per state, per queue."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self.registry.queues:
+                q = self.keys(queue)
+                pipe.llen(q.wait)
+                pipe.zcard(q.active)
+                pipe.zcard(q.delayed)
+                pipe.zcard(q.completed)
+                pipe.zcard(q.failed)
+                pipe.zcard(q.dlq)
+            raw = await pipe.execute()
+        per = len(COUNT_STATES)
+        return {
+            queue: dict(zip(COUNT_STATES, raw[i * per:(i + 1) * per], strict=True))
+            for i, queue in enumerate(self.registry.queues)
+        }
+
+    async def get_dlq_entry(self, dlq_id: str) -> DlqEntry:
+        queue = keys.queue_of_dlq_id(dlq_id)
+        if queue is None:
+            raise NotFound(f"no DLQ entry {dlq_id}")
+        q = self.keys(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(q.dlq_entry(dlq_id))
+            pipe.lrange(q.dlq_replays(dlq_id), 0, -1)
+            raw, replays = await pipe.execute()
+        if not raw:
+            raise NotFound(f"no DLQ entry {dlq_id}")
+        return dlq_entry_from_hash(raw, replays)
+
+    async def list_dlq(
+        self, queue: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> DlqPage:
+        """DLQ entries newest first; ``cursor`` continues after the last entry of a page."""
+        queues = [queue] if queue else self.registry.queues
+        top: float | str = "+inf"
+        after: tuple[float, str] | None = None
+        if cursor:
+            score, _, last_id = cursor.partition(":")
+            try:
+                after = (float(score), last_id)
+            except ValueError:
+                raise InvalidCursor(f"invalid cursor {cursor!r}") from None
+            top = after[0]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in queues:
+                pipe.zrevrangebyscore(
+                    self.keys(name).dlq, top, "-inf", start=0, num=limit + 64, withscores=True
+                )
+            pages = await pipe.execute()
+        candidates = sorted(
+            ((score, dlq_id) for page in pages for dlq_id, score in page),
+            key=lambda item: (item[0], _dlq_seq(item[1])),
+            reverse=True,
+        )
+        if after is not None:
+            mark = (after[0], _dlq_seq(after[1]))
+            candidates = [c for c in candidates if (c[0], _dlq_seq(c[1])) < mark]
+        chosen = candidates[:limit]
+        items = await asyncio.gather(*(self.get_dlq_entry(dlq_id) for _, dlq_id in chosen))
+        more = len(candidates) > limit
+        next_cursor = f"{int(chosen[-1][0])}:{chosen[-1][1]}" if more and chosen else None
+        return DlqPage(list(items), next_cursor)
+
+    async def replay(self, dlq_id: str, idempotency_key: str | None = None) -> ReplayResult:
+        """Create a new job from a DLQ entry (R7); the entry itself never changes."""
+        entry = await self.get_dlq_entry(dlq_id)
+        key = idempotency_key or f"replay:{dlq_id}:{uuid.uuid4()}"
+        job_id = keys.job_id_for(key)
+        try:
+            task = self.registry.get(entry.type)
+            max_attempts, backoff, timeout = task.attempts, task.backoff, task.timeout_s
+        except UnknownTask:  # replayed by a process without that task: keep its shape
+            max_attempts, backoff, timeout = max(entry.attempts, 1), Backoff(), None
+        fp = fingerprint(f"replay:{dlq_id}", entry.payload)
+        fields: dict[str, str | int] = {
+            "id": job_id,
+            "type": entry.type,
+            "queue": entry.queue,
+            "payload": dumps(entry.payload),
+            "key": key,
+            "fp": fp,
+            "attempts": 0,
+            "maxAttempts": max_attempts,
+            "backoff": backoff.model_dump_json(),
+            "replayedFromJobId": entry.originalJobId,
+            "dlqId": dlq_id,
+        }
+        if timeout:
+            fields["timeoutS"] = str(timeout)
+        duplicate = await self.scripts.replay(
+            self.keys(entry.queue), dlq_id, keys.idempotency_key(self._prefix, job_id), job_id,
+            fp, self.settings.idempotency_retention_s, now_ms(), fields,
+        )
+        return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
+
+
+def _dlq_seq(dlq_id: str) -> int:
+    _, _, seq = dlq_id.rpartition("-")
+    return int(seq) if seq.isdigit() else 0

@@ -1,0 +1,51 @@
+"""Opening Redis: one URL, one client per process, retried with backoff while Redis is away (R11)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.exceptions
+import tenacity
+from redis.asyncio import Redis
+
+from jobq.errors import RedisUnavailable
+
+T = TypeVar("T")
+
+# What "Redis is away" looks like to redis-py: refused or reset connections, timeouts, and a
+# server still loading its AOF after a restart.
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def connect(url: str, *, max_connections: int = 64) -> Redis:
+    """A client for ``url``; connections are made lazily and re-made after a failure."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        max_connections=max_connections,
+        socket_connect_timeout=2.0,
+        socket_keepalive=True,
+        health_check_interval=15,
+    )
+
+
+def retrying(
+    *, give_up_after_s: float | None = None, max_wait_s: float = 5.0
+) -> tenacity.AsyncRetrying:
+    """Retry on Redis outages with exponential backoff and jitter, forever unless limited."""
+    stop = tenacity.stop_after_delay(give_up_after_s) if give_up_after_s else tenacity.stop_never
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(REDIS_DOWN),
+        wait=tenacity.wait_exponential_jitter(initial=0.05, max=max_wait_s),
+        stop=stop,
+        reraise=True,
+    )
+
+
+async def call_or_unavailable(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run one Redis call; an outage becomes RedisUnavailable for the caller to answer 503."""
+    try:
+        return await fn()
+    except REDIS_DOWN as exc:
+        raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc

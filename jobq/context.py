@@ -1,0 +1,55 @@
+"""What a handler is given besides its payload: who it is, and at-most-once side effects (R8)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobq.keys import QueueKeys
+from jobq.scripts import Scripts
+from jobq.settings import Settings
+
+
+@dataclass
+class JobContext:
+    """Passed to every handler as its first argument."""
+
+    job_id: str
+    type: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker: str
+    token: str
+    settings: Settings
+    log: Any
+    _scripts: Scripts
+    _keys: QueueKeys
+    _loop: asyncio.AbstractEventLoop
+
+    async def side_effect(self, name: str, effect: Callable[[], Awaitable[Any] | Any]) -> bool:
+        """Run ``effect`` unless an earlier attempt of this job reserved ``name`` already.
+
+        The reservation is written before the effect runs, so a crash during the effect means
+        it is skipped on retry: at most once, never twice. Returns whether it ran.
+        """
+        reserved = await self._scripts.reserve(
+            self._keys, self.job_id, name, self.token,
+            self.settings.idempotency_retention_s, self.attempt,
+        )
+        if not reserved:
+            self.log.info("job.side_effect_skipped", effect=name)
+            return False
+        self.log.info("job.side_effect_started", effect=name)
+        outcome = effect()
+        if inspect.isawaitable(outcome):
+            await outcome
+        return True
+
+    def side_effect_blocking(self, name: str, effect: Callable[[], Any]) -> bool:
+        """``side_effect`` for sync handlers, which run in a worker thread."""
+        future = asyncio.run_coroutine_threadsafe(self.side_effect(name, effect), self._loop)
+        return future.result()

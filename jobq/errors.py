@@ -1,0 +1,55 @@
+"""The one exception hierarchy of jobq. Handlers see two of them: RetryLater and PermanentError."""
+
+from __future__ import annotations
+
+
+class JobqError(Exception):
+    """Base of every error jobq raises on purpose."""
+
+
+class RetryLater(JobqError):
+    """Raised by a handler: this attempt failed, retry after ``delay_s`` (or the task's backoff)."""
+
+    def __init__(self, message: str = "retry requested", delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class PermanentError(JobqError):
+    """Raised by a handler: fail now, skip the remaining attempts, dead-letter the job."""
+
+
+class LeaseLost(JobqError):
+    """This worker's lease on the job is gone (expired and taken back); its write was refused."""
+
+
+class IdempotencyConflict(JobqError):
+    """The idempotency key was already used with another type or payload (R2)."""
+
+
+class UnknownTask(JobqError):
+    """No task of that type is registered."""
+
+
+class InvalidPayload(JobqError):
+    """The payload does not fit the task's model."""
+
+    def __init__(self, message: str, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+class NotFound(JobqError):
+    """No job or DLQ entry with that id."""
+
+
+class RedisUnavailable(JobqError):
+    """Redis could not be reached; the caller should retry later (R11)."""
+
+
+class ConfigError(JobqError):
+    """A setting or a command-line value is invalid."""
+
+
+class InvalidCursor(JobqError):
+    """A pagination cursor that this server did not hand out."""

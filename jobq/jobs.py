@@ -1,0 +1,194 @@
+"""The job model: states, backoff, and the record as Redis stores it and the API shows it."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class State(StrEnum):
+    """Job states; the values are exactly what Redis holds and the API shows."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Backoff(BaseModel):
+    """How long a failed attempt waits before the next one (R5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["fixed", "exponential"] = "fixed"
+    delaySeconds: float = Field(5.0, ge=0, le=86400)
+
+    def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Delay after failed attempt number ``attempt`` (1-based); exponential gets full jitter
+        over its upper half so a retry storm spreads out instead of returning in lockstep."""
+        if self.type == "fixed":
+            return self.delaySeconds
+        ceiling = min(self.delaySeconds * 2 ** (attempt - 1), 86400.0)
+        return ceiling / 2 + (rng or random).random() * ceiling / 2
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def iso(ms: int | str | None) -> str | None:
+    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds, the API's time format."""
+    if ms is None or ms == "":
+        return None
+    moment = datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(raw: str | bytes) -> Any:
+    return orjson.loads(raw)
+
+
+def fingerprint(task_type: str, payload: dict[str, Any]) -> str:
+    """What makes two submissions with one idempotency key "the same" (R2): type and payload."""
+    canonical = orjson.dumps([task_type, payload], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def _json(value: str | None) -> Any:
+    return None if value is None or value == "" else loads(value)
+
+
+class HistoryEntry(BaseModel):
+    """One attempt of a job."""
+
+    attempt: int
+    startedAt: str | None
+    finishedAt: str | None
+    worker: str | None
+    outcome: str | None  # completed | failed | lost | timeout | None while running
+    error: str | None
+
+
+class JobStatus(BaseModel):
+    """The seed's status view of a job (``GET /jobs/{id}/status``)."""
+
+    jobId: str
+    type: str
+    queue: str
+    state: State
+    attempts: int
+    maxAttempts: int
+    createdAt: str | None
+    processedAt: str | None
+    finishedAt: str | None
+    failedReason: str | None
+
+
+class JobPublic(JobStatus):
+    """The full record of a job (``GET /jobs/{id}``)."""
+
+    idempotencyKey: str | None
+    payload: dict[str, Any]
+    backoff: Backoff
+    result: Any = None
+    history: list[HistoryEntry]
+    deadLetterId: str | None
+    replayedFromJobId: str | None
+    replayedAt: str | None
+    dlqId: str | None
+
+
+def job_from_hash(raw: dict[str, str]) -> JobPublic:
+    """Turn the Redis hash of a job into its public record."""
+    attempts = int(raw.get("attempts") or 0)
+    history = []
+    for n in range(1, attempts + 1):
+        entry = _json(raw.get(f"h:{n}"))
+        if entry is None:
+            continue
+        history.append(
+            HistoryEntry(
+                attempt=n,
+                startedAt=iso(entry.get("start")),
+                finishedAt=iso(entry.get("end")),
+                worker=entry.get("worker"),
+                outcome=entry.get("outcome"),
+                error=entry.get("error"),
+            )
+        )
+    return JobPublic(
+        jobId=raw["id"],
+        type=raw["type"],
+        queue=raw["queue"],
+        state=State(raw["state"]),
+        attempts=attempts,
+        maxAttempts=int(raw["maxAttempts"]),
+        createdAt=iso(raw.get("createdAt")),
+        processedAt=iso(raw.get("processedAt")),
+        finishedAt=iso(raw.get("finishedAt")),
+        failedReason=raw.get("failedReason") or None,
+        idempotencyKey=raw.get("key") or None,
+        payload=_json(raw.get("payload")) or {},
+        backoff=Backoff.model_validate_json(raw.get("backoff") or "{}"),
+        result=_json(raw.get("result")),
+        history=history,
+        deadLetterId=raw.get("deadLetterId") or None,
+        replayedFromJobId=raw.get("replayedFromJobId") or None,
+        replayedAt=iso(_int(raw.get("replayedAt"))),
+        dlqId=raw.get("dlqId") or None,
+    )
+
+
+def status_of(job: JobPublic) -> JobStatus:
+    return JobStatus.model_validate(job.model_dump(include=set(JobStatus.model_fields)))
+
+
+class Replay(BaseModel):
+    jobId: str
+    replayedAt: str | None
+
+
+class DlqEntry(BaseModel):
+    """A dead-lettered job as it was when its last attempt failed (R6), plus its replays (R7)."""
+
+    dlqId: str
+    originalJobId: str
+    type: str
+    queue: str
+    payload: dict[str, Any]
+    failedReason: str | None
+    attempts: int
+    failedAt: str | None
+    replays: list[Replay]
+
+
+def dlq_entry_from_hash(raw: dict[str, str], replays: list[str]) -> DlqEntry:
+    return DlqEntry(
+        dlqId=raw["dlqId"],
+        originalJobId=raw["originalJobId"],
+        type=raw["type"],
+        queue=raw["queue"],
+        payload=_json(raw.get("payload")) or {},
+        failedReason=raw.get("failedReason") or None,
+        attempts=int(raw.get("attempts") or 0),
+        failedAt=iso(raw.get("failedAt")),
+        replays=[
+            Replay(jobId=r["jobId"], replayedAt=iso(r.get("replayedAt")))
+            for r in map(loads, replays)
+        ],
+    )

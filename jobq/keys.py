@@ -1,0 +1,110 @@
+"""Every Redis key name and every default duration or size jobq uses, one per line.
+
+All keys of one queue share the hash tag ``{queue}`` so a Redis Cluster could keep each queue
+on its own node. The idempotency index is the one exception: a key must be unique across
+queues (R2), so its records live outside any queue's tag (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "jobq"  # namespace of every key, so one Redis can hold other data too
+
+IDEMPOTENCY_RETENTION_S = 7 * 24 * 3600  # how long an idempotency key is remembered (R2)
+SIDE_EFFECT_RETENTION_S = 7 * 24 * 3600  # how long a side-effect reservation blocks a rerun (R8)
+LEASE_S = 30.0  # lease length; a crashed worker's job is taken back this long after (R4)
+SHUTDOWN_GRACE_S = 25.0  # below the chart's terminationGracePeriodSeconds (35) (R9)
+COMPLETED_KEEP = 1000  # completed job records kept per queue (R12)
+COMPLETED_MAX_AGE_S = 24 * 3600  # completed job records older than this are dropped (R12)
+FAILED_KEEP = 5000  # failed job records kept per queue; their DLQ entries stay (R12)
+FAILED_MAX_AGE_S = 7 * 24 * 3600  # failed job records older than this are dropped (R12)
+HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
+HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
+PROMOTE_BATCH = 1000  # most delayed jobs promoted per claim (bounded script time)
+RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)
+
+
+def job_id_for(idempotency_key: str) -> str:
+    """Derive a Redis-safe job id from an idempotency key (R2); never the raw key."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one queue."""
+
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.queue}}}"
+
+    @property
+    def wait(self) -> str:
+        return f"{self.base}:wait"
+
+    @property
+    def active(self) -> str:
+        return f"{self.base}:active"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.base}:delayed"
+
+    @property
+    def completed(self) -> str:
+        return f"{self.base}:completed"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.base}:failed"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.base}:dlq"
+
+    @property
+    def dlq_seq(self) -> str:
+        return f"{self.base}:dlq-seq"
+
+    @property
+    def dlq_prefix(self) -> str:
+        return f"{self.base}:dlq:"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.base}:job:"
+
+    @property
+    def workers(self) -> str:
+        """Hash of worker id -> JSON heartbeat (in-flight jobs, time)."""
+        return f"{self.base}:workers"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.job_prefix}{job_id}"
+
+    def dlq_entry(self, dlq_id: str) -> str:
+        return f"{self.dlq_prefix}{dlq_id}"
+
+    def dlq_replays(self, dlq_id: str) -> str:
+        return f"{self.dlq_prefix}{dlq_id}:replays"
+
+    def side_effect(self, job_id: str, name: str) -> str:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        return f"{self.base}:fx:{job_id}:{digest}"
+
+
+def idempotency_key(prefix: str, job_id: str) -> str:
+    """Where the fingerprint of the content first sent with a key is kept."""
+    return f"{prefix}:idem:{job_id}"
+
+
+def queue_of_dlq_id(dlq_id: str) -> str | None:
+    """DLQ ids are ``<queue>-<n>``; the queue name is recovered from the id."""
+    queue, sep, seq = dlq_id.rpartition("-")
+    if not sep or not queue or not seq.isdigit():
+        return None
+    return queue

@@ -1,0 +1,71 @@
+--[[
+  fail: end a leased attempt that failed or was lost (fenced by token, R3). With attempts left
+  and a retryable error the job waits in `delayed` for its backoff (R5); otherwise it becomes
+  `failed` and exactly one DLQ entry is written in the same step (R6).
+
+  KEYS[1] active zset
+  KEYS[2] delayed zset          (score = due time, ms)
+  KEYS[3] failed zset           (score = finishedAt, ms)
+  KEYS[4] dlq zset              (score = failedAt, ms; member = dlqId)
+  KEYS[5] dlq sequence counter
+  KEYS[6] job hash key prefix   (job key = prefix .. jobId)
+  KEYS[7] dlq entry key prefix  (entry key = prefix .. dlqId)
+
+  ARGV[1] jobId
+  ARGV[2] lease token
+  ARGV[3] now (ms)
+  ARGV[4] failure reason
+  ARGV[5] retry delay (ms)
+  ARGV[6] "1" = permanent (skip remaining attempts)
+  ARGV[7] outcome recorded in history: "failed" | "lost" | "timeout"
+  ARGV[8] queue name (dlqId = queue .. "-" .. sequence)
+  ARGV[9] failed jobs to keep (count)
+  ARGV[10] failed jobs' maximum age (ms)
+
+  Returns {1, dueAt} retry scheduled, {2, dlqId} dead-lettered, -1 lease lost.
+]]
+local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dlqSeqKey, jobPrefix, dlqPrefix = KEYS[5], KEYS[6], KEYS[7]
+local jobId, token, now, reason = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local delayMs, permanent, outcome, queue = tonumber(ARGV[5]), ARGV[6] == "1", ARGV[7], ARGV[8]
+local keep, maxAgeMs = tonumber(ARGV[9]), tonumber(ARGV[10])
+local rcall = redis.call
+local jobKey = jobPrefix .. jobId
+
+local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "type", "payload")
+if f[1] ~= token then return -1 end
+local attempts, maxAttempts = tonumber(f[2]), tonumber(f[3])
+
+local entryKey = "h:" .. f[2]
+local entry = cjson.decode(rcall("HGET", jobKey, entryKey))
+entry["end"] = now
+entry["outcome"] = outcome
+entry["error"] = reason
+rcall("HSET", jobKey, entryKey, cjson.encode(entry), "failedReason", reason, "token", "")
+if outcome == "lost" then rcall("HINCRBY", jobKey, "lost", 1) end
+rcall("ZREM", activeKey, jobId)
+
+if not permanent and attempts < maxAttempts then
+  rcall("HSET", jobKey, "state", "delayed", "readyAt", now + delayMs)
+  rcall("ZADD", delayedKey, now + delayMs, jobId)
+  return {1, now + delayMs}
+end
+
+local dlqId = queue .. "-" .. rcall("INCR", dlqSeqKey)
+rcall("HSET", dlqPrefix .. dlqId, "dlqId", dlqId, "originalJobId", jobId, "type", f[4],
+  "queue", queue, "payload", f[5], "failedReason", reason, "attempts", attempts, "failedAt", now)
+rcall("ZADD", dlqKey, now, dlqId)
+rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
+rcall("ZADD", failedKey, now, jobId)
+
+-- Trim old failed job records; their DLQ entries stay (R12 bounds jobs, not the DLQ).
+local old = rcall("ZRANGEBYSCORE", failedKey, "-inf", now - maxAgeMs, "LIMIT", 0, 1000)
+local excess = rcall("ZCARD", failedKey) - keep
+if excess > 0 then
+  for _, id in ipairs(rcall("ZRANGE", failedKey, 0, excess - 1)) do old[#old + 1] = id end
+end
+for _, id in ipairs(old) do
+  rcall("DEL", jobPrefix .. id)
+  rcall("ZREM", failedKey, id)
+end
+return {2, dlqId}

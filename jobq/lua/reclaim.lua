@@ -1,0 +1,35 @@
+--[[
+  reclaim: take back jobs whose lease expired (R4: worker killed, node lost). Each is re-leased
+  to the sweeping worker under a fresh token, which then ends the attempt through `fail` with
+  outcome "lost". If the sweeper dies in between, the new lease expires too and the next sweep
+  takes the job again: nothing stays in `active` forever. Safe to run from every worker at once.
+
+  KEYS[1] active zset           (score = lease deadline, ms)
+  KEYS[2] job hash key prefix
+
+  ARGV[1] now (ms)
+  ARGV[2] lease length (ms)
+  ARGV[3] sweeping worker id
+  ARGV[4] most jobs to take
+
+  Returns per job taken: jobId, new token, previous worker, attempt, maxAttempts, backoff, type
+]]
+local activeKey, jobPrefix = KEYS[1], KEYS[2]
+local now, leaseMs, worker, most = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local rcall = redis.call
+
+local out = {}
+for _, jobId in ipairs(rcall("ZRANGEBYSCORE", activeKey, "-inf", now, "LIMIT", 0, most)) do
+  local jobKey = jobPrefix .. jobId
+  local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "backoff", "type")
+  if not f[2] then
+    rcall("ZREM", activeKey, jobId)  -- the record is gone; nothing to recover
+  else
+    local previous = string.match(f[1] or "", "^(.*):[^:]*$") or ""
+    local token = worker .. ":reclaim:" .. f[2] .. ":" .. now
+    rcall("HSET", jobKey, "token", token)
+    rcall("ZADD", activeKey, now + leaseMs, jobId)
+    for _, v in ipairs({jobId, token, previous, f[2], f[3], f[4], f[5]}) do out[#out + 1] = v end
+  end
+end
+return out

@@ -1,0 +1,26 @@
+--[[
+  renew: extend the leases a worker still holds (R3). Batched: one call per queue per tick.
+
+  KEYS[1] active zset           (score = lease deadline, ms)
+  KEYS[2] job hash key prefix
+
+  ARGV[1] new lease deadline (ms)
+  ARGV[2..] jobId, token pairs
+
+  Returns one integer per pair: 1 renewed, 0 lease lost (token no longer current).
+]]
+local activeKey, jobPrefix = KEYS[1], KEYS[2]
+local deadline = tonumber(ARGV[1])
+local rcall = redis.call
+
+local out = {}
+for i = 2, #ARGV, 2 do
+  local jobId, token = ARGV[i], ARGV[i + 1]
+  if rcall("HGET", jobPrefix .. jobId, "token") == token then
+    rcall("ZADD", activeKey, "XX", deadline, jobId)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

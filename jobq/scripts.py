@@ -1,0 +1,224 @@
+"""The Lua scripts, loaded once per connection, with one typed method each.
+
+Every state change touching more than one key is one script (``lua/<name>.lua``). Scripts answer
+failures with small negative integers; ``_raise_for`` maps them to exceptions in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
+from jobq.keys import QueueKeys
+
+LEASE_LOST = -1
+CONFLICT = -2
+NOT_FOUND = -3
+
+_ERRORS: dict[int, type[JobqError]] = {
+    LEASE_LOST: LeaseLost,
+    CONFLICT: IdempotencyConflict,
+    NOT_FOUND: NotFound,
+}
+_HEADER_KEY = re.compile(r"^\s*KEYS\[(\d+)\]", re.MULTILINE)
+SCRIPT_NAMES = (
+    "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
+)
+
+
+def script_source(name: str) -> str:
+    return resources.files("jobq").joinpath(f"lua/{name}.lua").read_text()
+
+
+def header_key_count(source: str) -> int:
+    """How many KEYS the script's header comment declares."""
+    header = source.split("]]", 1)[0]
+    return len(_HEADER_KEY.findall(header))
+
+
+def _raise_for(code: int, what: str) -> None:
+    error = _ERRORS.get(code)
+    if error is not None:
+        raise error(what)
+    if code < 0:
+        raise JobqError(f"{what}: unexpected script answer {code}")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job leased to this worker by ``claim``."""
+
+    job_id: str
+    token: str
+    type: str
+    payload: str
+    attempt: int
+    max_attempts: int
+    backoff: str
+    ready_at_ms: int
+    timeout_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    """A job whose lease expired, now held by the sweeper to end the lost attempt."""
+
+    job_id: str
+    token: str
+    previous_worker: str
+    attempt: int
+    max_attempts: int
+    backoff: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailResult:
+    """Where a failed attempt sent its job: ``retry_at_ms`` or ``dlq_id`` is set."""
+
+    retry_at_ms: int | None = None
+    dlq_id: str | None = None
+
+
+class Scripts:
+    """The scripts bound to one Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._scripts: dict[str, AsyncScript] = {}
+        self._key_counts: dict[str, int] = {}
+        for name in SCRIPT_NAMES:
+            source = script_source(name)
+            self._scripts[name] = redis.register_script(source)
+            self._key_counts[name] = header_key_count(source)
+
+    async def load(self) -> None:
+        """Load every script into Redis once, so calls go by SHA (reloaded on NOSCRIPT)."""
+        for name, script in self._scripts.items():
+            await self.redis.script_load(script.script)
+            del name
+
+    async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if len(keys) != self._key_counts[name]:
+            raise JobqError(f"{name}: passes {len(keys)} keys, header declares "
+                            f"{self._key_counts[name]}")
+        return await self._scripts[name](keys=keys, args=args)
+
+    async def enqueue(
+        self, q: QueueKeys, idem_key: str, job_id: str, fingerprint: str, retention_s: int,
+        now_ms: int, delay_ms: int, fields: dict[str, str | int],
+    ) -> bool:
+        """Create the job unless its key is known; True when it was a duplicate."""
+        flat = [x for pair in fields.items() for x in pair]
+        code = await self._call(
+            "enqueue", [idem_key, q.job(job_id), q.wait, q.delayed],
+            [job_id, fingerprint, retention_s, now_ms, delay_ms, *flat],
+        )
+        _raise_for(code, f"idempotency key of job {job_id} was used with other content")
+        return bool(code == 1)
+
+    async def claim(
+        self, q: QueueKeys, now_ms: int, most: int, lease_ms: int, worker: str
+    ) -> tuple[int | None, list[Claimed]]:
+        """Lease up to ``most`` jobs; also returns when the next delayed job falls due."""
+        raw = await self._call(
+            "claim", [q.wait, q.active, q.delayed, q.job_prefix], [now_ms, most, lease_ms, worker]
+        )
+        next_due = int(raw[0])
+        jobs = [
+            Claimed(
+                job_id=raw[i], token=raw[i + 1], type=raw[i + 2], payload=raw[i + 3],
+                attempt=int(raw[i + 4]), max_attempts=int(raw[i + 5]), backoff=raw[i + 6],
+                ready_at_ms=int(raw[i + 7]), timeout_s=float(raw[i + 8]) if raw[i + 8] else None,
+            )
+            for i in range(1, len(raw), 9)
+        ]
+        return (None if next_due < 0 else next_due), jobs
+
+    async def renew(
+        self, q: QueueKeys, deadline_ms: int, leases: list[tuple[str, str]]
+    ) -> list[bool]:
+        """Extend leases; False for each one that was lost."""
+        flat = [x for pair in leases for x in pair]
+        raw = await self._call("renew", [q.active, q.job_prefix], [deadline_ms, *flat])
+        return [r == 1 for r in raw]
+
+    async def complete(
+        self, q: QueueKeys, now_ms: int, keep: int, max_age_ms: int,
+        done: list[tuple[str, str, str]],
+    ) -> list[bool]:
+        """Complete jobs (id, token, result JSON); False for each refused for a lost lease."""
+        flat = [x for triple in done for x in triple]
+        raw = await self._call(
+            "complete", [q.active, q.completed, q.job_prefix], [now_ms, keep, max_age_ms, *flat]
+        )
+        return [r == 1 for r in raw]
+
+    async def fail(
+        self, q: QueueKeys, job_id: str, token: str, now_ms: int, reason: str, delay_ms: int,
+        *, permanent: bool, outcome: str, keep: int, max_age_ms: int,
+    ) -> FailResult:
+        """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
+        raw = await self._call(
+            "fail",
+            [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix],
+            [job_id, token, now_ms, reason, delay_ms, int(permanent), outcome, q.queue, keep,
+             max_age_ms],
+        )
+        if isinstance(raw, int):
+            _raise_for(raw, f"lease on job {job_id} was lost")
+        if int(raw[0]) == 1:
+            return FailResult(retry_at_ms=int(raw[1]))
+        return FailResult(dlq_id=str(raw[1]))
+
+    async def reclaim(
+        self, q: QueueKeys, now_ms: int, lease_ms: int, worker: str, most: int
+    ) -> list[Reclaimed]:
+        """Take over jobs whose lease expired, to end their lost attempt."""
+        raw = await self._call(
+            "reclaim", [q.active, q.job_prefix], [now_ms, lease_ms, worker, most]
+        )
+        return [
+            Reclaimed(
+                job_id=raw[i], token=raw[i + 1], previous_worker=raw[i + 2],
+                attempt=int(raw[i + 3]), max_attempts=int(raw[i + 4]), backoff=raw[i + 5],
+                type=raw[i + 6],
+            )
+            for i in range(0, len(raw), 7)
+        ]
+
+    async def handback(self, q: QueueKeys, now_ms: int, leases: list[tuple[str, str]]) -> int:
+        """Return unfinished jobs to the front of the queue without spending an attempt."""
+        flat = [x for pair in leases for x in pair]
+        return int(await self._call("handback", [q.active, q.wait, q.job_prefix], [now_ms, *flat]))
+
+    async def reserve(
+        self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int, attempt: int
+    ) -> bool:
+        """Reserve a side effect; False when an earlier attempt already did. Raises LeaseLost."""
+        code = await self._call(
+            "reserve", [q.job(job_id), q.side_effect(job_id, name)], [token, retention_s, attempt]
+        )
+        _raise_for(code, f"lease on job {job_id} was lost")
+        return bool(code == 1)
+
+    async def replay(
+        self, q: QueueKeys, dlq_id: str, idem_key: str, job_id: str, fingerprint: str,
+        retention_s: int, now_ms: int, fields: dict[str, str | int],
+    ) -> bool:
+        """Create the replay job; True when it was a duplicate of an earlier replay."""
+        flat = [x for pair in fields.items() for x in pair]
+        code = await self._call(
+            "replay",
+            [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_key, q.job(job_id), q.wait],
+            [job_id, fingerprint, retention_s, now_ms, *flat],
+        )
+        _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
+                   if code == CONFLICT else f"no DLQ entry {dlq_id}")
+        return bool(code == 1)

@@ -1,0 +1,85 @@
+"""Configuration from the environment (and ``.env``): one object, built in ``main()``, passed down."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from jobq import keys
+from jobq.errors import ConfigError
+
+ENV_PREFIX = "JOBQ_"
+# Variables under the prefix that belong to tooling, not to a process's settings.
+_NOT_SETTINGS = ("JOBQ_TEST_", "JOBQ_CACHE_DIR", "JOBQ_K8S_")
+
+
+class Settings(BaseSettings):
+    """Every knob of every jobq process; each field is the env var ``JOBQ_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="forbid", frozen=True
+    )
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    """Where Redis is (``REDIS_URL``; may carry a password; ``rediss://`` for TLS)."""
+    tasks: Annotated[list[str], NoDecode] = []
+    """Modules whose import registers tasks (comma-separated); empty = the demo tasks."""
+    api_tokens: Annotated[list[str], NoDecode] = []
+    """Bearer tokens the API accepts (comma-separated); empty = no auth."""
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    """Largest request body the API reads, in bytes (413 above it)."""
+    key_prefix: str = Field(keys.DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Prefix of every Redis key."""
+    idempotency_retention_s: int = Field(keys.IDEMPOTENCY_RETENTION_S, gt=0)
+    """Seconds an idempotency key is remembered (R2)."""
+    lease_s: float = Field(keys.LEASE_S, gt=0)
+    """Lease length in seconds; a crashed worker's job is taken back after it (R4)."""
+    shutdown_grace_s: float = Field(keys.SHUTDOWN_GRACE_S, ge=0)
+    """Seconds running jobs get to finish on SIGTERM before being handed back (R9)."""
+    completed_keep: int = Field(keys.COMPLETED_KEEP, ge=0)
+    """Completed job records kept per queue (R12)."""
+    completed_max_age_s: int = Field(keys.COMPLETED_MAX_AGE_S, gt=0)
+    """Seconds a completed job record is kept at most (R12)."""
+    failed_keep: int = Field(keys.FAILED_KEEP, ge=0)
+    """Failed job records kept per queue; DLQ entries are kept apart (R12)."""
+    failed_max_age_s: int = Field(keys.FAILED_MAX_AGE_S, gt=0)
+    """Seconds a failed job record is kept at most (R12)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest log level written."""
+    log_format: Literal["json", "console"] = "json"
+    """JSON lines for machines, or coloured console lines for people."""
+    outbox: str = ".jobq/outbox.jsonl"
+    """File the demo ``welcome-email`` task appends each sent email to."""
+
+    @field_validator("tasks", "api_tokens", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, refusing unknown ``JOBQ_*`` variables instead of ignoring them."""
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(_NOT_SETTINGS)
+    )
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see .env.example)")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}".replace("\n", " ")) from exc

@@ -1,0 +1,114 @@
+"""Declaring tasks and collecting them into a registry the API and workers are given."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from jobq.errors import ConfigError, InvalidPayload, UnknownTask
+from jobq.jobs import Backoff
+
+if TYPE_CHECKING:
+    from jobq.context import JobContext
+
+DEFAULT_ATTEMPTS = 3
+DEMO_TASK_MODULES = ("jobq.demo",)
+
+Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task type: its name, queue, payload model, retry policy and handler."""
+
+    name: str
+    queue: str
+    payload: type[BaseModel]
+    handler: Handler
+    attempts: int = DEFAULT_ATTEMPTS
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_s: float | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    def validate(self, payload: object) -> BaseModel:
+        """Check a payload against the task's model before anything is written."""
+        if not isinstance(payload, dict):
+            raise InvalidPayload("payload must be a JSON object")
+        try:
+            return self.payload.model_validate(payload)
+        except ValidationError as exc:
+            details: list[dict[str, object]] = [
+                {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False, include_context=False)
+            ]
+            raise InvalidPayload(f"payload is invalid for task {self.name!r}", details) from None
+
+
+def task(
+    name: str,
+    *,
+    queue: str,
+    payload: type[BaseModel],
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff: Backoff | None = None,
+    timeout_s: float | None = None,
+) -> Callable[[Handler], Task]:
+    """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``."""
+    if attempts < 1:
+        raise ConfigError(f"task {name!r}: attempts must be at least 1")
+
+    def declare(handler: Handler) -> Task:
+        return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s)
+
+    return declare
+
+
+class Registry:
+    """The task types one process knows, by name and by queue."""
+
+    def __init__(self, tasks: Iterable[Task]) -> None:
+        self._by_name: dict[str, Task] = {}
+        for t in tasks:
+            if t.name in self._by_name and self._by_name[t.name] is not t:
+                raise ConfigError(f"task {t.name!r} is declared twice")
+            self._by_name[t.name] = t
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(sorted(self._by_name)) or "none"
+            raise UnknownTask(f"unknown task type {name!r} (known: {known})") from None
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted({t.queue for t in self})
+
+
+def load_registry(modules: Iterable[str] = ()) -> Registry:
+    """Import the task modules (the demo tasks when none are named) and collect their tasks."""
+    names = list(modules) or list(DEMO_TASK_MODULES)
+    found: list[Task] = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {name!r}: {exc}") from exc
+        found.extend(v for v in vars(module).values() if isinstance(v, Task))
+    if not found:
+        raise ConfigError(f"no tasks found in {', '.join(names)}")
+    return Registry(found)

@@ -1,0 +1,3 @@
+"""Pytest wiring: fixtures live in tests/fixtures.py."""
+
+pytest_plugins = ["fixtures"]

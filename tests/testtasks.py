@@ -1,0 +1,70 @@
+"""Tasks that only tests register (``JOBQ_TASKS=jobq.demo,testtasks``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobq.context import JobContext
+from jobq.errors import PermanentError
+from jobq.jobs import Backoff
+from jobq.tasks import task
+
+
+class Empty(BaseModel):
+    n: int = 0
+
+
+class Sleep(BaseModel):
+    seconds: float = Field(ge=0)
+    marker: str | None = None  # file created when the handler starts
+
+
+class Hog(BaseModel):
+    seconds: float = Field(ge=0)
+
+
+@task("noop", queue="bench-queue", payload=Empty)
+async def noop(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    return {"n": payload.n}
+
+
+@task("sleep", queue="report-queue", payload=Sleep, attempts=3,
+      backoff=Backoff(delaySeconds=0.2))
+async def sleep(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
+    if payload.marker:
+        open(payload.marker, "a").close()
+    await asyncio.sleep(payload.seconds)
+    return {"slept": payload.seconds, "attempt": ctx.attempt}
+
+
+@task("effect-then-hang", queue="email-queue", payload=Sleep, attempts=3,
+      backoff=Backoff(delaySeconds=0.2))
+async def effect_then_hang(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
+    """Reserves and runs a side effect, then hangs on its first attempt (to be killed)."""
+    ran = await ctx.side_effect("count", lambda: _append(ctx.settings.outbox, ctx.job_id))
+    if ctx.attempt == 1:
+        await asyncio.sleep(payload.seconds)
+    return {"ran": ran}
+
+
+@task("hog", queue="report-queue", payload=Hog, attempts=1)
+async def hog(ctx: JobContext, payload: Hog) -> dict[str, Any]:
+    """Blocks the event loop (a badly written handler): the lease must survive it."""
+    time.sleep(payload.seconds)
+    return {"hogged": payload.seconds}
+
+
+@task("always-permanent", queue="report-queue", payload=Empty, attempts=5)
+async def always_permanent(ctx: JobContext, payload: Empty) -> None:
+    raise PermanentError("this can never work")
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as out:
+        out.write(line + "\n")
+    os.sync()

@@ -1,0 +1,141 @@
+"""Ending attempts: completions batched into one fenced script call, failures one by one.
+
+Completions pile up while a batch is in flight and go together in the next call, so under load
+one round trip acknowledges many jobs, and when idle each job is acknowledged at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobq.worker.execute import Outcome
+from jobq.worker.leases import LeaseTable
+from jobq.worker.metrics import WorkerMetrics
+
+from jobq.connection import REDIS_DOWN, retrying
+from jobq.context import JobContext
+from jobq.errors import LeaseLost
+from jobq.jobs import Backoff, now_ms
+from jobq.keys import QueueKeys
+from jobq.scripts import Claimed, Scripts
+from jobq.settings import Settings
+
+ACK_BATCH = 500  # most completions per script call (bounds the time one script holds Redis)
+
+
+@dataclass(slots=True)
+class Finished:
+    claimed: Claimed
+    ctx: JobContext
+    outcome: Outcome
+
+
+class Finisher:
+    """Writes the end of every attempt of one queue back to Redis."""
+
+    def __init__(
+        self, keys: QueueKeys, scripts: Scripts, settings: Settings, leases: LeaseTable,
+        metrics: WorkerMetrics, on_retry_scheduled: Callable[[], None],
+    ) -> None:
+        self.keys = keys
+        self.scripts = scripts
+        self.settings = settings
+        self.leases = leases
+        self.metrics = metrics
+        self.on_retry_scheduled = on_retry_scheduled
+        self._pending: list[Finished] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        # Keep trying through a blip, but not past the lease: by then the job is reclaimed.
+        self._persist = retrying(give_up_after_s=settings.lease_s, max_wait_s=1.0)
+
+    def complete(self, done: Finished) -> None:
+        self._pending.append(done)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Flush completions until closed and nothing is left."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:ACK_BATCH], self._pending[ACK_BATCH:]
+                await self._flush(batch)
+            if self._closing:
+                return
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    async def _flush(self, batch: list[Finished]) -> None:
+        for done in batch:
+            # Out of the table first: a renewal racing the ack must not report a lost lease.
+            self.leases.remove(self.keys.queue, done.claimed.job_id)
+        triples = [(d.claimed.job_id, d.claimed.token, d.outcome.result_json) for d in batch]
+        try:
+            async for attempt in self._persist:
+                with attempt:
+                    results = await self.scripts.complete(
+                        self.keys, now_ms(), self.settings.completed_keep,
+                        self.settings.completed_max_age_s * 1000, triples,
+                    )
+        except REDIS_DOWN as exc:
+            for done in batch:
+                done.ctx.log.error("job.ack_failed", error=str(exc))
+            return
+        for done, ok in zip(batch, results, strict=True):
+            self._completed(done) if ok else done.ctx.log.warning("job.lease_lost")
+
+    def _completed(self, done: Finished) -> None:
+        labels = (self.keys.queue, done.claimed.type)
+        self.metrics.completed.labels(*labels).inc()
+        self.metrics.duration.labels(*labels).observe(done.outcome.duration_s)
+        if done.claimed.attempt > 1:
+            # Handed-back attempts are un-spent, so attempt > 1 means an earlier one failed.
+            self.metrics.recovered.labels(*labels).inc()
+            done.ctx.log.info("job.completed_recovered", durationS=done.outcome.duration_s)
+        else:
+            done.ctx.log.info("job.completed", durationS=done.outcome.duration_s)
+
+    async def fail(self, done: Finished) -> None:
+        """End a failed attempt: backoff then retry, or dead-letter (R5, R6)."""
+        c, outcome = done.claimed, done.outcome
+        self.leases.remove(self.keys.queue, c.job_id)
+        delay_s = outcome.retry_delay_s
+        if delay_s is None:
+            delay_s = Backoff.model_validate_json(c.backoff).delay_s(c.attempt)
+        self.metrics.attempts_failed.labels(self.keys.queue, c.type).inc()
+        await self.end_attempt(done.ctx.log, c.job_id, c.token, c.type, outcome.reason, delay_s,
+                               permanent=outcome.permanent, label=outcome.outcome)
+
+    async def end_attempt(
+        self, log: Any, job_id: str, token: str, task_type: str, reason: str, delay_s: float, *,
+        permanent: bool, label: str,
+    ) -> None:
+        """Write a failed or lost attempt; shared by handler failures and the stall sweep."""
+        try:
+            async for attempt in self._persist:
+                with attempt:
+                    result = await self.scripts.fail(
+                        self.keys, job_id, token, now_ms(), reason, int(delay_s * 1000),
+                        permanent=permanent, outcome=label, keep=self.settings.failed_keep,
+                        max_age_ms=self.settings.failed_max_age_s * 1000,
+                    )
+        except LeaseLost:
+            log.warning("job.lease_lost", error=reason)
+            return
+        except REDIS_DOWN as exc:
+            log.error("job.fail_not_recorded", error=reason, redisError=str(exc))
+            return
+        log.info("job.failed", error=reason, outcome=label, permanent=permanent,
+                 willRetry=result.retry_at_ms is not None)
+        if result.retry_at_ms is not None:
+            log.info("job.retry_scheduled", delayS=round(delay_s, 3), error=reason)
+            self.on_retry_scheduled()
+        else:
+            self.metrics.dlq.labels(self.keys.queue, task_type).inc()
+            log.warning("job.dead_lettered", dlqId=result.dlq_id, error=reason)

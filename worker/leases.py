@@ -1,0 +1,98 @@
+"""Lease renewal on a thread of its own (R3).
+
+A handler that hogs the CPU or blocks the event loop must not lose its lease, so renewal is
+not driven by the loop: this thread runs its own event loop and Redis connection and renews
+every held lease, batched per queue, every third of the lease length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from jobq.connection import REDIS_DOWN, connect
+from jobq.jobs import now_ms
+from jobq.keys import QueueKeys
+from jobq.logs import get_logger
+from jobq.scripts import Scripts
+
+log = get_logger("jobq.worker.leases")
+
+
+class LeaseTable:
+    """The leases this process holds, per queue; shared by the event loop and the renewer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, dict[str, str]] = {}
+
+    def add(self, queue: str, job_id: str, token: str) -> None:
+        with self._lock:
+            self._held.setdefault(queue, {})[job_id] = token
+
+    def remove(self, queue: str, job_id: str) -> None:
+        with self._lock:
+            self._held.get(queue, {}).pop(job_id, None)
+
+    def discard(self, queue: str, job_id: str, token: str) -> bool:
+        """Forget a lease if it is still the one held; False when it was already let go."""
+        with self._lock:
+            held = self._held.get(queue, {})
+            if held.get(job_id) != token:
+                return False
+            del held[job_id]
+            return True
+
+    def snapshot(self) -> dict[str, list[tuple[str, str]]]:
+        with self._lock:
+            return {q: list(held.items()) for q, held in self._held.items() if held}
+
+    def count(self, queue: str) -> int:
+        with self._lock:
+            return len(self._held.get(queue, {}))
+
+
+class LeaseRenewer(threading.Thread):
+    """Renews every lease in a LeaseTable until stopped; reports leases found lost."""
+
+    def __init__(
+        self, table: LeaseTable, redis_url: str, prefix: str, lease_s: float,
+        on_lost: Callable[[str, str], None],
+    ) -> None:
+        super().__init__(name="lease-renewer", daemon=True)
+        self.table = table
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.lease_ms = int(lease_s * 1000)
+        self.interval_s = lease_s / 3
+        self.on_lost = on_lost
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        redis = connect(self.redis_url, max_connections=2)
+        scripts = Scripts(redis)
+        try:
+            while not self._stop.wait(self.interval_s):
+                await self._renew_all(scripts)
+        finally:
+            await redis.aclose()
+
+    async def _renew_all(self, scripts: Scripts) -> None:
+        deadline = now_ms() + self.lease_ms
+        for queue, leases in self.table.snapshot().items():
+            try:
+                renewed = await scripts.renew(QueueKeys(self.prefix, queue), deadline, leases)
+            except REDIS_DOWN as exc:
+                log.warning("lease.renew_failed", queue=queue, error=str(exc))
+                continue
+            for (job_id, token), ok in zip(leases, renewed, strict=True):
+                # A job acked meanwhile has left the table: that is not a lost lease.
+                if not ok and self.table.discard(queue, job_id, token):
+                    self.on_lost(queue, job_id)

@@ -1,0 +1,180 @@
+"""One queue's loop: lease as many jobs as there are free slots, run them, repeat (R10).
+
+Each queue has its own runner, slots, thread pool and blocking connection, so a backlog or a
+slow handler in one queue never delays another. When the queue is empty the runner blocks on
+the wait list (BLMOVE of the list onto itself: wakes on the first push, changes nothing) until
+work arrives or the next delayed job falls due: no busy polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from jobq.worker.execute import Outcome, execute
+from jobq.worker.finish import Finished, Finisher
+from jobq.worker.leases import LeaseTable
+from jobq.worker.metrics import WorkerMetrics
+from redis.asyncio import Redis
+
+from jobq.connection import REDIS_DOWN, connect, retrying
+from jobq.context import JobContext
+from jobq.errors import UnknownTask
+from jobq.jobs import loads, now_ms
+from jobq.keys import QueueKeys
+from jobq.logs import get_logger
+from jobq.scripts import Claimed, Scripts
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
+
+log = get_logger("jobq.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    concurrency: int
+
+
+class QueueRunner:
+    """Fetches and runs the jobs of one queue."""
+
+    def __init__(
+        self, spec: QueueSpec, worker_id: str, settings: Settings, registry: Registry,
+        scripts: Scripts, leases: LeaseTable, metrics: WorkerMetrics,
+    ) -> None:
+        self.spec = spec
+        self.worker_id = worker_id
+        self.settings = settings
+        self.registry = registry
+        self.scripts = scripts
+        self.leases = leases
+        self.metrics = metrics
+        self.keys = QueueKeys(settings.key_prefix, spec.name)
+        self.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake)
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
+        self._slot_free = asyncio.Event()
+        self._wake = asyncio.Event()  # set when this process scheduled a retry: look again
+        self._block: asyncio.Task[object] | None = None
+        self._blocking: Redis = connect(settings.redis_url, max_connections=1)
+        self._lease_ms = int(settings.lease_s * 1000)
+        self._log = log.bind(queue=spec.name, worker=worker_id)
+
+    async def fetch(self) -> None:
+        """Lease and start jobs until cancelled (shutdown cancels this task first)."""
+        try:
+            async for attempt in retrying(max_wait_s=5.0):
+                with attempt:
+                    await self._fetch_forever()
+        finally:
+            if self._block is not None:
+                self._block.cancel()
+            await self._blocking.aclose()
+
+    async def _fetch_forever(self) -> None:
+        while True:
+            free = self.spec.concurrency - len(self.running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                # Jobs finishing in the same loop turn free their slots together: one claim.
+                await asyncio.sleep(0)
+                continue
+            next_due, jobs = await self.scripts.claim(
+                self.keys, now_ms(), free, self._lease_ms, self.worker_id
+            )
+            for claimed in jobs:
+                self._start(claimed)
+            if not jobs:
+                await self._await_work(next_due)
+
+    async def _await_work(self, next_due_ms: int | None) -> None:
+        """Wait for a push to the wait list, the next delayed job, or a local retry.
+
+        The blocking call keeps running if a local event wins; it is reused, never cancelled,
+        so its connection stays usable.
+        """
+        if self._block is not None and self._block.done():
+            self._block.result()  # a Redis outage surfaces here and is retried by fetch()
+            self._block = None
+        if self._block is None:
+            self._block = asyncio.create_task(self._blocking.blmove(
+                self.keys.wait, self.keys.wait, IDLE_BLOCK_S, "RIGHT", "RIGHT"))
+        timeout = None if next_due_ms is None else max(0.005, (next_due_ms - now_ms()) / 1000)
+        self._wake.clear()
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({self._block, woken}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _start(self, claimed: Claimed) -> None:
+        self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+        self.running[claimed.job_id] = asyncio.create_task(self._process(claimed))
+        self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
+
+    async def _process(self, c: Claimed) -> None:
+        job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
+        ctx = JobContext(
+            job_id=c.job_id, type=c.type, queue=self.spec.name, attempt=c.attempt,
+            max_attempts=c.max_attempts, worker=self.worker_id, token=c.token,
+            settings=self.settings, log=job_log, _scripts=self.scripts, _keys=self.keys,
+            _loop=asyncio.get_running_loop(),
+        )
+        try:
+            self.metrics.wait.labels(self.spec.name, c.type).observe(
+                max(0.0, (now_ms() - c.ready_at_ms) / 1000))
+            job_log.info("job.started")
+            try:
+                task = self.registry.get(c.type)
+            except UnknownTask as exc:
+                outcome = Outcome(ok=False, reason=str(exc), permanent=True)
+            else:
+                outcome = await execute(task, ctx, loads(c.payload), self._threads,
+                                        c.timeout_s or task.timeout_s)
+            done = Finished(c, ctx, outcome)
+            if outcome.ok:
+                self.finisher.complete(done)
+            else:
+                await self.finisher.fail(done)
+        except asyncio.CancelledError:
+            pass  # shutdown: the lease stays in the table and is handed back (R9)
+        except Exception:
+            job_log.exception("job.worker_error")  # a bug of ours must not stop the queue
+        finally:
+            del self.running[c.job_id]
+            self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
+            self._slot_free.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Let running jobs finish within ``grace_s``; cancel the rest (R9)."""
+        if self.running:
+            await asyncio.wait(list(self.running.values()), timeout=grace_s)
+        for job_task in list(self.running.values()):
+            job_task.cancel()
+        if self.running:
+            await asyncio.wait(list(self.running.values()), timeout=5)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def hand_back(self) -> int:
+        """Return every lease still held to the front of the queue, attempt not spent."""
+        held = self.leases.snapshot().get(self.spec.name, [])
+        if not held:
+            return 0
+        try:
+            count = await self.scripts.handback(self.keys, now_ms(), held)
+        except REDIS_DOWN as exc:
+            self._log.error("worker.handback_failed", jobs=len(held), error=str(exc))
+            return 0
+        for job_id, _ in held:
+            self.leases.remove(self.spec.name, job_id)
+            self._log.info("job.handed_back", jobId=job_id)
+        return count

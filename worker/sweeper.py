@@ -1,0 +1,74 @@
+"""Maintenance every worker runs for each of its queues: take back jobs whose lease expired
+(R4) and publish a heartbeat with the in-flight count (read by the operator's scale-down).
+
+Safe to run from every worker at once: ``reclaim`` hands each expired job to one sweeper only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+
+from jobq.worker.runner import QueueRunner
+
+from jobq import keys
+from jobq.connection import REDIS_DOWN
+from jobq.jobs import Backoff, dumps, loads, now_ms
+from jobq.logs import get_logger
+
+log = get_logger("jobq.worker.sweeper")
+
+
+class Sweeper:
+    def __init__(self, runner: QueueRunner) -> None:
+        self.runner = runner
+        self.interval_s = max(0.25, min(runner.settings.lease_s / 2, keys.HEARTBEAT_S))
+        self.pod = os.environ.get("POD_NAME") or socket.gethostname()
+
+    async def run(self) -> None:
+        next_beat = 0.0
+        while True:
+            try:
+                await self.sweep()
+                if asyncio.get_running_loop().time() >= next_beat:
+                    await self.heartbeat()
+                    next_beat = asyncio.get_running_loop().time() + keys.HEARTBEAT_S
+            except REDIS_DOWN as exc:
+                log.warning("worker.redis_unavailable", queue=self.runner.spec.name,
+                            error=str(exc))
+            await asyncio.sleep(self.interval_s)
+
+    async def sweep(self) -> None:
+        r = self.runner
+        lease_ms = int(r.settings.lease_s * 1000)
+        for lost in await r.scripts.reclaim(r.keys, now_ms(), lease_ms, r.worker_id,
+                                            keys.RECLAIM_BATCH):
+            job_log = log.bind(jobId=lost.job_id, queue=r.spec.name, type=lost.type,
+                               attempt=lost.attempt, worker=lost.previous_worker)
+            job_log.warning("job.stalled", sweptBy=r.worker_id)
+            r.metrics.lost.labels(r.spec.name, lost.type).inc()
+            delay_s = Backoff.model_validate_json(lost.backoff).delay_s(lost.attempt)
+            reason = f"worker lost: lease expired (worker {lost.previous_worker or 'unknown'})"
+            await r.finisher.end_attempt(job_log, lost.job_id, lost.token, lost.type, reason,
+                                         delay_s, permanent=False, label="lost")
+
+    async def heartbeat(self) -> None:
+        r = self.runner
+        now = now_ms()
+        beat = {"pod": self.pod, "pid": os.getpid(), "inflight": len(r.running),
+                "concurrency": r.spec.concurrency, "seenAt": now}
+        await r.scripts.redis.hset(r.keys.workers, r.worker_id, dumps(beat))
+        stale = [
+            worker for worker, raw in (await r.scripts.redis.hgetall(r.keys.workers)).items()
+            if now - int(loads(raw).get("seenAt", 0)) > keys.HEARTBEAT_STALE_S * 1000
+        ]
+        if stale:
+            await r.scripts.redis.hdel(r.keys.workers, *stale)
+
+    async def leave(self) -> None:
+        """Remove this worker's heartbeat on a clean exit."""
+        r = self.runner
+        with contextlib.suppress(REDIS_DOWN):
+            await r.scripts.redis.hdel(r.keys.workers, r.worker_id)
