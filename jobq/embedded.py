@@ -64,8 +64,8 @@ class ServerProcess:
             "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "yes", "--loglevel", "warning",
         ]
-        log = (self.data_dir / "server.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._await_ready()
         return self
 

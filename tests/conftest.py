@@ -1,3 +1,3 @@
-"""Pytest wiring: fixtures live in tests/fixtures.py."""
+"""Pytest wiring: the fixtures live in tests/fixtures.py."""
 
-pytest_plugins = ["fixtures"]
+from fixtures import *  # noqa: F403
