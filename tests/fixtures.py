@@ -7,13 +7,17 @@ keys. A missing server skips locally and fails in CI (``CI`` set).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -25,6 +29,7 @@ from jobq.errors import ConfigError
 from jobq.settings import Settings
 from jobq.tasks import Registry, load_registry
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 TEST_TASKS = "jobq.demo,testtasks"
 
@@ -166,3 +171,52 @@ def start_worker(
         return spawn(args, process_env(settings, **env), name="worker")
 
     return start
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+) -> T:
+    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def events(proc: Proc, name: str | None = None) -> list[dict[str, Any]]:
+    """The JSON log events a process wrote so far (optionally only those named ``name``)."""
+    found = []
+    for line in proc.output().splitlines():
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if name is None or event.get("event") == name:
+                found.append(event)
+    return found
+
+
+async def metrics_port(proc: Proc) -> int:
+    """The port a worker serves /metrics on, from its ``worker.started`` event."""
+
+    async def started() -> int | None:
+        found = events(proc, "worker.started")
+        return int(found[0]["metricsPort"]) if found else None
+
+    return await eventually(started, what=f"{proc.args} to start")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Prometheus samples by ``name{labels}``, from a live /metrics endpoint."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples: dict[str, float] = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples

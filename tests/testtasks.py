@@ -21,7 +21,7 @@ class Empty(BaseModel):
 
 class Sleep(BaseModel):
     seconds: float = Field(ge=0)
-    marker: str | None = None  # file created when the handler starts
+    retrySeconds: float = Field(0, ge=0)  # noqa: N815 - how long later attempts sleep
 
 
 class Hog(BaseModel):
@@ -36,10 +36,9 @@ async def noop(ctx: JobContext, payload: Empty) -> dict[str, Any]:
 @task("sleep", queue="report-queue", payload=Sleep, attempts=3,
       backoff=Backoff(delaySeconds=0.2))
 async def sleep(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
-    if payload.marker:
-        open(payload.marker, "a").close()
-    await asyncio.sleep(payload.seconds)
-    return {"slept": payload.seconds, "attempt": ctx.attempt}
+    seconds = payload.seconds if ctx.attempt == 1 else payload.retrySeconds
+    await asyncio.sleep(seconds)
+    return {"slept": seconds, "attempt": ctx.attempt}
 
 
 @task("effect-then-hang", queue="email-queue", payload=Sleep, attempts=3,

@@ -1,0 +1,41 @@
+"""R9: SIGTERM finishes what fits in the grace period and hands back the rest unspent."""
+
+from __future__ import annotations
+
+from fixtures import eventually, events, metrics_port
+
+from jobq.client import Client
+from jobq.jobs import JobPublic, State
+
+
+async def _in(client: Client, job_id: str, state: State) -> JobPublic | None:
+    job = await client.get_job(job_id)
+    return job if job.state is state else None
+
+
+async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
+    client: Client, start_worker
+) -> None:
+    worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
+    await metrics_port(worker)
+    job_id = (await client.enqueue("sleep", "long", {"seconds": 60})).job_id
+    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    worker.terminate()
+    assert worker.wait(timeout=20) == 0
+    job = await client.get_job(job_id)
+    assert job.state is State.WAITING and job.attempts == 0
+    assert [e["jobId"] for e in events(worker, "job.handed_back")] == [job_id]
+    # The next worker takes it first and spends its first attempt on it.
+    start_worker("report-queue:1")
+    later = await eventually(lambda: _in(client, job_id, State.ACTIVE), what="taken again")
+    assert later.attempts == 1
+
+
+async def test_sigterm_lets_a_job_finish_within_the_grace(client: Client, start_worker) -> None:
+    worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="10")
+    job_id = (await client.enqueue("sleep", "short", {"seconds": 1.0})).job_id
+    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    worker.terminate()
+    assert worker.wait(timeout=20) == 0
+    job = await client.get_job(job_id)
+    assert job.state is State.COMPLETED and job.attempts == 1
