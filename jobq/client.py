@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from jobq.jobs import (
     job_from_hash,
     now_ms,
 )
-from jobq.scripts import Scripts
+from jobq.scripts import NewJob, Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
 
@@ -76,23 +77,13 @@ class Client:
         task = self.registry.get(type)
         task.validate(payload)
         job_id = keys.job_id_for(idempotency_key)
-        q = self.keys(task.queue)
-        fields: dict[str, str | int] = {
-            "id": job_id,
-            "type": type,
-            "queue": task.queue,
-            "payload": dumps(payload),
-            "key": idempotency_key,
-            "fp": fingerprint(type, payload),
-            "attempts": 0,
-            "maxAttempts": attempts or task.attempts,
-            "backoff": (backoff or task.backoff).model_dump_json(),
-        }
-        if task.timeout_s:
-            fields["timeoutS"] = str(task.timeout_s)
+        job = NewJob(type, task.queue, dumps(payload), idempotency_key,
+                     attempts or task.attempts, _backoff_json(backoff or task.backoff),
+                     task.timeout_s)
         duplicate = await self.scripts.enqueue(
-            q, keys.idempotency_key(self._prefix, job_id), job_id, str(fields["fp"]),
-            self.settings.idempotency_retention_s, now_ms(), int(delay_s * 1000), fields,
+            self.keys(task.queue), keys.idempotency_key(self._prefix, job_id), job_id,
+            fingerprint(type, payload), self.settings.idempotency_retention_s, now_ms(),
+            int(delay_s * 1000), job,
         )
         return EnqueueResult(job_id, task.queue, duplicate)
 
@@ -146,10 +137,9 @@ class Client:
         after: tuple[float, str] | None = None
         if cursor:
             score, _, last_id = cursor.partition(":")
-            try:
-                after = (float(score), last_id)
-            except ValueError:
-                raise InvalidCursor(f"invalid cursor {cursor!r}") from None
+            if not score.isdigit() or keys.queue_of_dlq_id(last_id) is None:
+                raise InvalidCursor(f"invalid cursor {cursor!r}")
+            after = (float(score), last_id)
             top = after[0]
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in queues:
@@ -181,27 +171,20 @@ class Client:
             max_attempts, backoff, timeout = task.attempts, task.backoff, task.timeout_s
         except UnknownTask:  # replayed by a process without that task: keep its shape
             max_attempts, backoff, timeout = max(entry.attempts, 1), Backoff(), None
-        fp = fingerprint(f"replay:{dlq_id}", entry.payload)
-        fields: dict[str, str | int] = {
-            "id": job_id,
-            "type": entry.type,
-            "queue": entry.queue,
-            "payload": dumps(entry.payload),
-            "key": key,
-            "fp": fp,
-            "attempts": 0,
-            "maxAttempts": max_attempts,
-            "backoff": backoff.model_dump_json(),
-            "replayedFromJobId": entry.originalJobId,
-            "dlqId": dlq_id,
-        }
-        if timeout:
-            fields["timeoutS"] = str(timeout)
+        job = NewJob(entry.type, entry.queue, dumps(entry.payload), key, max_attempts,
+                     _backoff_json(backoff), timeout)
         duplicate = await self.scripts.replay(
             self.keys(entry.queue), dlq_id, keys.idempotency_key(self._prefix, job_id), job_id,
-            fp, self.settings.idempotency_retention_s, now_ms(), fields,
+            fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
+            now_ms(), job, entry.originalJobId,
         )
         return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
+
+
+@functools.lru_cache(maxsize=256)
+def _backoff_json(backoff: Backoff) -> str:
+    """Backoffs are frozen and few: serialise each once."""
+    return backoff.model_dump_json()
 
 
 def _dlq_seq(dlq_id: str) -> int:

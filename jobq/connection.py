@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import redis.exceptions
 import tenacity
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from jobq.errors import RedisUnavailable
 
@@ -19,15 +19,21 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, O
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:
-    """A client for ``url``; connections are made lazily and re-made after a failure."""
-    return Redis.from_url(
+    """A client for ``url``; connections are made lazily and re-made after a failure.
+
+    The pool blocks (up to 5 s) for a free connection instead of failing when all are busy,
+    so a burst of concurrent calls queues up rather than erroring.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         max_connections=max_connections,
+        timeout=5,
         socket_connect_timeout=2.0,
         socket_keepalive=True,
         health_check_interval=15,
     )
+    return Redis.from_pool(pool)
 
 
 def retrying(

@@ -50,6 +50,7 @@ class ServerProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     appendonly: bool = False
+    detach: bool = False  # own session: a terminal's Ctrl-C reaches the parent only (jobq dev)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,7 +66,9 @@ class ServerProcess:
             "--protected-mode", "yes", "--loglevel", "warning",
         ]
         with (self.data_dir / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.detach
+            )
         self._await_ready()
         return self
 

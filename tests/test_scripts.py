@@ -12,7 +12,7 @@ from jobq import keys
 from jobq.client import Client
 from jobq.errors import IdempotencyConflict, LeaseLost, NotFound
 from jobq.jobs import State, now_ms
-from jobq.scripts import SCRIPT_NAMES, Scripts, header_key_count, script_source
+from jobq.scripts import SCRIPT_NAMES, NewJob, Scripts, header_key_count, script_source
 
 WELCOME = {"email": "albert@example.com", "name": "Albert"}
 
@@ -195,4 +195,5 @@ async def test_replay_makes_a_new_job_and_leaves_the_entry(client: Client) -> No
         await client.scripts.replay(client.keys("email-queue"), r.dlq_id,
                                     keys.idempotency_key(client.settings.key_prefix,
                                                          one.job_id),
-                                    one.job_id, "other-fingerprint", 60, now_ms(), {"id": "x"})
+                                    one.job_id, "other-fingerprint", 60, now_ms(),
+                                    NewJob("flaky", "email-queue", "{}", "k", 1, "{}", None), "x")

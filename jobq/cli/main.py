@@ -10,7 +10,10 @@ from typing import Any
 import click
 import orjson
 
+from jobq.cli import api_cmd
 from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
+from jobq.cli.dev import dev
+from jobq.cli.scheduler_cmd import scheduler
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, status_of
 
@@ -179,6 +182,11 @@ def dlq_replay(dlq_id: str, idempotency_key: str | None, as_json: bool) -> None:
                        + ("\t(duplicate)" if r.duplicate else ""))
 
     run_async(go)
+
+
+cli.add_command(api_cmd.api)
+cli.add_command(scheduler)
+cli.add_command(dev)
 
 
 def main() -> None:

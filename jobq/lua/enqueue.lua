@@ -11,7 +11,13 @@
   ARGV[3] idempotency retention (seconds)
   ARGV[4] now (ms since epoch)
   ARGV[5] delay (ms; 0 = ready now)
-  ARGV[6..] job hash field, value pairs
+  ARGV[6] type
+  ARGV[7] queue
+  ARGV[8] payload (JSON object)
+  ARGV[9] idempotency key as sent
+  ARGV[10] maxAttempts
+  ARGV[11] backoff (JSON)
+  ARGV[12] timeout (seconds; "" = none)
 
   Returns 0 created, 1 duplicate (same content), -2 conflict (same key, other content).
 ]]
@@ -31,7 +37,9 @@ if known then
 end
 
 rcall("SET", idemKey, fingerprint, "EX", retentionS)
-rcall("HSET", jobKey, unpack(ARGV, 6))
+rcall("HSET", jobKey, "id", jobId, "fp", fingerprint, "type", ARGV[6], "queue", ARGV[7],
+  "payload", ARGV[8], "key", ARGV[9], "attempts", 0, "maxAttempts", ARGV[10],
+  "backoff", ARGV[11], "timeoutS", ARGV[12])
 if delayMs > 0 then
   rcall("HSET", jobKey, "state", "delayed", "createdAt", now, "readyAt", now + delayMs)
   rcall("ZADD", delayedKey, now + delayMs, jobId)

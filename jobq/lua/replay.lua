@@ -12,7 +12,15 @@
   ARGV[2] fingerprint of the replay request
   ARGV[3] idempotency retention (seconds)
   ARGV[4] now (ms)
-  ARGV[5..] job hash field, value pairs
+  ARGV[5] type
+  ARGV[6] queue
+  ARGV[7] payload (JSON object)
+  ARGV[8] idempotency key of the replay
+  ARGV[9] maxAttempts
+  ARGV[10] backoff (JSON)
+  ARGV[11] timeout (seconds; "" = none)
+  ARGV[12] replayedFromJobId
+  ARGV[13] dlqId
 
   Returns 0 replayed, 1 duplicate of an earlier replay, -2 key reused with other content,
   -3 no such DLQ entry.
@@ -29,8 +37,10 @@ if known then
 end
 
 rcall("SET", idemKey, fingerprint, "EX", retentionS)
-rcall("HSET", jobKey, unpack(ARGV, 5))
-rcall("HSET", jobKey, "state", "waiting", "createdAt", now, "readyAt", now, "replayedAt", now)
+rcall("HSET", jobKey, "id", jobId, "fp", fingerprint, "type", ARGV[5], "queue", ARGV[6],
+  "payload", ARGV[7], "key", ARGV[8], "attempts", 0, "maxAttempts", ARGV[9],
+  "backoff", ARGV[10], "timeoutS", ARGV[11], "replayedFromJobId", ARGV[12], "dlqId", ARGV[13],
+  "state", "waiting", "createdAt", now, "readyAt", now, "replayedAt", now)
 rcall("LPUSH", waitKey, jobId)
 rcall("LPUSH", replaysKey, cjson.encode({jobId = jobId, replayedAt = now}))
 return 0

@@ -1,0 +1,34 @@
+"""``jobq api``: serve the HTTP API with uvicorn, one worker process (scale with replicas)."""
+
+from __future__ import annotations
+
+import click
+
+from jobq.cli.common import settings_and_registry
+from jobq.logs import get_logger
+
+GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTERM
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 in a container).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port to listen on.")
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (POST /jobs, /dlq, /queues, /metrics ...) until SIGTERM."""
+    import uvicorn
+
+    from jobq.api import create_app
+
+    settings, registry = settings_and_registry()
+    app = create_app(settings, registry)
+    get_logger("jobq.api").info("api.starting", url=f"http://{host}:{port}",
+                                docs=f"http://{host}:{port}/docs")
+    # loop/http "auto" pick uvloop and httptools when installed (they are dependencies).
+    config = uvicorn.Config(
+        app, host=host, port=port, workers=1, loop="auto", http="auto", lifespan="on",
+        access_log=False, log_config=None, server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,193 @@
+"""``jobq scheduler``: the standalone, stateless scheduler (SPEC §8).
+
+It keeps no state anywhere: each firing goes through ``Client.enqueue`` with the bucket's
+idempotency key, so two schedulers at once, or one restarted mid-bucket, still make one job per
+bucket. Each schedule runs in its own task that sleeps until its next fire time; a Redis outage
+is logged and retried with backoff, re-reading the clock on every try so that after a long outage
+only the latest bucket (within its starting deadline) is enqueued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobq.client import Client
+from jobq.connection import REDIS_DOWN, connect, retrying
+from jobq.errors import ConfigError, IdempotencyConflict, InvalidPayload, UnknownTask
+from jobq.logs import get_logger
+from jobq.schedule import (
+    FireResult,
+    ScheduleError,
+    ScheduleSpec,
+    bucket_start,
+    due_bucket,
+    fire,
+    isoformat,
+    next_fire,
+    parse,
+)
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+MAX_SLEEP_S = 60.0  # re-read the wall clock at least this often (clock steps, host suspend)
+RETRY_MAX_WAIT_S = 30.0  # longest pause between enqueue attempts while Redis is away
+
+Clock = Callable[[], datetime]
+
+log = get_logger("jobq.scheduler")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_file(path: Path) -> list[Any]:
+    """The schedule entries of a YAML file: a list, or a mapping with a ``schedules`` list."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read schedule file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"schedule file {path} is not valid YAML{at}") from None
+    if isinstance(data, dict) and set(data) == {"schedules"}:
+        data = data["schedules"]
+    if not isinstance(data, list):
+        raise ConfigError(
+            f"schedule file {path}: expected a list of schedules or {{schedules: [...]}}"
+        )
+    return data
+
+
+def check(entry: Any, registry: Registry) -> ScheduleSpec:
+    """One file entry as a runnable schedule, or ScheduleError (also for an unknown task type or
+    a payload the task refuses, which only a process holding the registry can tell)."""
+    if not isinstance(entry, dict):
+        raise ScheduleError("InvalidSpec", "a schedule must be a mapping")
+    spec = parse(entry)
+    try:
+        registry.get(spec.type).validate(spec.payload)
+    except UnknownTask as exc:
+        raise ScheduleError("UnknownTask", str(exc)) from None
+    except InvalidPayload as exc:
+        details = "; ".join(f"{_dotted(d.get('loc'))}: {d.get('msg')}" for d in exc.details)
+        raise ScheduleError("InvalidPayload", f"{exc}: {details}") from None
+    return spec
+
+
+def _dotted(loc: object) -> str:
+    return ".".join(map(str, loc)) if isinstance(loc, list | tuple) else str(loc)
+
+
+def load_schedules(path: Path, registry: Registry) -> list[ScheduleSpec]:
+    """The valid schedules of ``path``; each bad one is logged and skipped. A file that cannot be
+    read, or holds no valid schedule at all, is a ConfigError."""
+    entries = read_file(path)
+    specs: list[ScheduleSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries):
+        label = entry.get("name") if isinstance(entry, dict) else None
+        try:
+            spec = check(entry, registry)
+            if (spec.namespace, spec.name) in seen:
+                raise ScheduleError("DuplicateName", f"schedule name {spec.name!r} is used twice")
+        except ScheduleError as exc:
+            log.error("schedule.invalid", file=str(path), index=index, name=label,
+                      reason=exc.reason, error=exc.message)
+            continue
+        seen.add((spec.namespace, spec.name))
+        specs.append(spec)
+    if not specs:
+        raise ConfigError(f"schedule file {path}: no valid schedule"
+                          + (f" (all {len(entries)} invalid, see log)" if entries else ""))
+    return specs
+
+
+async def run_scheduler(
+    settings: Settings, registry: Registry, specs: list[ScheduleSpec], clock: Clock = utcnow
+) -> int:
+    """Fire ``specs`` until SIGTERM or SIGINT; returns the exit code."""
+    redis = connect(settings.redis_url)
+    client = Client(redis, registry, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runners = [
+        asyncio.create_task(run_schedule(spec, client, clock), name=f"schedule:{spec.name}")
+        for spec in specs
+    ]
+    log.info("scheduler.started", schedules=[s.name for s in specs])
+    await stop.wait()
+    for runner in runners:
+        runner.cancel()
+    await asyncio.gather(*runners, return_exceptions=True)
+    await redis.aclose()
+    log.info("scheduler.stopped")
+    return 0
+
+
+async def run_schedule(spec: ScheduleSpec, client: Client, clock: Clock = utcnow) -> None:
+    """Fire one schedule at each bucket start, forever."""
+    fields = {"name": spec.name, "namespace": spec.namespace, "type": spec.type}
+    if spec.suspend:
+        log.info("schedule.suspended", **fields)
+        return
+    last: datetime | None = None  # the newest bucket already handled by this process
+    while True:
+        now = clock()
+        bucket = bucket_start(spec, now)
+        if bucket is not None and (last is None or bucket > last):
+            if due_bucket(spec, now, last) is None:
+                log.info("schedule.missed", bucket=isoformat(bucket),
+                         lateS=round((now - bucket).total_seconds(), 3), **fields)
+                last = bucket
+            else:
+                try:
+                    result = await _fire(spec, client, clock, last)
+                except IdempotencyConflict as exc:
+                    # The schedule changed mid-bucket; that bucket already has its job.
+                    log.warning("schedule.conflict", bucket=isoformat(bucket), error=str(exc),
+                                **fields)
+                    last = bucket
+                except Exception as exc:  # never crash the loop; try again next bucket
+                    log.exception("schedule.error", bucket=isoformat(bucket), error=str(exc),
+                                  **fields)
+                    last = bucket
+                else:
+                    if result is not None:
+                        log.info("schedule.fired", bucket=isoformat(result.bucket),
+                                 jobId=result.job_id, queue=result.queue,
+                                 duplicate=result.duplicate, **fields)
+                        last = result.bucket
+                    else:
+                        last = bucket
+        upcoming = next_fire(spec, clock())
+        if upcoming is None:
+            log.info("schedule.exhausted", **fields)
+            return
+        wait_s = (upcoming - clock()).total_seconds()
+        await asyncio.sleep(min(max(wait_s, 0.0), MAX_SLEEP_S))
+
+
+async def _fire(
+    spec: ScheduleSpec, client: Client, clock: Clock, last: datetime | None
+) -> FireResult | None:
+    """``fire`` retried while Redis is away; the clock is re-read on each try."""
+    async for attempt in retrying(max_wait_s=RETRY_MAX_WAIT_S):
+        with attempt:
+            try:
+                return await fire(spec, clock(), client.enqueue, last)
+            except REDIS_DOWN as exc:
+                log.warning("schedule.redis_unavailable", name=spec.name,
+                            namespace=spec.namespace, error=str(exc))
+                raise
+    return None
