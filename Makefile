@@ -1,0 +1,36 @@
+# Every command the README uses. `make test` is what CI runs (via .ci/run).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev test test-fast test-cluster lint bench kind-e2e install clean
+
+install:  ## create .venv and install jobq with its dev tools
+	bash hack/bootstrap.sh
+
+dev: install  ## run the whole system locally (embedded Valkey unless REDIS_URL is set)
+	$(BIN)/jobq dev
+
+test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier on a real API server
+	bash hack/test.sh
+
+test-fast: install  ## the suite on the embedded Valkey only, no cluster tier
+	$(BIN)/pytest tests --ignore=tests/cluster -q
+
+test-cluster: install  ## the Kubernetes tier only
+	$(BIN)/pytest tests/cluster -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check jobq api worker operator
+	$(BIN)/mypy
+
+bench: install  ## throughput and latency figures (printed, not asserted)
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/api.py
+
+kind-e2e:  ## end to end on kind (needs Docker and kind)
+	bash hack/kind-e2e.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .jobq .pytest_cache .mypy_cache .ruff_cache

