@@ -43,6 +43,9 @@ CRON_MACROS = {
     "@hourly": "0 * * * *",
 }
 _EVERY = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Kubernetes object names (DNS-1123 subdomains): a '/' or ':' in them could make two schedules'
+# idempotency keys collide.
+_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _ITERATION_LIMIT = 10_000  # a bound on cron stepping; real expressions need a handful
 
 
@@ -69,8 +72,8 @@ class ScheduleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str = Field("default", min_length=1, max_length=253)
+    name: str = Field(max_length=253, pattern=_NAME)
+    namespace: str = Field("default", max_length=253, pattern=_NAME)
     type: str = Field(min_length=1)
     payload: dict[str, Any] = {}
     options: ScheduleOptions = ScheduleOptions()

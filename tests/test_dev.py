@@ -1,0 +1,170 @@
+"""``jobq dev`` as a user runs it: embedded Valkey, API, workers, scheduler; Ctrl-C stops it all
+and leaves no process behind; jobs survive a restart (AOF); a dying child stops everything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobq.embedded import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+
+
+def ports_free(*ports: int) -> bool:
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports."""
+    for _ in range(100):
+        base = free_port()
+        if base + count < 65535 and ports_free(*range(base, base + count)):
+            return base
+    raise RuntimeError("no run of free ports")
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())],
+                             capture_output=True, text=True).stdout
+        children = {int(p) for p in out.split()}
+        todo += children - found
+        found |= children
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Dev:
+    """One ``jobq dev`` run in ``cwd`` with REDIS_URL unset."""
+
+    def __init__(self, cwd: Path, api_port: int, metrics_base: int, redis_port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
+        env.update(JOBQ_SHUTDOWN_GRACE_S="5", PYTHONUNBUFFERED="1")
+        self.log = cwd / f"dev-{time.monotonic_ns()}.log"
+        self.url = f"http://127.0.0.1:{api_port}"
+        with self.log.open("wb") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "jobq", "dev", "--port", str(api_port),
+                 "--metrics-port-base", str(metrics_base), "--redis-port", str(redis_port)],
+                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def healthy(self) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"jobq dev exited early:\n{self.output()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self) -> None:
+        wait_for(self.healthy, "the API of jobq dev", START_TIMEOUT_S)
+
+    def state(self, job_id: str) -> str:
+        response = httpx.get(f"{self.url}/jobs/{job_id}/status", timeout=5)
+        response.raise_for_status()
+        return str(response.json()["state"])
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            family = descendants(self.popen.pid)
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            for pid in family:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.popen.wait()
+
+
+@pytest.fixture
+def dev_runs(tmp_path: Path) -> Iterator[Callable[[], Dev]]:
+    ports = (free_port(), free_run(3), free_port())
+    runs: list[Dev] = []
+
+    def start() -> Dev:
+        runs.append(Dev(tmp_path, *ports))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.kill()
+
+
+def test_dev_runs_everything_stops_cleanly_and_keeps_jobs(
+    dev_runs: Callable[[], Dev], tmp_path: Path
+) -> None:
+    dev = dev_runs()
+    dev.wait_ready()
+    assert "jobq dev: API http://127.0.0.1:" in dev.output()
+    created = httpx.post(f"{dev.url}/jobs", timeout=5, json={
+        "type": "welcome-email", "idempotencyKey": "dev-test-welcome",
+        "payload": {"email": "ada@example.com", "name": "Ada"},
+    })
+    assert created.status_code == 202, created.text
+    job_id = created.json()["jobId"]
+    wait_for(lambda: dev.state(job_id) == "completed", "the job to complete", 30)
+    assert "ada@example.com" in (tmp_path / ".jobq" / "outbox.jsonl").read_text()
+
+    family = descendants(dev.popen.pid)
+    assert len(family) >= 6, family  # valkey, api, three workers, scheduler
+    dev.popen.send_signal(signal.SIGINT)
+    assert dev.popen.wait(STOP_TIMEOUT_S) == 0, dev.output()
+    assert "Traceback" not in dev.output()
+    assert not [pid for pid in family if running(pid)]
+
+    again = dev_runs()  # same cwd: the Valkey replays its AOF
+    again.wait_ready()
+    assert again.state(job_id) == "completed"
+    again.popen.send_signal(signal.SIGTERM)
+    assert again.popen.wait(STOP_TIMEOUT_S) == 0, again.output()
+
+
+def test_dev_stops_everything_when_a_child_dies(dev_runs: Callable[[], Dev]) -> None:
+    dev = dev_runs()
+    dev.wait_ready()
+    family = descendants(dev.popen.pid)
+    scheduler = next(pid for pid in family
+                     if b"scheduler" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(scheduler, signal.SIGKILL)
+    assert dev.popen.wait(STOP_TIMEOUT_S) != 0
+    assert "scheduler exited" in dev.output()
+    assert not [pid for pid in family if running(pid)]
