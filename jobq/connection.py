@@ -1,4 +1,4 @@
-"""Opening Redis: one URL, one client per process, retried with backoff while Redis is away (R11)."""
+"""Opening Redis: one URL, one client per process, retried with backoff while Redis is away."""
 
 from __future__ import annotations
 

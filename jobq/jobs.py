@@ -35,8 +35,9 @@ class Backoff(BaseModel):
         over its upper half so a retry storm spreads out instead of returning in lockstep."""
         if self.type == "fixed":
             return self.delaySeconds
-        ceiling = min(self.delaySeconds * 2 ** (attempt - 1), 86400.0)
-        return ceiling / 2 + (rng or random).random() * ceiling / 2
+        ceiling = min(self.delaySeconds * 2.0 ** (attempt - 1), 86400.0)
+        jitter: float = (rng or random).random()
+        return ceiling / 2 + jitter * ceiling / 2
 
 
 def now_ms() -> int:

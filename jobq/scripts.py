@@ -143,7 +143,7 @@ class Scripts:
         about twice as much CPU per call, which caps a single producer's enqueue rate.
         """
         pool = self.redis.connection_pool
-        conn = await pool.get_connection()
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.send_packed_command(pack_command(command), check_health=False)
             response = await conn.read_response()

@@ -1,4 +1,4 @@
-"""Configuration from the environment (and ``.env``): one object, built in ``main()``, passed down."""
+"""Configuration from the environment and `.env`: one object, built in main(), passed down."""
 
 from __future__ import annotations
 
