@@ -14,7 +14,7 @@ from typing import Any
 from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
 from jobq.keys import QueueKeys
@@ -142,19 +142,27 @@ class Scripts:
         Every job passes through here several times; redis-py's generic command path costs
         about twice as much CPU per call, which caps a single producer's enqueue rate.
         """
+        packed = pack_command(command)
         pool = self.redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(pack_command(command), check_health=False)
-            response = await conn.read_response()
-        except BaseException:
-            await conn.disconnect()  # its state is unknown (error or cancellation mid-reply)
-            raise
-        finally:
-            await pool.release(conn)
-        if isinstance(response, ResponseError):
-            raise response
-        return response
+        for attempt in (1, 2):
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await conn.send_packed_command(packed, check_health=False)
+                response = await conn.read_response()
+            except (ConnectionError, TimeoutError):
+                await conn.disconnect()
+                if attempt == 2:
+                    raise
+                continue  # a pooled connection gone stale (Redis restarted): one fresh try
+            except BaseException:
+                await conn.disconnect()  # its state is unknown (cancelled mid-reply)
+                raise
+            finally:
+                await pool.release(conn)
+            if isinstance(response, ResponseError):
+                raise response
+            return response
+        raise AssertionError("unreachable")
 
     async def enqueue(
         self, q: QueueKeys, idem_key: str, job_id: str, fingerprint: str, retention_s: int,

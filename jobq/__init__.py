@@ -1,0 +1,26 @@
+"""jobq: background jobs on Redis lists + Lua, with leases, retries, a DLQ and replay."""
+
+from jobq.client import Client, EnqueueResult, ReplayResult
+from jobq.context import JobContext
+from jobq.errors import JobqError, PermanentError, RetryLater
+from jobq.jobs import Backoff, State
+from jobq.settings import Settings, load_settings
+from jobq.tasks import Registry, Task, load_registry, task
+
+__all__ = [
+    "Backoff",
+    "Client",
+    "EnqueueResult",
+    "JobContext",
+    "JobqError",
+    "PermanentError",
+    "Registry",
+    "ReplayResult",
+    "RetryLater",
+    "Settings",
+    "State",
+    "Task",
+    "load_registry",
+    "load_settings",
+    "task",
+]

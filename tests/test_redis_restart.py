@@ -1,0 +1,52 @@
+"""R11 for workers: a Redis restart does not stop a worker; it reconnects and carries on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fixtures import eventually, events, process_env
+
+from jobq.client import Client
+from jobq.connection import connect
+from jobq.embedded import ServerProcess
+from jobq.jobs import State
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+WELCOME = {"email": "albert@example.com", "name": "Albert"}
+
+
+async def test_worker_survives_a_redis_restart(
+    redis_server: ServerProcess, settings: Settings, registry: Registry, spawn, tmp_path: Path
+) -> None:
+    own = ServerProcess(redis_server.binary, tmp_path / "redis", appendonly=True).start()
+    local = settings.model_copy(update={"redis_url": own.url})
+    worker = spawn(["worker", "--queue", "email-queue:2", "--metrics-port", "0"],
+                   process_env(local), name="worker")
+    redis = connect(own.url)
+    client = Client(redis, registry, local)
+    try:
+        first = (await client.enqueue("welcome-email", "before", WELCOME)).job_id
+
+        async def completed(job_id: str) -> bool:
+            return (await client.get_job(job_id)).state is State.COMPLETED
+
+        await eventually(lambda: completed(first), what="the first job")
+
+        own.stop()
+        await eventually(lambda: _async(bool(events(worker, "worker.redis_unavailable"))),
+                         what="the worker to notice the outage")
+        own.start()  # same port, same AOF
+
+        second = (await client.enqueue("welcome-email", "after", WELCOME)).job_id
+        await eventually(lambda: completed(second), timeout=30, what="a job after the restart")
+        assert worker.popen.poll() is None
+        assert (await client.get_job(first)).state is State.COMPLETED  # AOF kept it
+    finally:
+        await redis.aclose()
+        worker.stop()
+        own.stop()
+
+
+async def _async(value: bool) -> bool:
+    return value
