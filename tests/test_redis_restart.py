@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures import eventually, events, process_env
+from fixtures import events, eventually, process_env
 
 from jobq.client import Client
 from jobq.connection import connect

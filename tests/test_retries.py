@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fixtures import eventually, events, metrics_port, scrape
+from fixtures import events, eventually, metrics_port, scrape
 
 from jobq.client import Client
 from jobq.jobs import Backoff, JobPublic, State

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fixtures import eventually, events, metrics_port
+from fixtures import events, eventually, metrics_port
 
 from jobq.client import Client
 from jobq.jobs import JobPublic, State

@@ -21,7 +21,7 @@ class Empty(BaseModel):
 
 class Sleep(BaseModel):
     seconds: float = Field(ge=0)
-    retrySeconds: float = Field(0, ge=0)  # noqa: N815 - how long later attempts sleep
+    retrySeconds: float = Field(0, ge=0)
 
 
 class Hog(BaseModel):

@@ -18,6 +18,7 @@ GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTER
 def api(host: str, port: int) -> None:
     """Serve the HTTP API (POST /jobs, /dlq, /queues, /metrics ...) until SIGTERM."""
     import uvicorn
+
     from jobq.api import create_app
 
     settings, registry = settings_and_registry()
