@@ -91,12 +91,12 @@ class Finisher:
             self._completed(done) if ok else done.ctx.log.warning("job.lease_lost")
 
     def _completed(self, done: Finished) -> None:
-        labels = (self.keys.queue, done.claimed.type)
-        self.metrics.completed.labels(*labels).inc()
-        self.metrics.duration.labels(*labels).observe(done.outcome.duration_s)
+        series = self.metrics.of(self.keys.queue, done.claimed.type)
+        series.completed.inc()
+        series.duration.observe(done.outcome.duration_s)
         if done.claimed.attempt > 1:
             # Handed-back attempts are un-spent, so attempt > 1 means an earlier one failed.
-            self.metrics.recovered.labels(*labels).inc()
+            series.recovered.inc()
             done.ctx.log.info("job.completed_recovered", durationS=done.outcome.duration_s)
         else:
             done.ctx.log.info("job.completed", durationS=done.outcome.duration_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -45,6 +46,28 @@ class WorkerMetrics:
                             LABELS, registry=r)
         self.in_flight = Gauge("jobq_worker_jobs_in_flight", "Jobs running now.", ("queue",),
                                registry=r)
+        self._children: dict[tuple[str, str], TaskMetrics] = {}
+
+    def of(self, queue: str, task_type: str) -> TaskMetrics:
+        """The labelled series of one (queue, type), looked up once: ``labels()`` is not free."""
+        key = (queue, task_type)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = TaskMetrics(
+                completed=self.completed.labels(*key), duration=self.duration.labels(*key),
+                recovered=self.recovered.labels(*key), wait=self.wait.labels(*key),
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMetrics:
+    """The per-job series of one (queue, type) on the hot path."""
+
+    completed: Counter
+    duration: Histogram
+    recovered: Counter
+    wait: Histogram
 
 
 def serve(

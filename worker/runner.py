@@ -130,7 +130,7 @@ class QueueRunner:
             _loop=asyncio.get_running_loop(),
         )
         try:
-            self.metrics.wait.labels(self.spec.name, c.type).observe(
+            self.metrics.of(self.spec.name, c.type).wait.observe(
                 max(0.0, (now_ms() - c.ready_at_ms) / 1000))
             job_log.info("job.started")
             try:
