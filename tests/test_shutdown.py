@@ -39,3 +39,15 @@ async def test_sigterm_lets_a_job_finish_within_the_grace(client: Client, start_
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
     assert job.state is State.COMPLETED and job.attempts == 1
+
+
+async def test_sigterm_does_not_wait_for_a_stuck_sync_handler(
+    client: Client, start_worker
+) -> None:
+    worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
+    job_id = (await client.enqueue("sync-sleep", "stuck", {"seconds": 60})).job_id
+    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    worker.terminate()
+    assert worker.wait(timeout=15) == 0
+    job = await client.get_job(job_id)
+    assert job.state is State.WAITING and job.attempts == 0

@@ -67,3 +67,10 @@ def _append(path: str, line: str) -> None:
     with open(path, "a") as out:
         out.write(line + "\n")
     os.sync()
+
+
+@task("sync-sleep", queue="report-queue", payload=Sleep, attempts=2)
+def sync_sleep(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
+    """A sync handler (runs in a thread, cannot be cancelled)."""
+    time.sleep(payload.seconds if ctx.attempt == 1 else payload.retrySeconds)
+    return {"attempt": ctx.attempt}

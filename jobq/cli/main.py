@@ -4,6 +4,7 @@ traceback; ``--json`` prints exactly what the HTTP API returns for the same thin
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -43,7 +44,12 @@ def worker(queues: tuple[str, ...], metrics_port: int) -> None:
 
     settings, registry = settings_and_registry()
     specs = [parse_queue(q) for q in queues]
-    sys.exit(asyncio.run(run_worker(settings, registry, specs, metrics_port)))
+    code = asyncio.run(run_worker(settings, registry, specs, metrics_port))
+    # Jobs still running in threads were handed back already (R9); exiting normally would
+    # wait for those threads (sync handlers cannot be cancelled), so leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.command()
