@@ -23,7 +23,7 @@ test-cluster: install  ## the Kubernetes tier only
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check jobq api worker operator
-	$(BIN)/mypy
+	bash hack/mypy.sh
 
 bench: install  ## throughput and latency figures (printed, not asserted)
 	$(BIN)/python bench/throughput.py

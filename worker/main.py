@@ -9,17 +9,16 @@ import signal
 import socket
 import uuid
 
-from jobq.worker.leases import LeaseRenewer, LeaseTable
-from jobq.worker.metrics import Heartbeat, WorkerMetrics, serve
-from jobq.worker.runner import QueueRunner, QueueSpec
-from jobq.worker.sweeper import Sweeper
-
 from jobq.connection import connect, retrying
 from jobq.errors import ConfigError
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
+from jobq.worker.leases import LeaseRenewer, LeaseTable
+from jobq.worker.metrics import Heartbeat, WorkerMetrics, serve
+from jobq.worker.runner import QueueRunner, QueueSpec
+from jobq.worker.sweeper import Sweeper
 
 LOOP_STALL_S = 60.0  # /healthz fails when the event loop has not run for this long
 

@@ -12,10 +12,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from jobq.worker.execute import Outcome, execute
-from jobq.worker.finish import Finished, Finisher
-from jobq.worker.leases import LeaseTable
-from jobq.worker.metrics import WorkerMetrics
 from redis.asyncio import Redis
 
 from jobq.connection import REDIS_DOWN, connect, retrying
@@ -27,6 +23,10 @@ from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
+from jobq.worker.execute import Outcome, execute
+from jobq.worker.finish import Finished, Finisher
+from jobq.worker.leases import LeaseTable
+from jobq.worker.metrics import WorkerMetrics
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
 
@@ -102,8 +102,7 @@ class QueueRunner:
             self._block.result()  # a Redis outage surfaces here and is retried by fetch()
             self._block = None
         if self._block is None:
-            self._block = asyncio.create_task(self._blocking.blmove(
-                self.keys.wait, self.keys.wait, IDLE_BLOCK_S, "RIGHT", "RIGHT"))
+            self._block = asyncio.create_task(self._peek_blocking())
         timeout = None if next_due_ms is None else max(0.005, (next_due_ms - now_ms()) / 1000)
         self._wake.clear()
         woken = asyncio.create_task(self._wake.wait())
@@ -112,6 +111,12 @@ class QueueRunner:
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
+
+    async def _peek_blocking(self) -> object:
+        """Block until the wait list has an element (moving it onto itself changes nothing)."""
+        # Redis >= 6 takes fractional seconds; redis-py's stub says int.
+        return await self._blocking.blmove(
+            self.keys.wait, self.keys.wait, IDLE_BLOCK_S, "RIGHT", "RIGHT")  # type: ignore[arg-type]
 
     def wake(self) -> None:
         self._wake.set()

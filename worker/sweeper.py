@@ -11,12 +11,11 @@ import contextlib
 import os
 import socket
 
-from jobq.worker.runner import QueueRunner
-
 from jobq import keys
 from jobq.connection import REDIS_DOWN
 from jobq.jobs import Backoff, dumps, loads, now_ms
 from jobq.logs import get_logger
+from jobq.worker.runner import QueueRunner
 
 log = get_logger("jobq.worker.sweeper")
 
@@ -70,5 +69,5 @@ class Sweeper:
     async def leave(self) -> None:
         """Remove this worker's heartbeat on a clean exit."""
         r = self.runner
-        with contextlib.suppress(REDIS_DOWN):
+        with contextlib.suppress(*REDIS_DOWN):
             await r.scripts.redis.hdel(r.keys.workers, r.worker_id)

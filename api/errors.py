@@ -1,0 +1,140 @@
+"""Every failure leaves the API in one shape, ``{"error": {"code", "message", "details"}}``:
+FastAPI's own 404/405/422 included, and Redis outages become 503 + ``Retry-After``, never 500."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from jobq.api.schemas import ErrorBody
+from jobq.connection import REDIS_DOWN
+from jobq.errors import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidPayload,
+    NotFound,
+    RedisUnavailable,
+    UnknownTask,
+)
+from jobq.logs import get_logger
+
+RETRY_AFTER_S = 2  # what a 503 tells clients to wait: about one reconnect backoff step
+OUTAGE_LOG_EVERY_S = 10.0  # one warning per this many seconds while Redis is away, not per request
+
+log = get_logger("jobq.api")
+
+CODES = {
+    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "validation_error", 503: "unavailable",
+}
+
+DESCRIPTIONS = {
+    401: "Missing or wrong bearer token (only when API tokens are configured).",
+    404: "No such resource.",
+    409: "The idempotency key was already used with another type or payload.",
+    413: "The request body is larger than the configured limit.",
+    415: "The request body is not JSON (Content-Type must be application/json).",
+    422: "The request is invalid (missing fields, unknown task type, invalid payload...).",
+    503: "Redis is unreachable; retry after the number of seconds in Retry-After.",
+}
+
+HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
+    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entries of a route's error statuses, for an accurate OpenAPI."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": DESCRIPTIONS[status]}
+        if status in HEADERS:
+            out[status]["headers"] = HEADERS[status]
+    return out
+
+
+def error_bytes(code: str, message: str, details: list[Any] | None = None) -> bytes:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # text orjson refuses (lone surrogates): escape it instead of failing
+        return json.dumps(body, ensure_ascii=True, default=str).encode()
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return Response(error_bytes(code, message, details), status, headers,
+                    media_type="application/json")
+
+
+def unavailable(message: str = "Redis is unreachable, retry later") -> Response:
+    return error_response(503, "redis_unavailable", message,
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [p if isinstance(p, int) else str(p) for p in err.get("loc", ())],
+         "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+        for err in exc.errors()
+    ]
+
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+    last_outage_log = [0.0]
+
+    async def validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, "validation_error", "the request is invalid",
+                              _validation_details(exc))
+
+    async def http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
+        return error_response(exc.status_code, CODES.get(exc.status_code, "http_error"),
+                              message, headers=exc.headers)
+
+    async def redis_down(request: Request, exc: Exception) -> Response:
+        now = time.monotonic()
+        if now - last_outage_log[0] > OUTAGE_LOG_EVERY_S:
+            last_outage_log[0] = now
+            log.warning("api.redis_unavailable", path=request.url.path, error=str(exc))
+        return unavailable()
+
+    def simple(status: int, code: str) -> Handler:
+        async def handle(_: Request, exc: Exception) -> Response:
+            details = exc.details if isinstance(exc, InvalidPayload) else None
+            return error_response(status, code, str(exc), details)
+
+        return handle
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("api.unhandled_error", path=request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "internal server error")
+
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(UnknownTask, simple(422, "unknown_task"))
+    app.add_exception_handler(InvalidPayload, simple(422, "invalid_payload"))
+    app.add_exception_handler(orjson.JSONEncodeError, simple(422, "invalid_payload"))
+    app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
+    app.add_exception_handler(IdempotencyConflict, simple(409, "conflict"))
+    app.add_exception_handler(NotFound, simple(404, "not_found"))
+    for exc_type in (RedisUnavailable, *REDIS_DOWN):
+        app.add_exception_handler(exc_type, redis_down)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,78 @@
+"""Wiring only: ``create_app`` builds the FastAPI app from settings and a task registry."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from jobq.api import errors, openapi
+from jobq.api.auth import BearerAuth
+from jobq.api.limits import BodyLimit
+from jobq.api.metrics import ApiMetrics, MetricsMiddleware
+from jobq.api.routes import dlq, health, jobs, queues
+from jobq.api.schemas import JobCreate
+from jobq.client import Client
+from jobq.connection import REDIS_DOWN, connect
+from jobq.logs import get_logger
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+# Redis connections one API process may hold: more than one uvicorn process can keep busy,
+# so the pool never limits throughput; past it, requests queue for a free connection.
+REDIS_CONNECTIONS = 512
+
+log = get_logger("jobq.api")
+
+
+def create_app(settings: Settings, registry: Registry) -> FastAPI:
+    """The API app. Redis is opened in the lifespan and may be down: the app starts anyway,
+    answers 503 meanwhile, and recovers by itself when Redis is back (R11)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings.redis_url, max_connections=REDIS_CONNECTIONS)
+        client = Client(redis, registry, settings)
+        app.state.client = client
+        try:
+            await client.scripts.load()
+        except REDIS_DOWN as exc:  # scripts load again on first use (NOSCRIPT)
+            log.warning("api.redis_unavailable", phase="startup", error=str(exc))
+        app.openapi()  # built now rather than by the first client that asks
+        # Everything made so far lives as long as the process: keep it out of every later
+        # garbage collection, so full collections stay short (they are tail latency).
+        gc.collect()
+        gc.freeze()
+        log.info("api.ready", queues=registry.queues, auth=bool(settings.api_tokens))
+        try:
+            yield
+        finally:
+            with suppress(*REDIS_DOWN):
+                await redis.aclose()
+
+    app = FastAPI(
+        title="jobq",
+        version=version("jobq"),
+        summary="Background jobs on Redis: retries, a dead-letter queue and explicit replay.",
+        lifespan=lifespan,
+    )
+    metrics = ApiMetrics()
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.metrics = metrics
+    errors.install(app)
+    for router in (jobs.router, dlq.router, queues.router, health.router):
+        # Added as they are (no prefix or shared dependencies to merge): include_router would
+        # put one more dispatch layer in front of every request.
+        app.router.routes.extend(router.routes)
+    openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[JobCreate])
+
+    # Outermost last: metrics see every answer, auth runs before any body is read.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_tokens:
+        app.add_middleware(BearerAuth, tokens=settings.api_tokens)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    return app

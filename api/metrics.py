@@ -1,0 +1,117 @@
+"""The API's Prometheus metrics (SPEC §10), in a registry of each app's own, and the ASGI
+middleware that counts every request by route template (never by raw path: bounded labels)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobq.client import Client
+from jobq.logs import get_logger
+
+UNMATCHED = "<unmatched>"  # the route label of requests no route matched (404s)
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+COUNTS_TIMEOUT_S = 2.0  # a scrape waits this long for queue depths, then goes on without them
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+log = get_logger("jobq.api")
+
+
+class ApiMetrics:
+    """Request, enqueue and queue-depth metrics of one API process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("jobq_api_requests_total", "HTTP requests answered.",
+                                ("route", "method", "status"), registry=r)
+        self.duration = Histogram("jobq_api_request_duration_seconds",
+                                  "Time to answer an HTTP request.", ("route", "method"),
+                                  buckets=DURATION_BUCKETS, registry=r)
+        self.enqueued = Counter("jobq_jobs_enqueued_total",
+                                "Jobs submitted through the API (result=created|duplicate).",
+                                ("queue", "type", "result"), registry=r)
+        self.queue_jobs = Gauge("jobq_queue_jobs", "Jobs per queue and state, read at scrape.",
+                                ("queue", "state"), registry=r)
+        self.redis_up = Gauge("jobq_api_redis_up",
+                              "1 when the last scrape could read the queue depths from Redis.",
+                              registry=r)
+        # Label children are cached: .labels() takes a lock and builds a key on every call.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+        self._enqueued: dict[tuple[str, str, bool], Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(route, method, str(status))
+        counter.inc()
+        timed = self._timed.get((route, method))
+        if timed is None:
+            timed = self._timed[(route, method)] = self.duration.labels(route, method)
+        timed.observe(seconds)
+
+    def job_enqueued(self, queue: str, task_type: str, duplicate: bool) -> None:
+        key = (queue, task_type, duplicate)
+        counter = self._enqueued.get(key)
+        if counter is None:
+            result = "duplicate" if duplicate else "created"
+            counter = self._enqueued[key] = self.enqueued.labels(queue, task_type, result)
+        counter.inc()
+
+    async def render(self, client: Client) -> bytes:
+        """The exposition text, with queue depths refreshed now; Redis trouble only drops them."""
+        try:
+            counts = await asyncio.wait_for(client.counts(), COUNTS_TIMEOUT_S)
+        except Exception as exc:  # a metrics failure must never break /metrics
+            log.warning("api.metrics_counts_failed", error=repr(exc))
+            self.queue_jobs.clear()
+            self.redis_up.set(0)
+        else:
+            for queue, states in counts.items():
+                for state, n in states.items():
+                    self.queue_jobs.labels(queue, state).set(n)
+            self.redis_up.set(1)
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Time and count each HTTP request by its route template, method and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:  # answered before routing (401, 413): find the route it was for
+            route = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
+        return getattr(route, "path", None) or UNMATCHED
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client sees if the app raises before answering
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.metrics.observe(self._template(scope), scope["method"], status,
+                                 time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""One router per resource: jobs, dlq, queues, and health (with metrics)."""

@@ -1,0 +1,122 @@
+"""Request and response bodies of the HTTP API, named by use; the OpenAPI document is built
+from these. Job records and DLQ entries are the core's own models (``jobq.jobs``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from jobq.jobs import Backoff, DlqEntry
+
+MAX_ATTEMPTS = 100  # more attempts than this is a mistake, not a policy
+MAX_DELAY_S = 365 * 24 * 3600  # a job delayed by more than a year is a mistake too
+
+
+def _unicode(value: str) -> str:
+    """Refuse lone surrogates: JSON can spell them, but they cannot be stored or hashed."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
+class JobOptions(BaseModel):
+    """Per-job overrides of the task's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int | None = Field(
+        None, ge=1, le=MAX_ATTEMPTS, description="Attempts before the DLQ (task default if unset)."
+    )
+    backoff: Backoff | None = Field(None, description="Delay between attempts (task default).")
+    delaySeconds: float = Field(
+        0, ge=0, le=MAX_DELAY_S, description="Seconds before the job becomes ready."
+    )
+
+
+class JobCreate(BaseModel):
+    """``POST /jobs``: the same ``idempotencyKey`` always yields the same job (R2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Text = Field(min_length=1, max_length=200, description="A registered task type.")
+    idempotencyKey: Text = Field(
+        min_length=1, max_length=1024, description="Repeats with this key return the same job."
+    )
+    payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
+    options: JobOptions | None = None
+
+
+class JobAccepted(BaseModel):
+    """The job exists in Redis and will run (R1); ``duplicate`` says it existed already."""
+
+    status: Literal["accepted"] = "accepted"
+    jobId: str
+    duplicate: bool
+
+
+class ReplayRequest(BaseModel):
+    """``POST /dlq/{dlqId}/replay``: an optional key that makes a repeated replay safe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotencyKey: Text | None = Field(
+        None, min_length=1, max_length=1024, description="Replays with this key yield one job."
+    )
+
+
+class ReplayAccepted(BaseModel):
+    """The new job created from a DLQ entry, with its lineage (R7)."""
+
+    status: Literal["accepted"] = "accepted"
+    jobId: str
+    replayedFromJobId: str
+    dlqId: str
+
+
+class QueueCounts(BaseModel):
+    """Jobs per state in one queue."""
+
+    queue: str
+    waiting: int
+    active: int
+    delayed: int
+    completed: int
+    failed: int
+    dlq: int
+
+
+class QueueList(BaseModel):
+    """``GET /queues``: every queue this API knows, with its counts."""
+
+    queues: list[QueueCounts]
+
+
+class DlqPage(BaseModel):
+    """``GET /dlq``: entries newest first; pass ``nextCursor`` back for the next page."""
+
+    items: list[DlqEntry]
+    nextCursor: str | None
+
+
+class Health(BaseModel):
+    """``GET /healthz`` and ``GET /readyz``."""
+
+    status: Literal["ok", "ready"]
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. ``not_found``.")
+    message: str
+    details: list[Any] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of every non-2xx answer."""
+
+    error: ErrorInfo
