@@ -20,7 +20,6 @@ from jobq.jobs import (
     dumps,
     fingerprint,
     job_from_hash,
-    now_ms,
 )
 from jobq.scripts import NewJob, Scripts
 from jobq.settings import Settings
@@ -82,7 +81,7 @@ class Client:
                      task.timeout_s)
         duplicate = await self.scripts.enqueue(
             self.keys(task.queue), keys.idempotency_key(self._prefix, job_id), job_id,
-            fingerprint(type, payload), self.settings.idempotency_retention_s, now_ms(),
+            fingerprint(type, payload), self.settings.idempotency_retention_s,
             int(delay_s * 1000), job,
         )
         return EnqueueResult(job_id, task.queue, duplicate)
@@ -176,7 +175,7 @@ class Client:
         duplicate = await self.scripts.replay(
             self.keys(entry.queue), dlq_id, keys.idempotency_key(self._prefix, job_id), job_id,
             fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
-            now_ms(), job, entry.originalJobId,
+            job, entry.originalJobId,
         )
         return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
 

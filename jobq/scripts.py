@@ -166,63 +166,62 @@ class Scripts:
 
     async def enqueue(
         self, q: QueueKeys, idem_key: str, job_id: str, fingerprint: str, retention_s: int,
-        now_ms: int, delay_ms: int, job: NewJob,
+        delay_ms: int, job: NewJob,
     ) -> bool:
         """Create the job unless its key is known; True when it was a duplicate."""
         code = await self._call(
             "enqueue", [idem_key, q.job(job_id), q.wait, q.delayed],
-            [job_id, fingerprint, retention_s, now_ms, delay_ms, *job.args()],
+            [job_id, fingerprint, retention_s, delay_ms, *job.args()],
         )
         _raise_for(code, f"idempotency key of job {job_id} was used with other content")
         return bool(code == 1)
 
     async def claim(
-        self, q: QueueKeys, now_ms: int, most: int, lease_ms: int, worker: str
-    ) -> tuple[int | None, list[Claimed]]:
-        """Lease up to ``most`` jobs; also returns when the next delayed job falls due."""
+        self, q: QueueKeys, most: int, lease_ms: int, worker: str
+    ) -> tuple[int, int | None, list[Claimed]]:
+        """Lease up to ``most`` jobs. Also returns Redis's clock (ms) and when the next delayed
+        job falls due, both on that clock."""
         raw = await self._call(
-            "claim", [q.wait, q.active, q.delayed, q.job_prefix], [now_ms, most, lease_ms, worker]
+            "claim", [q.wait, q.active, q.delayed, q.job_prefix], [most, lease_ms, worker]
         )
-        next_due = int(raw[0])
+        now, next_due = int(raw[0]), int(raw[1])
         jobs = [
             Claimed(
                 job_id=raw[i], token=raw[i + 1], type=raw[i + 2], payload=raw[i + 3],
                 attempt=int(raw[i + 4]), max_attempts=int(raw[i + 5]), backoff=raw[i + 6],
                 ready_at_ms=int(raw[i + 7]), timeout_s=float(raw[i + 8]) if raw[i + 8] else None,
             )
-            for i in range(1, len(raw), 9)
+            for i in range(2, len(raw), 9)
         ]
-        return (None if next_due < 0 else next_due), jobs
+        return now, (None if next_due < 0 else next_due), jobs
 
     async def renew(
-        self, q: QueueKeys, deadline_ms: int, leases: list[tuple[str, str]]
+        self, q: QueueKeys, lease_ms: int, leases: list[tuple[str, str]]
     ) -> list[bool]:
-        """Extend leases; False for each one that was lost."""
+        """Extend leases by ``lease_ms`` from now; False for each one that was lost."""
         flat = [x for pair in leases for x in pair]
-        raw = await self._call("renew", [q.active, q.job_prefix], [deadline_ms, *flat])
+        raw = await self._call("renew", [q.active, q.job_prefix], [lease_ms, *flat])
         return [r == 1 for r in raw]
 
     async def complete(
-        self, q: QueueKeys, now_ms: int, keep: int, max_age_ms: int,
-        done: list[tuple[str, str, str]],
+        self, q: QueueKeys, keep: int, max_age_ms: int, done: list[tuple[str, str, str]],
     ) -> list[bool]:
         """Complete jobs (id, token, result JSON); False for each refused for a lost lease."""
         flat = [x for triple in done for x in triple]
         raw = await self._call(
-            "complete", [q.active, q.completed, q.job_prefix], [now_ms, keep, max_age_ms, *flat]
+            "complete", [q.active, q.completed, q.job_prefix], [keep, max_age_ms, *flat]
         )
         return [r == 1 for r in raw]
 
     async def fail(
-        self, q: QueueKeys, job_id: str, token: str, now_ms: int, reason: str, delay_ms: int,
+        self, q: QueueKeys, job_id: str, token: str, reason: str, delay_ms: int,
         *, permanent: bool, outcome: str, keep: int, max_age_ms: int,
     ) -> FailResult:
         """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
         raw = await self._call(
             "fail",
             [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix],
-            [job_id, token, now_ms, reason, delay_ms, int(permanent), outcome, q.queue, keep,
-             max_age_ms],
+            [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms],
         )
         if isinstance(raw, int):
             _raise_for(raw, f"lease on job {job_id} was lost")
@@ -231,11 +230,11 @@ class Scripts:
         return FailResult(dlq_id=str(raw[1]))
 
     async def reclaim(
-        self, q: QueueKeys, now_ms: int, lease_ms: int, worker: str, most: int
+        self, q: QueueKeys, lease_ms: int, worker: str, most: int
     ) -> list[Reclaimed]:
         """Take over jobs whose lease expired, to end their lost attempt."""
         raw = await self._call(
-            "reclaim", [q.active, q.job_prefix], [now_ms, lease_ms, worker, most]
+            "reclaim", [q.active, q.job_prefix], [lease_ms, worker, most]
         )
         return [
             Reclaimed(
@@ -246,10 +245,10 @@ class Scripts:
             for i in range(0, len(raw), 7)
         ]
 
-    async def handback(self, q: QueueKeys, now_ms: int, leases: list[tuple[str, str]]) -> int:
+    async def handback(self, q: QueueKeys, leases: list[tuple[str, str]]) -> int:
         """Return unfinished jobs to the front of the queue without spending an attempt."""
         flat = [x for pair in leases for x in pair]
-        return int(await self._call("handback", [q.active, q.wait, q.job_prefix], [now_ms, *flat]))
+        return int(await self._call("handback", [q.active, q.wait, q.job_prefix], flat))
 
     async def reserve(
         self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int, attempt: int
@@ -263,14 +262,13 @@ class Scripts:
 
     async def replay(
         self, q: QueueKeys, dlq_id: str, idem_key: str, job_id: str, fingerprint: str,
-        retention_s: int, now_ms: int, job: NewJob, replayed_from_job_id: str,
+        retention_s: int, job: NewJob, replayed_from_job_id: str,
     ) -> bool:
         """Create the replay job; True when it was a duplicate of an earlier replay."""
         code = await self._call(
             "replay",
             [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_key, q.job(job_id), q.wait],
-            [job_id, fingerprint, retention_s, now_ms, *job.args(), replayed_from_job_id,
-             dlq_id],
+            [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id],
         )
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
                    if code == CONFLICT else f"no DLQ entry {dlq_id}")

@@ -41,7 +41,7 @@ async def test_killed_worker_job_is_taken_over_and_its_token_is_refused(
 
     # The dead worker's token can no longer complete the job (R3).
     stale = f"{holder_id}:1"
-    assert await client.scripts.complete(client.keys("report-queue"), 0, 10, 10**9,
+    assert await client.scripts.complete(client.keys("report-queue"), 10, 10**9,
                                          [(job_id, stale, "null")]) == [False]
     assert (await client.get_job(job_id)).result == {"slept": 0.0, "attempt": 2}
 

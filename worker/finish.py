@@ -14,7 +14,7 @@ from typing import Any
 from jobq.connection import REDIS_DOWN, retrying
 from jobq.context import JobContext
 from jobq.errors import LeaseLost
-from jobq.jobs import Backoff, now_ms
+from jobq.jobs import Backoff
 from jobq.keys import QueueKeys
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
@@ -79,7 +79,7 @@ class Finisher:
             async for attempt in self._persist:
                 with attempt:
                     results = await self.scripts.complete(
-                        self.keys, now_ms(), self.settings.completed_keep,
+                        self.keys, self.settings.completed_keep,
                         self.settings.completed_max_age_s * 1000, triples,
                     )
         except REDIS_DOWN as exc:
@@ -120,7 +120,7 @@ class Finisher:
             async for attempt in self._persist:
                 with attempt:
                     result = await self.scripts.fail(
-                        self.keys, job_id, token, now_ms(), reason, int(delay_s * 1000),
+                        self.keys, job_id, token, reason, int(delay_s * 1000),
                         permanent=permanent, outcome=label, keep=self.settings.failed_keep,
                         max_age_ms=self.settings.failed_max_age_s * 1000,
                     )

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 
 from jobq.connection import REDIS_DOWN, connect
-from jobq.jobs import now_ms
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
@@ -85,10 +84,10 @@ class LeaseRenewer(threading.Thread):
             await redis.aclose()
 
     async def _renew_all(self, scripts: Scripts) -> None:
-        deadline = now_ms() + self.lease_ms
         for queue, leases in self.table.snapshot().items():
             try:
-                renewed = await scripts.renew(QueueKeys(self.prefix, queue), deadline, leases)
+                renewed = await scripts.renew(QueueKeys(self.prefix, queue), self.lease_ms,
+                                              leases)
             except REDIS_DOWN as exc:
                 log.warning("lease.renew_failed", queue=queue, error=str(exc))
                 continue

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from jobq.connection import REDIS_DOWN, connect, retrying
 from jobq.context import JobContext
 from jobq.errors import UnknownTask
-from jobq.jobs import loads, now_ms
+from jobq.jobs import loads
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
@@ -84,15 +84,16 @@ class QueueRunner:
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
-            next_due, jobs = await self.scripts.claim(
-                self.keys, now_ms(), free, self._lease_ms, self.worker_id
+            redis_now, next_due, jobs = await self.scripts.claim(
+                self.keys, free, self._lease_ms, self.worker_id
             )
             for claimed in jobs:
-                self._start(claimed)
+                self._start(claimed, redis_now)
             if not jobs:
-                await self._await_work(next_due)
+                # The due time is on Redis's clock: wait the difference, not until a local time.
+                await self._await_work(None if next_due is None else next_due - redis_now)
 
-    async def _await_work(self, next_due_ms: int | None) -> None:
+    async def _await_work(self, due_in_ms: int | None) -> None:
         """Wait for a push to the wait list, the next delayed job, or a local retry.
 
         The blocking call keeps running if a local event wins; it is reused, never cancelled,
@@ -103,7 +104,7 @@ class QueueRunner:
             self._block = None
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
-        timeout = None if next_due_ms is None else max(0.005, (next_due_ms - now_ms()) / 1000)
+        timeout = None if due_in_ms is None else max(0.005, due_in_ms / 1000)
         self._wake.clear()
         woken = asyncio.create_task(self._wake.wait())
         try:
@@ -121,8 +122,11 @@ class QueueRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: Claimed, redis_now_ms: int) -> None:
         self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+        # Ready -> started, both on Redis's clock: the latency users feel (jobq_job_wait_seconds).
+        self.metrics.of(self.spec.name, claimed.type).wait.observe(
+            max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
         self.running[claimed.job_id] = asyncio.create_task(self._process(claimed))
         self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
 
@@ -135,8 +139,6 @@ class QueueRunner:
             _loop=asyncio.get_running_loop(),
         )
         try:
-            self.metrics.of(self.spec.name, c.type).wait.observe(
-                max(0.0, (now_ms() - c.ready_at_ms) / 1000))
             job_log.info("job.started")
             try:
                 task = self.registry.get(c.type)
@@ -175,7 +177,7 @@ class QueueRunner:
         if not held:
             return 0
         try:
-            count = await self.scripts.handback(self.keys, now_ms(), held)
+            count = await self.scripts.handback(self.keys, held)
         except REDIS_DOWN as exc:
             self._log.error("worker.handback_failed", jobs=len(held), error=str(exc))
             return 0

@@ -42,8 +42,7 @@ class Sweeper:
     async def sweep(self) -> None:
         r = self.runner
         lease_ms = int(r.settings.lease_s * 1000)
-        for lost in await r.scripts.reclaim(r.keys, now_ms(), lease_ms, r.worker_id,
-                                            keys.RECLAIM_BATCH):
+        for lost in await r.scripts.reclaim(r.keys, lease_ms, r.worker_id, keys.RECLAIM_BATCH):
             job_log = log.bind(jobId=lost.job_id, queue=r.spec.name, type=lost.type,
                                attempt=lost.attempt, worker=lost.previous_worker)
             job_log.warning("job.stalled", sweptBy=r.worker_id)

@@ -6,18 +6,19 @@
   KEYS[3] delayed zset          (score = due time, ms)
   KEYS[4] job hash key prefix   (job key = prefix .. jobId; same hash tag as the lists)
 
-  ARGV[1] now (ms)
-  ARGV[2] most jobs to lease
-  ARGV[3] lease length (ms)
-  ARGV[4] worker id
+  ARGV[1] most jobs to lease
+  ARGV[2] lease length (ms)
+  ARGV[3] worker id
 
-  Returns {nextDelayedDue (ms, -1 = none), then per leased job:
+  Returns {now (ms, Redis's clock), nextDelayedDue (ms, -1 = none), then per leased job:
            jobId, token, type, payload, attempts, maxAttempts, backoff, readyAt, timeoutS}
   The lease token is "<worker>:<attempt>", unique per attempt; every later write checks it.
 ]]
 local waitKey, activeKey, delayedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, most, leaseMs, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local most, leaseMs, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local due = rcall("ZRANGEBYSCORE", delayedKey, "-inf", now, "WITHSCORES", "LIMIT", 0, 1000)
 for i = 1, #due, 2 do
@@ -26,7 +27,7 @@ for i = 1, #due, 2 do
   rcall("LPUSH", waitKey, due[i])
 end
 
-local out = {-1}
+local out = {now, -1}
 local ids = rcall("RPOP", waitKey, most)
 if ids then
   for _, jobId in ipairs(ids) do
@@ -53,5 +54,5 @@ if ids then
 end
 
 local nextDue = rcall("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
-if nextDue[2] then out[1] = tonumber(nextDue[2]) end
+if nextDue[2] then out[2] = tonumber(nextDue[2]) end
 return out

@@ -5,19 +5,20 @@
   KEYS[2] completed zset        (score = finishedAt, ms)
   KEYS[3] job hash key prefix
 
-  ARGV[1] now (ms)
-  ARGV[2] completed jobs to keep (count)
-  ARGV[3] completed jobs' maximum age (ms)
-  ARGV[4..] jobId, token, result (JSON) triples
+  ARGV[1] completed jobs to keep (count)
+  ARGV[2] completed jobs' maximum age (ms)
+  ARGV[3..] jobId, token, result (JSON) triples
 
   Returns one integer per triple: 1 completed, -1 lease lost (the write was refused).
 ]]
 local activeKey, completedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
-local now, keep, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local keep, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local out = {}
-for i = 4, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   local jobId, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jobKey = jobPrefix .. jobId
   local f = rcall("HMGET", jobKey, "token", "attempts")

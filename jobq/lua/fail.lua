@@ -13,23 +13,24 @@
 
   ARGV[1] jobId
   ARGV[2] lease token
-  ARGV[3] now (ms)
-  ARGV[4] failure reason
-  ARGV[5] retry delay (ms)
-  ARGV[6] "1" = permanent (skip remaining attempts)
-  ARGV[7] outcome recorded in history: "failed" | "lost" | "timeout"
-  ARGV[8] queue name (dlqId = queue .. "-" .. sequence)
-  ARGV[9] failed jobs to keep (count)
-  ARGV[10] failed jobs' maximum age (ms)
+  ARGV[3] failure reason
+  ARGV[4] retry delay (ms)
+  ARGV[5] "1" = permanent (skip remaining attempts)
+  ARGV[6] outcome recorded in history: "failed" | "lost" | "timeout"
+  ARGV[7] queue name (dlqId = queue .. "-" .. sequence)
+  ARGV[8] failed jobs to keep (count)
+  ARGV[9] failed jobs' maximum age (ms)
 
   Returns {1, dueAt} retry scheduled, {2, dlqId} dead-lettered, -1 lease lost.
 ]]
 local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dlqSeqKey, jobPrefix, dlqPrefix = KEYS[5], KEYS[6], KEYS[7]
-local jobId, token, now, reason = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local delayMs, permanent, outcome, queue = tonumber(ARGV[5]), ARGV[6] == "1", ARGV[7], ARGV[8]
-local keep, maxAgeMs = tonumber(ARGV[9]), tonumber(ARGV[10])
+local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
+local delayMs, permanent, outcome, queue = tonumber(ARGV[4]), ARGV[5] == "1", ARGV[6], ARGV[7]
+local keep, maxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9])
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local jobKey = jobPrefix .. jobId
 
 local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "type", "payload")

@@ -6,17 +6,17 @@
   KEYS[2] wait list             (workers RPOP, so RPUSH puts a job first in line)
   KEYS[3] job hash key prefix
 
-  ARGV[1] now (ms)
-  ARGV[2..] jobId, token pairs
+  ARGV[1..] jobId, token pairs
 
   Returns the number of jobs handed back.
 ]]
 local activeKey, waitKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
-local now = tonumber(ARGV[1])
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local handed = 0
-for i = 2, #ARGV, 2 do
+for i = 1, #ARGV, 2 do
   local jobId, token = ARGV[i], ARGV[i + 1]
   local jobKey = jobPrefix .. jobId
   local f = rcall("HMGET", jobKey, "token", "attempts")

@@ -7,16 +7,17 @@
   KEYS[1] active zset           (score = lease deadline, ms)
   KEYS[2] job hash key prefix
 
-  ARGV[1] now (ms)
-  ARGV[2] lease length (ms)
-  ARGV[3] sweeping worker id
-  ARGV[4] most jobs to take
+  ARGV[1] lease length (ms)
+  ARGV[2] sweeping worker id
+  ARGV[3] most jobs to take
 
   Returns per job taken: jobId, new token, previous worker, attempt, maxAttempts, backoff, type
 ]]
 local activeKey, jobPrefix = KEYS[1], KEYS[2]
-local now, leaseMs, worker, most = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local leaseMs, worker, most = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local out = {}
 for _, jobId in ipairs(rcall("ZRANGEBYSCORE", activeKey, "-inf", now, "LIMIT", 0, most)) do

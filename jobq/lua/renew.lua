@@ -4,15 +4,17 @@
   KEYS[1] active zset           (score = lease deadline, ms)
   KEYS[2] job hash key prefix
 
-  ARGV[1] new lease deadline (ms)
+  ARGV[1] lease length (ms): the new deadline is now + this
   ARGV[2..] jobId, token pairs
 
   Returns one integer per pair: 1 renewed, 0 lease lost (token no longer current).
 ]]
 local activeKey, jobPrefix = KEYS[1], KEYS[2]
-local deadline = tonumber(ARGV[1])
 local rcall = redis.call
+local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
+local deadline = now + tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 2 do
   local jobId, token = ARGV[i], ARGV[i + 1]
