@@ -22,7 +22,6 @@ test-cluster: install  ## the Kubernetes tier only
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check jobq api worker operator
 	bash hack/mypy.sh
 
 bench: install  ## throughput and latency figures (printed, not asserted)

@@ -14,6 +14,7 @@ import orjson
 from jobq.cli import api_cmd
 from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
 from jobq.cli.dev import dev
+from jobq.cli.operator_cmd import operator
 from jobq.cli.scheduler_cmd import scheduler
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, status_of
@@ -193,6 +194,7 @@ def dlq_replay(dlq_id: str, idempotency_key: str | None, as_json: bool) -> None:
 cli.add_command(api_cmd.api)
 cli.add_command(scheduler)
 cli.add_command(dev)
+cli.add_command(operator)
 
 
 def main() -> None:

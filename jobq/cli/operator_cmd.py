@@ -1,0 +1,59 @@
+"""``jobq operator``: the Kubernetes operator (JobSchedules, worker autoscaling), via kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from jobq.cli.common import EXIT_USAGE, fail, settings_and_registry
+
+
+@click.command()
+@click.option(
+    "--namespace", metavar="NS", help="Namespace to watch (required unless --all-namespaces)."
+)
+@click.option(
+    "--all-namespaces",
+    is_flag=True,
+    help='Watch every namespace (peering through the ClusterKopfPeering "jobq", which '
+    "must exist unless --standalone).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9102,
+    show_default=True,
+    help="Port of /metrics and /healthz (0 = any free port, logged at start).",
+)
+@click.option(
+    "--standalone", is_flag=True, help="No kopf peering: act even while other operators run."
+)
+@click.option(
+    "--priority",
+    type=click.IntRange(0, 2**31 - 1),
+    help="Peering priority; the highest live operator acts. Default: random.",
+)
+def operator(
+    namespace: str | None,
+    all_namespaces: bool,
+    metrics_port: int,
+    standalone: bool,
+    priority: int | None,
+) -> None:
+    """Fire JobSchedules and autoscale annotated worker Deployments until SIGTERM.
+
+    Any number may run: kopf peering (KopfPeering "jobq") lets one act at a time, and every
+    firing is keyed by its time bucket, so none is ever doubled. Reaches Kubernetes in-cluster
+    or through KUBECONFIG, and Redis through REDIS_URL.
+    """
+    if (namespace is None) == (not all_namespaces):
+        fail("give exactly one of --namespace NS and --all-namespaces", EXIT_USAGE)
+    from jobq.operator import OperatorOptions, run_operator
+
+    settings, registry = settings_and_registry()
+    options = OperatorOptions(
+        None if all_namespaces else namespace, metrics_port, standalone, priority
+    )
+    sys.exit(asyncio.run(run_operator(settings, registry, options)))

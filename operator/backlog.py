@@ -1,0 +1,38 @@
+"""What the autoscaler reads from Redis: a queue's backlog and its workers' heartbeats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from jobq.keys import QueueKeys
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Work a queue has for its workers: waiting, delayed jobs already due, and running."""
+
+    waiting: int
+    due_delayed: int
+    active: int
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.due_delayed + self.active
+
+
+async def read_backlog(redis: Redis, queue: QueueKeys, now_ms: int) -> Backlog:
+    """Waiting + due delayed + active jobs, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.llen(queue.wait)
+        pipe.zcount(queue.delayed, "-inf", now_ms)
+        pipe.zcard(queue.active)
+        waiting, due, active = await pipe.execute()
+    return Backlog(int(waiting), int(due), int(active))
+
+
+async def read_heartbeats(redis: Redis, queue: QueueKeys) -> dict[str, str]:
+    """Worker id -> JSON heartbeat ``{pod, pid, inflight, concurrency, seenAt}``."""
+    beats = await redis.hgetall(queue.workers)
+    return {str(worker): str(beat) for worker, beat in beats.items()}

@@ -1,0 +1,166 @@
+"""The operator process: kopf watches JobSchedules and annotated worker Deployments; one loop per
+object fires schedules or scales the Deployment.
+
+Why no ``@kopf.timer``/``@kopf.daemon``: kopf puts a finalizer on every object a timer or daemon
+serves, so deleting such an object blocks until an operator removes it. A JobSchedule deleted
+while no operator runs, or the worker Deployments that ``helm uninstall`` deletes together with
+the operator, would hang in Terminating. ``@kopf.on.event`` needs no finalizer and writes nothing
+to the objects; the per-object loops (``ObjectLoops``) stand in for daemons, and
+``jobq.operator.peering`` keeps them to kopf's peering (one active operator at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+
+from jobq.client import Client
+from jobq.connection import connect
+from jobq.logs import get_logger
+from jobq.operator.autoscale import QUEUE, autoscale_deployment
+from jobq.operator.context import OperatorContext
+from jobq.operator.kube import Kube
+from jobq.operator.metrics import LoopBeat, OperatorMetrics, serve
+from jobq.operator.peering import Peering
+from jobq.operator.schedules import needs_reconcile, run_schedule
+from jobq.settings import Settings
+from jobq.tasks import Registry
+
+PEERING_NAME = "jobq"  # the namespaced KopfPeering the chart creates
+PRIORITY_RANGE = (1, 2**31 - 1)  # random priorities: equal ones would pause every peer
+
+log = get_logger("jobq.operator")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorOptions:
+    namespace: str | None
+    """The one namespace watched; None watches all (cluster-wide peering)."""
+    metrics_port: int = 9102
+    standalone: bool = False
+    """No peering: act even if other operators run (idempotent, but duplicated work)."""
+    priority: int | None = None
+    """kopf peering priority; the highest live one acts. None picks a random one."""
+    peering_name: str = PEERING_NAME
+
+
+def make_identity() -> str:
+    """Unique per process; the host name is the pod name in a cluster."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+
+
+def build_registry(ctx: OperatorContext, options: OperatorOptions) -> kopf.OperatorRegistry:
+    """kopf's handlers for this process, in a registry of its own (nothing global)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.name = options.peering_name
+        settings.peering.standalone = options.standalone
+        settings.peering.mandatory = not options.standalone
+        settings.peering.priority = ctx.peering.priority
+        # Only what the handlers post explicitly (Fired, Scaled, problems) becomes an Event.
+        settings.posting.enabled = True
+        settings.posting.loggers = False
+        settings.posting.level = logging.INFO
+        # Re-list now and then even if a watch silently stalls behind a proxy.
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_loops(**_: Any) -> None:
+        await ctx.loops.stop_all()
+
+    @kopf.on.event("jobq.io", "v1", "jobschedules", registry=registry)
+    async def schedule_event(
+        type: str, body: kopf.Body, name: str, namespace: str | None, **_: Any
+    ) -> None:
+        assert namespace is not None  # JobSchedules are namespaced
+        key = ("JobSchedule", namespace, name)
+        if type == "DELETED":
+            ctx.loops.stop(key)
+            log.info("schedule.forgotten", namespace=namespace, name=name)
+            return
+        start = functools.partial(run_schedule, ctx, namespace, name)
+        ctx.loops.ensure(key, start, wake=needs_reconcile(body))
+
+    @kopf.on.event(
+        "apps", "v1", "deployments", annotations={QUEUE: kopf.PRESENT}, registry=registry
+    )
+    async def deployment_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
+        assert namespace is not None
+        key = ("Deployment", namespace, name)
+        if type == "DELETED":
+            ctx.loops.stop(key)
+            log.info("autoscale.forgotten", namespace=namespace, deployment=name)
+            return
+        ctx.loops.ensure(key, functools.partial(autoscale_deployment, ctx, namespace, name))
+
+    return registry
+
+
+async def run_operator(settings: Settings, registry: Registry, options: OperatorOptions) -> int:
+    """Run until SIGTERM or SIGINT (kopf handles both); returns the exit code."""
+    kube = Kube.from_environment()
+    redis = connect(settings.redis_url)
+    metrics = OperatorMetrics()
+    beat = LoopBeat()
+    http = serve(metrics.registry, options.metrics_port, beat)
+    identity = make_identity()
+    priority = options.priority if options.priority is not None else random.randint(*PRIORITY_RANGE)
+    peering = Peering(
+        None if options.standalone else kube,
+        options.namespace,
+        options.peering_name,
+        identity,
+        priority,
+    )
+    metrics.leader.set_function(lambda: 1.0 if peering.active else 0.0)
+    ctx = OperatorContext(
+        settings, registry, redis, Client(redis, registry, settings), kube, metrics, peering
+    )
+    background = [
+        asyncio.create_task(beat.run(), name="loop-beat"),
+        asyncio.create_task(peering.run(), name="peering"),
+    ]
+    log.info(
+        "operator.started",
+        metricsPort=http.server_port,
+        identity=identity,
+        priority=priority,
+        standalone=options.standalone,
+        namespace=options.namespace or "*",
+    )
+    where: dict[str, Any] = (
+        {"clusterwide": True} if options.namespace is None else {"namespaces": [options.namespace]}
+    )
+    try:
+        await kopf.operator(
+            registry=build_registry(ctx, options), identity=cast(Any, identity), **where
+        )
+    finally:
+        await ctx.loops.stop_all()
+        for task in background:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*background, return_exceptions=True)
+        http.shutdown()
+        kube.close()
+        await redis.aclose()
+        log.info("operator.stopped", identity=identity)
+    return 0
