@@ -63,6 +63,9 @@ def running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -81,7 +84,7 @@ class Dev:
         self.url = f"http://127.0.0.1:{api_port}"
         with self.log.open("wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "jobq", "dev", "--port", str(api_port),
+                [str(Path(sys.executable).with_name("jobq")), "dev", "--port", str(api_port),
                  "--metrics-port-base", str(metrics_base), "--redis-port", str(redis_port)],
                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -119,6 +122,9 @@ class Dev:
 def dev_runs(tmp_path: Path) -> Iterator[Callable[[], Dev]]:
     ports = (free_port(), free_run(3), free_port())
     runs: list[Dev] = []
+    # Like the repo root, where `make dev` runs: a jobq/ source folder in the cwd must not
+    # hide the installed package from the children.
+    (tmp_path / "jobq").symlink_to(REPO / "jobq")
 
     def start() -> Dev:
         runs.append(Dev(tmp_path, *ports))

@@ -133,7 +133,9 @@ def _supervise(commands: list[tuple[str, list[str]]], env: dict[str, str], banne
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "jobq", *args], env=env, start_new_session=True,
+        # -P: no cwd on sys.path, so a source checkout's jobq/ folder (run from the repo root)
+        # cannot hide the installed package and its jobq.api/jobq.worker components.
+        [sys.executable, "-P", "-m", "jobq", *args], env=env, start_new_session=True,
         preexec_fn=_die_with(os.getpid()),
     )
 
