@@ -26,11 +26,12 @@ import kopf
 
 from jobq.client import Client
 from jobq.connection import connect
+from jobq.health import LoopBeat, serve
 from jobq.logs import get_logger
 from jobq.operator.autoscale import QUEUE, autoscale_deployment
 from jobq.operator.context import OperatorContext
 from jobq.operator.kube import Kube
-from jobq.operator.metrics import LoopBeat, OperatorMetrics, serve
+from jobq.operator.metrics import OperatorMetrics
 from jobq.operator.peering import Peering
 from jobq.operator.schedules import needs_reconcile, run_schedule
 from jobq.settings import Settings

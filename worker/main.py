@@ -11,16 +11,15 @@ import uuid
 
 from jobq.connection import connect, retrying
 from jobq.errors import ConfigError
+from jobq.health import LoopBeat, serve
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
 from jobq.worker.leases import LeaseRenewer, LeaseTable
-from jobq.worker.metrics import Heartbeat, WorkerMetrics, serve
+from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.runner import QueueRunner, QueueSpec
 from jobq.worker.sweeper import Sweeper
-
-LOOP_STALL_S = 60.0  # /healthz fails when the event loop has not run for this long
 
 log = get_logger("jobq.worker")
 
@@ -58,8 +57,8 @@ async def run_worker(
             await scripts.load()
 
     metrics = WorkerMetrics()
-    loop_beat = Heartbeat(LOOP_STALL_S)
-    http = serve(metrics, metrics_port, loop_beat.healthy)
+    loop_beat = LoopBeat()
+    http = serve(metrics.registry, metrics_port, loop_beat)
     leases = LeaseTable()
     renewer = LeaseRenewer(
         leases, settings.redis_url, settings.key_prefix, settings.lease_s,
@@ -78,7 +77,7 @@ async def run_worker(
     fetchers = [asyncio.create_task(r.fetch(), name=f"fetch:{r.spec.name}") for r in runners]
     background = [asyncio.create_task(r.finisher.run()) for r in runners]
     background += [asyncio.create_task(s.run()) for s in sweepers]
-    background.append(asyncio.create_task(_beat(loop_beat)))
+    background.append(asyncio.create_task(loop_beat.run()))
     log.info("worker.started", worker=worker_id, metricsPort=http.server_port,
              queues={s.name: s.concurrency for s in specs}, graceS=settings.shutdown_grace_s)
 
@@ -103,9 +102,3 @@ async def run_worker(
     await redis.aclose()
     log.info("worker.stopped", worker=worker_id, handedBack=handed)
     return 0
-
-
-async def _beat(beat: Heartbeat) -> None:
-    while True:
-        beat.beat()
-        await asyncio.sleep(1.0)

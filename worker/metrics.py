@@ -1,19 +1,10 @@
-"""The worker's Prometheus metrics and its small HTTP server for /metrics and /healthz.
-
-Served from a daemon thread so a scrape never waits on the event loop, and a metrics failure
-never touches job execution.
-"""
+"""The worker's Prometheus metrics (SPEC §10); served by jobq.health with /healthz."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 LABELS = ("queue", "type")
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -68,47 +59,3 @@ class TaskMetrics:
     duration: Histogram
     recovered: Counter
     wait: Histogram
-
-
-def serve(
-    metrics: WorkerMetrics, port: int, healthy: Callable[[], bool], host: str = "0.0.0.0"
-) -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz on ``port`` (0 = any free port) from a daemon thread."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
-                body, status, kind = generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST
-            elif self.path.startswith("/healthz"):
-                ok = healthy()
-                body = b"ok\n" if ok else b"event loop stalled\n"
-                status, kind = (200 if ok else 503), "text/plain"
-            else:
-                body, status, kind = b"not found\n", 404, "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server
-
-
-class Heartbeat:
-    """When the event loop last ran; /healthz fails when it has been stuck for too long."""
-
-    def __init__(self, stale_after_s: float) -> None:
-        self.stale_after_s = stale_after_s
-        self.last = time.monotonic()
-
-    def beat(self) -> None:
-        self.last = time.monotonic()
-
-    def healthy(self) -> bool:
-        return time.monotonic() - self.last < self.stale_after_s
