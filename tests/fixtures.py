@@ -26,6 +26,7 @@ from jobq.client import Client
 from jobq.connection import connect
 from jobq.embedded import ServerProcess, redis_binary, valkey_binary
 from jobq.errors import ConfigError
+from jobq.jobs import JobPublic, State
 from jobq.settings import Settings
 from jobq.tasks import Registry, load_registry
 
@@ -220,3 +221,9 @@ def scrape(port: int) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             samples[key] = float(value)
     return samples
+
+
+async def job_in(client: Client, job_id: str, state: State) -> JobPublic | None:
+    """The job when it is in ``state``, else None: a check for ``eventually``."""
+    job = await client.get_job(job_id)
+    return job if job.state is state else None

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures import events, eventually, metrics_port, scrape
+from fixtures import events, eventually, job_in, metrics_port, scrape
 
 from jobq.client import Client
-from jobq.jobs import JobPublic, State
-
-
-async def _state(client: Client, job_id: str, state: State) -> JobPublic | None:
-    job = await client.get_job(job_id)
-    return job if job.state is state else None
+from jobq.jobs import State
 
 
 async def test_killed_worker_job_is_taken_over_and_its_token_is_refused(
@@ -21,14 +16,14 @@ async def test_killed_worker_job_is_taken_over_and_its_token_is_refused(
     workers = [start_worker("report-queue:1"), start_worker("report-queue:1")]
     ports = [await metrics_port(w) for w in workers]
     job_id = (await client.enqueue("sleep", "long", {"seconds": 60, "retrySeconds": 0})).job_id
-    active = await eventually(lambda: _state(client, job_id, State.ACTIVE), what="job active")
+    active = await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
     holder_id = active.history[0].worker
     assert holder_id is not None
     victim = next(w for w in workers if f"-{w.pid}-" in holder_id)
     survivor_port = ports[1 - workers.index(victim)]
     victim.kill9()
 
-    done = await eventually(lambda: _state(client, job_id, State.COMPLETED), timeout=30,
+    done = await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=30,
                             what="the job to complete on the other worker")
     assert [h.outcome for h in done.history] == ["lost", "completed"]
     assert done.history[1].worker != holder_id and done.attempts == 2
@@ -59,7 +54,7 @@ async def test_side_effect_reserved_before_a_crash_is_skipped_on_retry(
     await eventually(effect_ran, what="the side effect to run once")
     first.kill9()
     second = start_worker("email-queue:1")
-    done = await eventually(lambda: _state(client, job_id, State.COMPLETED), timeout=30,
+    done = await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=30,
                             what="the retry to complete")
     assert done.result == {"ran": False}
     assert outbox.read_text().count(job_id) == 1
@@ -73,7 +68,7 @@ async def test_lease_survives_a_handler_that_blocks_the_event_loop(
     """The hog blocks the loop for 3 leases (lease 2 s); renewal runs on its own thread."""
     worker = start_worker("report-queue:1")
     job_id = (await client.enqueue("hog", "hog", {"seconds": 6})).job_id
-    done = await eventually(lambda: _state(client, job_id, State.COMPLETED), timeout=30,
+    done = await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=30,
                             what="the hog to complete")
     assert done.attempts == 1 and [h.outcome for h in done.history] == ["completed"]
     assert events(worker, "job.stalled") == []

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fixtures import events, eventually, metrics_port, scrape
+from fixtures import events, eventually, job_in, metrics_port, scrape
 
 from jobq.client import Client
-from jobq.jobs import Backoff, JobPublic, State
+from jobq.jobs import Backoff, State
 
 
 def _t(iso: str | None) -> float:
     assert iso is not None
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-async def _failed(client: Client, job_id: str) -> JobPublic | None:
-    job = await client.get_job(job_id)
-    return job if job.state is State.FAILED else None
 
 
 async def test_three_attempts_with_backoff_then_one_dlq_entry(
@@ -27,7 +22,7 @@ async def test_three_attempts_with_backoff_then_one_dlq_entry(
     port = await metrics_port(worker)
     job_id = (await client.enqueue("flaky", "f", {"failTimes": 9}, attempts=3,
                                    backoff=Backoff(type="fixed", delaySeconds=0.5))).job_id
-    job = await eventually(lambda: _failed(client, job_id), what="the job to fail for good")
+    job = await eventually(lambda: job_in(client, job_id, State.FAILED), what="the job to fail for good")
     assert job.attempts == 3 and [h.outcome for h in job.history] == ["failed"] * 3
     for before, after in zip(job.history, job.history[1:], strict=False):
         assert _t(after.startedAt) - _t(before.finishedAt) >= 0.5 - 0.002
@@ -50,7 +45,7 @@ async def test_three_attempts_with_backoff_then_one_dlq_entry(
 async def test_permanent_error_skips_remaining_attempts(client: Client, start_worker) -> None:
     start_worker("report-queue:1")
     job_id = (await client.enqueue("always-permanent", "p", {})).job_id
-    job = await eventually(lambda: _failed(client, job_id), what="permanent failure")
+    job = await eventually(lambda: job_in(client, job_id, State.FAILED), what="permanent failure")
     assert job.attempts == 1 and job.maxAttempts == 5
 
 
@@ -59,14 +54,14 @@ async def test_replay_creates_a_new_job_and_a_second_failure_a_second_entry(
 ) -> None:
     start_worker("report-queue:2")
     job_id = (await client.enqueue("flaky", "r", {"failTimes": 9}, attempts=1)).job_id
-    failed = await eventually(lambda: _failed(client, job_id), what="first failure")
+    failed = await eventually(lambda: job_in(client, job_id, State.FAILED), what="first failure")
     dlq_id = failed.deadLetterId
     assert dlq_id
     before = await client.get_dlq_entry(dlq_id)
 
     replay = await client.replay(dlq_id)
     assert replay.job_id != job_id and replay.replayed_from_job_id == job_id
-    again = await eventually(lambda: _failed(client, replay.job_id), timeout=30,
+    again = await eventually(lambda: job_in(client, replay.job_id, State.FAILED), timeout=30,
                              what="the replay to fail for good")
     assert (again.replayedFromJobId, again.dlqId) == (job_id, dlq_id) and again.replayedAt
     assert again.deadLetterId and again.deadLetterId != dlq_id

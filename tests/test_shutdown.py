@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from fixtures import events, eventually, metrics_port
+from fixtures import events, eventually, job_in, metrics_port
 
 from jobq.client import Client
-from jobq.jobs import JobPublic, State
-
-
-async def _in(client: Client, job_id: str, state: State) -> JobPublic | None:
-    job = await client.get_job(job_id)
-    return job if job.state is state else None
+from jobq.jobs import State
 
 
 async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
@@ -19,7 +14,7 @@ async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
     worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
     await metrics_port(worker)
     job_id = (await client.enqueue("sleep", "long", {"seconds": 60})).job_id
-    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
     worker.terminate()
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
@@ -27,14 +22,14 @@ async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
     assert [e["jobId"] for e in events(worker, "job.handed_back")] == [job_id]
     # The next worker takes it first and spends its first attempt on it.
     start_worker("report-queue:1")
-    later = await eventually(lambda: _in(client, job_id, State.ACTIVE), what="taken again")
+    later = await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="taken again")
     assert later.attempts == 1
 
 
 async def test_sigterm_lets_a_job_finish_within_the_grace(client: Client, start_worker) -> None:
     worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="10")
     job_id = (await client.enqueue("sleep", "short", {"seconds": 1.0})).job_id
-    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
     worker.terminate()
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
@@ -46,7 +41,7 @@ async def test_sigterm_does_not_wait_for_a_stuck_sync_handler(
 ) -> None:
     worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
     job_id = (await client.enqueue("sync-sleep", "stuck", {"seconds": 60})).job_id
-    await eventually(lambda: _in(client, job_id, State.ACTIVE), what="job active")
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
     worker.terminate()
     assert worker.wait(timeout=15) == 0
     job = await client.get_job(job_id)
