@@ -60,7 +60,7 @@ def settings(redis_server: ServerProcess, tmp_path: Path) -> Settings:
         redis_url=redis_server.url,
         key_prefix=f"t{uuid.uuid4().hex[:10]}",
         tasks=TEST_TASKS.split(","),
-        lease_s=2.0,
+        lease_s=4.0,  # short, so crash recovery is quick; not so short a loaded CI box loses leases
         shutdown_grace_s=5.0,
         outbox=str(tmp_path / "outbox.jsonl"),
         log_level="info",

@@ -65,9 +65,9 @@ async def test_side_effect_reserved_before_a_crash_is_skipped_on_retry(
 async def test_lease_survives_a_handler_that_blocks_the_event_loop(
     client: Client, start_worker
 ) -> None:
-    """The hog blocks the loop for 3 leases (lease 2 s); renewal runs on its own thread."""
+    """The hog blocks the loop for 3 leases (lease 4 s); renewal runs on its own thread."""
     worker = start_worker("report-queue:1")
-    job_id = (await client.enqueue("hog", "hog", {"seconds": 6})).job_id
+    job_id = (await client.enqueue("hog", "hog", {"seconds": 12})).job_id
     done = await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=30,
                             what="the hog to complete")
     assert done.attempts == 1 and [h.outcome for h in done.history] == ["completed"]
