@@ -21,9 +21,12 @@ from jobq.jobs import (
     fingerprint,
     job_from_hash,
 )
+from jobq.logs import get_logger
 from jobq.scripts import NewJob, Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
+
+log = get_logger("jobq.client")
 
 COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "dlq")
 
@@ -177,6 +180,8 @@ class Client:
             fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
             job, entry.originalJobId,
         )
+        log.info("job.replayed", jobId=job_id, queue=entry.queue, type=entry.type,
+                 replayedFromJobId=entry.originalJobId, dlqId=dlq_id, duplicate=duplicate)
         return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
 
 

@@ -11,11 +11,8 @@ from jobq.api.errors import documented, error_response
 from jobq.api.routes.jobs import JOB_LINKS
 from jobq.api.schemas import DlqPage, ReplayAccepted, ReplayRequest
 from jobq.jobs import DlqEntry
-from jobq.keys import queue_of_dlq_id
-from jobq.logs import get_logger
 
 router = APIRouter(tags=["dlq"])
-log = get_logger("jobq.api")
 
 MAX_PAGE = 500  # entries per page at most: each one is a Redis read
 
@@ -60,7 +57,5 @@ async def replay_dlq_entry(
 ) -> ReplayAccepted:
     """Create a new job from a DLQ entry; the entry only gains a line in its replays."""
     result = await client.replay(dlq_id, body.idempotencyKey if body else None)
-    log.info("job.replayed", jobId=result.job_id, replayedFromJobId=result.replayed_from_job_id,
-             dlqId=dlq_id, queue=queue_of_dlq_id(dlq_id), duplicate=result.duplicate)
     return ReplayAccepted(jobId=result.job_id, replayedFromJobId=result.replayed_from_job_id,
                           dlqId=result.dlq_id)

@@ -28,15 +28,18 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def settings_and_registry() -> tuple[Settings, Registry]:
+def settings_and_registry(*, logs_to_stderr: bool = False) -> tuple[Settings, Registry]:
+    """Settings and tasks of this process. One-shot commands log to stderr, so their stdout
+    (e.g. ``--json``) stays exactly what they print."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format,
+                      sys.stderr if logs_to_stderr else sys.stdout)
     return settings, load_registry(settings.tasks)
 
 
 @asynccontextmanager
 async def open_client() -> AsyncIterator[Client]:
-    settings, registry = settings_and_registry()
+    settings, registry = settings_and_registry(logs_to_stderr=True)
     redis = connect(settings.redis_url)
     try:
         yield Client(redis, registry, settings)

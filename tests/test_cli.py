@@ -1,0 +1,84 @@
+"""The jobq command: output, --json shapes, and one-line errors with distinct exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fixtures import eventually, job_in, process_env
+
+from jobq.client import Client
+from jobq.embedded import free_port
+from jobq.jobs import State
+from jobq.settings import Settings
+
+JOBQ = str(Path(sys.executable).with_name("jobq"))
+WELCOME = '{"email": "albert@example.com", "name": "Albert"}'
+
+
+def jobq(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([JOBQ, *args], env=process_env(settings, **env), capture_output=True,
+                          text=True, timeout=60, cwd=Path(settings.outbox).parent)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jobq: error: "), result.stderr
+    assert text in lines[0] and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+async def test_enqueue_then_duplicate_then_status(settings: Settings, client: Client) -> None:
+    first = jobq(settings, "enqueue", "welcome-email", "--key", "k1", "--payload", WELCOME)
+    assert first.returncode == 0, first.stderr
+    job_id, kind, queue = first.stdout.strip().split("\t")
+    assert (kind, queue) == ("created", "email-queue")
+    again = jobq(settings, "enqueue", "welcome-email", "--key", "k1", "--payload", WELCOME,
+                 "--json")
+    assert json.loads(again.stdout) == {"status": "accepted", "jobId": job_id, "duplicate": True}
+    status = jobq(settings, "status", job_id, "--json")
+    view = json.loads(status.stdout)
+    assert (view["jobId"], view["state"], view["attempts"]) == (job_id, "waiting", 0)
+    assert set(view) == {"jobId", "type", "queue", "state", "attempts", "maxAttempts",
+                         "createdAt", "processedAt", "finishedAt", "failedReason"}
+    assert (await client.get_job(job_id)).state is State.WAITING
+
+
+def test_bad_input_is_one_line_and_a_distinct_exit_code(settings: Settings) -> None:
+    assert_one_line_error(jobq(settings, "enqueue", "welcome-email", "--key", "k",
+                               "--payload", "{not json"), 2, "not valid JSON")
+    assert_one_line_error(jobq(settings, "enqueue", "nope", "--key", "k"), 1,
+                          "unknown task type 'nope'")
+    assert_one_line_error(jobq(settings, "enqueue", "welcome-email", "--key", "k",
+                               "--payload", '{"email": "x"}'), 1, "payload is invalid")
+    assert_one_line_error(jobq(settings, "status", "0" * 32), 3, "no job")
+    assert_one_line_error(jobq(settings, "dlq", "show", "email-queue-99"), 3, "no DLQ entry")
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    assert_one_line_error(jobq(settings, "queues", REDIS_URL=down), 4, "Redis is unreachable")
+    assert_one_line_error(jobq(settings, "queues", JOBQ_LEASE_SECONDS="3"), 1,
+                          "unknown setting(s): JOBQ_LEASE_SECONDS")
+    assert_one_line_error(jobq(settings, "worker", "--queue", "no-such-queue"), 1,
+                          "no task is registered on queue(s) no-such-queue")
+    assert_one_line_error(jobq(settings, "worker", "--queue", "email-queue:x"), 1,
+                          "concurrency must be a whole number")
+
+
+async def test_dlq_list_and_replay_print_the_api_bodies(
+    settings: Settings, client: Client, start_worker
+) -> None:
+    start_worker("report-queue:1")
+    job_id = (await client.enqueue("flaky", "f", {"failTimes": 9}, attempts=1)).job_id
+    failed = await eventually(lambda: job_in(client, job_id, State.FAILED), what="a DLQ entry")
+    page = json.loads(jobq(settings, "dlq", "list", "--json").stdout)
+    assert page["nextCursor"] is None and [e["dlqId"] for e in page["items"]] == [
+        failed.deadLetterId]
+    replay = jobq(settings, "dlq", "replay", str(failed.deadLetterId), "--key", "r1", "--json")
+    body = json.loads(replay.stdout)  # stdout is only the body: logs go to stderr
+    assert set(body) == {"status", "jobId", "replayedFromJobId", "dlqId"}
+    assert (body["replayedFromJobId"], body["dlqId"]) == (job_id, failed.deadLetterId)
+    assert '"event": "job.replayed"' in replay.stderr
+    same = jobq(settings, "dlq", "replay", str(failed.deadLetterId), "--key", "r1", "--json")
+    assert json.loads(same.stdout)["jobId"] == body["jobId"]
