@@ -219,7 +219,7 @@ async def _evaluate(
             kopf.warn(as_body(deployment), reason="InvalidAutoscaling", message=str(exc))
         return None, str(exc)
 
-    backlog = await read_backlog(ctx.redis, ctx.queue_keys(policy.queue), now_ms())
+    backlog = await read_backlog(ctx.redis, ctx.queue_keys(policy.queue))
     current = int(deployment.get("spec", {}).get("replicas", 1))
     lower_since = parse_since(annotations.get(LOWER_SINCE))
     now = ctx.clock()

@@ -22,8 +22,11 @@ class Backlog:
         return self.waiting + self.due_delayed + self.active
 
 
-async def read_backlog(redis: Redis, queue: QueueKeys, now_ms: int) -> Backlog:
-    """Waiting + due delayed + active jobs, in one round trip."""
+async def read_backlog(redis: Redis, queue: QueueKeys) -> Backlog:
+    """Waiting + due delayed + active jobs. "Due" is judged on Redis's clock, the one the
+    scripts stamp due times with, not on this pod's."""
+    seconds, micros = await redis.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
     async with redis.pipeline(transaction=False) as pipe:
         pipe.llen(queue.wait)
         pipe.zcount(queue.delayed, "-inf", now_ms)
