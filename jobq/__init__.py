@@ -6,6 +6,7 @@ from jobq.client import Client, EnqueueResult, ReplayResult
 from jobq.context import JobContext
 from jobq.errors import JobqError, PermanentError, RetryLater
 from jobq.jobs import Backoff, State
+from jobq.sync import SyncClient
 from jobq.tasks import Registry, Task, load_registry, task
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "RetryLater",
     "Settings",
     "State",
+    "SyncClient",
     "Task",
     "load_registry",
     "load_settings",

@@ -1,0 +1,86 @@
+"""A blocking facade over ``Client`` for producers without an event loop (Django or Flask views,
+scripts, Celery-style call sites): ``SyncClient().enqueue(...)``.
+
+Every call runs on one private event loop thread, so a SyncClient can be shared by the threads
+of a web server and reuses one connection pool; the async ``Client`` stays the one producer path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from jobq.client import Client, DlqPage, EnqueueResult, ReplayResult
+from jobq.connection import connect
+from jobq.jobs import Backoff, DlqEntry, JobPublic
+from jobq.settings import Settings, load_settings
+from jobq.tasks import Registry, load_registry
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """``Client`` with blocking methods; thread-safe. Close it (or use ``with``) when done."""
+
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.registry = registry or load_registry(self.settings.tasks)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="jobq-client",
+                                        daemon=True)
+        self._thread.start()
+        self._client = self._run(self._open())
+
+    async def _open(self) -> Client:
+        return Client(connect(self.settings.redis_url), self.registry, self.settings)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def enqueue(
+        self,
+        type: str,
+        idempotency_key: str,
+        payload: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        delay_s: float = 0.0,
+    ) -> EnqueueResult:
+        """Create a job once per idempotency key; see ``Client.enqueue``."""
+        return self._run(self._client.enqueue(type, idempotency_key, payload, attempts=attempts,
+                                              backoff=backoff, delay_s=delay_s))
+
+    def get_job(self, job_id: str) -> JobPublic:
+        return self._run(self._client.get_job(job_id))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self._run(self._client.counts())
+
+    def list_dlq(self, queue: str | None = None, limit: int = 50,
+                 cursor: str | None = None) -> DlqPage:
+        return self._run(self._client.list_dlq(queue, limit, cursor))
+
+    def get_dlq_entry(self, dlq_id: str) -> DlqEntry:
+        return self._run(self._client.get_dlq_entry(dlq_id))
+
+    def replay(self, dlq_id: str, idempotency_key: str | None = None) -> ReplayResult:
+        return self._run(self._client.replay(dlq_id, idempotency_key))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._client.redis.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
