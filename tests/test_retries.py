@@ -71,3 +71,21 @@ async def test_replay_creates_a_new_job_and_a_second_failure_a_second_entry(
     second = await client.get_dlq_entry(again.deadLetterId)
     assert second.originalJobId == replay.job_id
     assert len((await client.list_dlq("report-queue")).items) == 2
+
+
+async def test_handler_timeout_fails_the_attempt(client: Client, start_worker) -> None:
+    start_worker("report-queue:1")
+    job_id = (await client.enqueue("too-slow", "t", {"seconds": 30})).job_id
+    job = await eventually(lambda: job_in(client, job_id, State.FAILED), what="timeouts")
+    assert [h.outcome for h in job.history] == ["timeout", "timeout"]
+    assert "no result within 0.5s" in (job.failedReason or "")
+
+
+async def test_retry_later_uses_its_own_delay(client: Client, start_worker) -> None:
+    start_worker("report-queue:1")
+    job_id = (await client.enqueue("retry-later", "rl", {})).job_id
+    job = await eventually(lambda: job_in(client, job_id, State.COMPLETED), what="the retry")
+    assert [h.outcome for h in job.history] == ["failed", "completed"]
+    assert "upstream busy" in (job.history[0].error or "")
+    gap = _t(job.history[1].startedAt) - _t(job.history[0].finishedAt)
+    assert 0.3 - 0.002 <= gap < 4.0  # its own 0.3 s, not the task's 5 s backoff

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from jobq.context import JobContext
-from jobq.errors import PermanentError
+from jobq.errors import PermanentError, RetryLater
 from jobq.jobs import Backoff
 from jobq.tasks import task
 
@@ -73,4 +73,20 @@ def _append(path: str, line: str) -> None:
 def sync_sleep(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
     """A sync handler (runs in a thread, cannot be cancelled)."""
     time.sleep(payload.seconds if ctx.attempt == 1 else payload.retrySeconds)
+    return {"attempt": ctx.attempt}
+
+
+@task("too-slow", queue="report-queue", payload=Sleep, attempts=2,
+      backoff=Backoff(delaySeconds=0.1), timeout_s=0.5)
+async def too_slow(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
+    """Always outlives its 0.5 s timeout."""
+    await asyncio.sleep(payload.seconds)
+    return {}
+
+
+@task("retry-later", queue="report-queue", payload=Empty, attempts=3)
+async def retry_later(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    """Asks for a retry after 0.3 s (not the task's 5 s backoff) on its first attempt."""
+    if ctx.attempt == 1:
+        raise RetryLater("upstream busy", delay_s=0.3)
     return {"attempt": ctx.attempt}
