@@ -69,7 +69,11 @@ class QueueRunner:
         try:
             async for attempt in retrying(max_wait_s=5.0):
                 with attempt:
-                    await self._fetch_forever()
+                    try:
+                        await self._fetch_forever()
+                    except REDIS_DOWN as exc:
+                        self._log.warning("worker.redis_unavailable", error=str(exc))
+                        raise
         finally:
             if self._block is not None:
                 self._block.cancel()
@@ -100,8 +104,8 @@ class QueueRunner:
         so its connection stays usable.
         """
         if self._block is not None and self._block.done():
-            self._block.result()  # a Redis outage surfaces here and is retried by fetch()
-            self._block = None
+            finished, self._block = self._block, None
+            finished.result()  # a Redis outage surfaces here and is retried by fetch()
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
         timeout = None if due_in_ms is None else max(0.005, due_in_ms / 1000)
