@@ -37,12 +37,14 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
 
 
 def retrying(
-    *, give_up_after_s: float | None = None, max_wait_s: float = 5.0
+    *, give_up_after_s: float | None = None, max_wait_s: float = 5.0,
+    on: tuple[type[BaseException], ...] = REDIS_DOWN,
 ) -> tenacity.AsyncRetrying:
-    """Retry on Redis outages with exponential backoff and jitter, forever unless limited."""
+    """Retry on Redis outages (or the errors in ``on``) with exponential backoff and jitter,
+    forever unless limited."""
     stop = tenacity.stop_after_delay(give_up_after_s) if give_up_after_s else tenacity.stop_never
     return tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception_type(REDIS_DOWN),
+        retry=tenacity.retry_if_exception_type(on),
         wait=tenacity.wait_exponential_jitter(initial=0.05, max=max_wait_s),
         stop=stop,
         reraise=True,

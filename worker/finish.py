@@ -16,11 +16,14 @@ from jobq.context import JobContext
 from jobq.errors import LeaseLost
 from jobq.jobs import Backoff
 from jobq.keys import QueueKeys
+from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
 from jobq.worker.execute import Outcome
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
+
+log = get_logger("jobq.worker")
 
 ACK_BATCH = 500  # most completions per script call (bounds the time one script holds Redis)
 
@@ -62,7 +65,11 @@ class Finisher:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:ACK_BATCH], self._pending[ACK_BATCH:]
-                await self._flush(batch)
+                try:
+                    await self._flush(batch)
+                except Exception:
+                    # Unrecorded completions are taken back by the stall sweep and retried.
+                    log.exception("worker.ack_error", queue=self.keys.queue, jobs=len(batch))
             if self._closing:
                 return
 

@@ -67,12 +67,17 @@ class QueueRunner:
     async def fetch(self) -> None:
         """Lease and start jobs until cancelled (shutdown cancels this task first)."""
         try:
-            async for attempt in retrying(max_wait_s=5.0):
+            # Any error (an outage, or e.g. Redis refusing writes at maxmemory) is logged and
+            # retried with backoff: a queue's fetcher must never stop while the process lives.
+            async for attempt in retrying(max_wait_s=5.0, on=(Exception,)):
                 with attempt:
                     try:
                         await self._fetch_forever()
                     except REDIS_DOWN as exc:
                         self._log.warning("worker.redis_unavailable", error=str(exc))
+                        raise
+                    except Exception:
+                        self._log.exception("worker.fetch_error")
                         raise
         finally:
             if self._block is not None:

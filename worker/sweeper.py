@@ -37,6 +37,8 @@ class Sweeper:
             except REDIS_DOWN as exc:
                 log.warning("worker.redis_unavailable", queue=self.runner.spec.name,
                             error=str(exc))
+            except Exception:
+                log.exception("worker.sweep_error", queue=self.runner.spec.name)
             await asyncio.sleep(self.interval_s)
 
     async def sweep(self) -> None:
