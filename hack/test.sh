@@ -23,7 +23,10 @@ if ! command -v redis-server >/dev/null; then
 fi
 
 step "Kubernetes binaries (etcd, kube-apiserver, kubectl, helm, ...) — cached, built once"
-bash hack/k8s-tools.sh >/dev/null
+if ! bash hack/k8s-tools.sh >/dev/null; then
+  # The cluster tier then skips with the reason (and fails when CI is set).
+  echo "warning: Kubernetes binaries unavailable (needs Go and the Go module proxy)" >&2
+fi
 
 step "Lint: ruff, mypy"
 .venv/bin/ruff check .
