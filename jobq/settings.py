@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobq import keys
@@ -80,5 +80,11 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see .env.example)")
     try:
         return Settings(**overrides)
-    except ValueError as exc:
-        raise ConfigError(f"invalid settings: {exc}".replace("\n", " ")) from exc
+    except ValidationError as exc:
+        # Name the setting and the problem, never the value: it may be a password or a token.
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"] != ("REDIS_URL",) else f"REDIS_URL: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

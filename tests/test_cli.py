@@ -82,3 +82,9 @@ async def test_dlq_list_and_replay_print_the_api_bodies(
     assert '"event": "job.replayed"' in replay.stderr
     same = jobq(settings, "dlq", "replay", str(failed.deadLetterId), "--key", "r1", "--json")
     assert json.loads(same.stdout)["jobId"] == body["jobId"]
+
+
+def test_invalid_setting_names_the_variable_not_its_value(settings: Settings) -> None:
+    result = jobq(settings, "queues", JOBQ_MAX_BODY_BYTES="s3cret-looking-value")
+    assert_one_line_error(result, 1, "invalid settings: JOBQ_MAX_BODY_BYTES")
+    assert "s3cret-looking-value" not in result.stderr
