@@ -57,3 +57,9 @@ async def call_or_unavailable(fn: Callable[[], Awaitable[T]]) -> T:
         return await fn()
     except REDIS_DOWN as exc:
         raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+async def redis_now_ms(redis: Redis) -> int:
+    """Redis's clock, the one every script stamps jobs with (ms since the epoch)."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000

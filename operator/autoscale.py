@@ -21,8 +21,8 @@ from typing import Any
 import kopf
 
 from jobq import keys
-from jobq.connection import REDIS_DOWN
-from jobq.jobs import loads, now_ms
+from jobq.connection import REDIS_DOWN, redis_now_ms
+from jobq.jobs import loads
 from jobq.logs import get_logger
 from jobq.operator.backlog import Backlog, read_backlog, read_heartbeats
 from jobq.operator.context import OperatorContext
@@ -272,7 +272,8 @@ async def _mark_idle_pods(
         if isinstance(beat, dict):
             beats.append(beat)
     names = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
-    costs = deletion_costs(names, beats, now_ms(), int(keys.HEARTBEAT_STALE_S * 1000))
+    now = await redis_now_ms(ctx.redis)  # heartbeats are stamped on Redis's clock too
+    costs = deletion_costs(names, beats, now, int(keys.HEARTBEAT_STALE_S * 1000))
     current = {p["metadata"]["name"]: (p["metadata"].get("annotations") or {}) for p in pods}
     for pod, cost in costs.items():
         if current[pod].get(POD_DELETION_COST) != str(cost):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from jobq.connection import redis_now_ms
 from jobq.keys import QueueKeys
 
 
@@ -25,8 +26,7 @@ class Backlog:
 async def read_backlog(redis: Redis, queue: QueueKeys) -> Backlog:
     """Waiting + due delayed + active jobs. "Due" is judged on Redis's clock, the one the
     scripts stamp due times with, not on this pod's."""
-    seconds, micros = await redis.time()
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    now_ms = await redis_now_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.llen(queue.wait)
         pipe.zcount(queue.delayed, "-inf", now_ms)

@@ -12,8 +12,8 @@ import os
 import socket
 
 from jobq import keys
-from jobq.connection import REDIS_DOWN
-from jobq.jobs import Backoff, dumps, loads, now_ms
+from jobq.connection import REDIS_DOWN, redis_now_ms
+from jobq.jobs import Backoff, dumps, loads
 from jobq.logs import get_logger
 from jobq.worker.runner import QueueRunner
 
@@ -56,7 +56,7 @@ class Sweeper:
 
     async def heartbeat(self) -> None:
         r = self.runner
-        now = now_ms()
+        now = await redis_now_ms(r.scripts.redis)  # one clock with the operator's reads
         beat = {"pod": self.pod, "pid": os.getpid(), "inflight": len(r.running),
                 "concurrency": r.spec.concurrency, "seenAt": now}
         await r.scripts.redis.hset(r.keys.workers, r.worker_id, dumps(beat))
