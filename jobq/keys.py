@@ -20,6 +20,7 @@ COMPLETED_KEEP = 1000  # completed job records kept per queue (R12)
 COMPLETED_MAX_AGE_S = 24 * 3600  # completed job records older than this are dropped (R12)
 FAILED_KEEP = 5000  # failed job records kept per queue; their DLQ entries stay (R12)
 FAILED_MAX_AGE_S = 7 * 24 * 3600  # failed job records older than this are dropped (R12)
+DLQ_MAX_AGE_S = 90 * 24 * 3600  # DLQ entries older than this are dropped; 0 keeps them forever
 HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
 PROMOTE_BATCH = 1000  # most delayed jobs promoted per claim (bounded script time)

@@ -215,13 +215,14 @@ class Scripts:
 
     async def fail(
         self, q: QueueKeys, job_id: str, token: str, reason: str, delay_ms: int,
-        *, permanent: bool, outcome: str, keep: int, max_age_ms: int,
+        *, permanent: bool, outcome: str, keep: int, max_age_ms: int, dlq_max_age_ms: int = 0,
     ) -> FailResult:
         """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
         raw = await self._call(
             "fail",
             [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix],
-            [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms],
+            [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms,
+             dlq_max_age_ms],
         )
         if isinstance(raw, int):
             _raise_for(raw, f"lease on job {job_id} was lost")

@@ -197,3 +197,26 @@ async def test_replay_makes_a_new_job_and_leaves_the_entry(client: Client) -> No
                                                          one.job_id),
                                     one.job_id, "other-fingerprint", 60,
                                     NewJob("flaky", "email-queue", "{}", "k", 1, "{}", None), "x")
+
+
+async def test_dlq_entries_past_their_retention_go_when_the_next_job_fails(
+    client: Client,
+) -> None:
+    q = client.keys("email-queue")
+    first = (await client.enqueue("welcome-email", "old", WELCOME, attempts=1)).job_id
+    c = await claim_one(client)
+    old = await client.scripts.fail(q, first, c.token, "x", 0, permanent=False,
+                                    outcome="failed", keep=10, max_age_ms=60_000)
+    assert old.dlq_id
+    await client.replay(old.dlq_id)
+    await asyncio.sleep(0.01)  # the entry's age is what is under test
+    second = (await client.enqueue("welcome-email", "new", WELCOME, attempts=1)).job_id
+    c2 = next(j for j in (await client.scripts.claim(q, 10, 30_000, "w1"))[2]
+              if j.job_id == second)
+    new = await client.scripts.fail(q, second, c2.token, "y", 0, permanent=False,
+                                    outcome="failed", keep=10, max_age_ms=60_000,
+                                    dlq_max_age_ms=5)
+    with pytest.raises(NotFound):
+        await client.get_dlq_entry(old.dlq_id)
+    assert not await client.redis.exists(q.dlq_replays(old.dlq_id))
+    assert new.dlq_id and (await client.get_dlq_entry(new.dlq_id)).originalJobId == second

@@ -130,6 +130,7 @@ class Finisher:
                         self.keys, job_id, token, reason, int(delay_s * 1000),
                         permanent=permanent, outcome=label, keep=self.settings.failed_keep,
                         max_age_ms=self.settings.failed_max_age_s * 1000,
+                        dlq_max_age_ms=self.settings.dlq_max_age_s * 1000,
                     )
         except LeaseLost:
             log.warning("job.lease_lost", error=reason)

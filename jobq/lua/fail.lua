@@ -20,6 +20,7 @@
   ARGV[7] queue name (dlqId = queue .. "-" .. sequence)
   ARGV[8] failed jobs to keep (count)
   ARGV[9] failed jobs' maximum age (ms)
+  ARGV[10] DLQ entries' maximum age (ms; 0 = keep them forever)
 
   Returns {1, dueAt} retry scheduled, {2, dlqId} dead-lettered, -1 lease lost.
 ]]
@@ -27,7 +28,7 @@ local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS
 local dlqSeqKey, jobPrefix, dlqPrefix = KEYS[5], KEYS[6], KEYS[7]
 local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
 local delayMs, permanent, outcome, queue = tonumber(ARGV[4]), ARGV[5] == "1", ARGV[6], ARGV[7]
-local keep, maxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9])
+local keep, maxAgeMs, dlqMaxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local rcall = redis.call
 local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -59,7 +60,7 @@ rcall("ZADD", dlqKey, now, dlqId)
 rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
 rcall("ZADD", failedKey, now, jobId)
 
--- Trim old failed job records; their DLQ entries stay (R12 bounds jobs, not the DLQ).
+-- Trim old failed job records; their DLQ entries outlive them.
 local old = rcall("ZRANGEBYSCORE", failedKey, "-inf", now - maxAgeMs, "LIMIT", 0, 1000)
 local excess = rcall("ZCARD", failedKey) - keep
 if excess > 0 then
@@ -68,5 +69,13 @@ end
 for _, id in ipairs(old) do
   rcall("DEL", jobPrefix .. id)
   rcall("ZREM", failedKey, id)
+end
+
+-- DLQ entries (and their replay logs) past their retention, a bounded batch per failure.
+if dlqMaxAgeMs > 0 then
+  for _, id in ipairs(rcall("ZRANGEBYSCORE", dlqKey, "-inf", now - dlqMaxAgeMs, "LIMIT", 0, 100)) do
+    rcall("DEL", dlqPrefix .. id, dlqPrefix .. id .. ":replays")
+    rcall("ZREM", dlqKey, id)
+  end
 end
 return {2, dlqId}
