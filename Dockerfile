@@ -14,12 +14,13 @@ WORKDIR /src
 RUN python -m venv /opt/jobq
 COPY . .
 # Wheel first, then a plain (non-editable) install of it: the venv holds no source checkout.
-# Bytecode is compiled here because the runtime root filesystem is read-only.
+# Bytecode is compiled here because the runtime root filesystem is read-only; from / so that the
+# source tree's operator/ folder cannot pass for the standard library's `operator` module.
 RUN /opt/jobq/bin/pip install --upgrade pip \
  && /opt/jobq/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
  && /opt/jobq/bin/pip install /tmp/wheels/*.whl \
  && /opt/jobq/bin/pip uninstall --yes pip \
- && /opt/jobq/bin/python -m compileall -q /opt/jobq/lib \
+ && cd / && /opt/jobq/bin/python -m compileall -q /opt/jobq/lib \
  && /opt/jobq/bin/jobq --help > /dev/null
 
 # --- runtime: the venv on a clean slim image (no build tools, no pip in the venv), non-root ---
