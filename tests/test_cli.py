@@ -88,3 +88,39 @@ def test_invalid_setting_names_the_variable_not_its_value(settings: Settings) ->
     result = jobq(settings, "queues", JOBQ_MAX_BODY_BYTES="s3cret-looking-value")
     assert_one_line_error(result, 1, "invalid settings: JOBQ_MAX_BODY_BYTES")
     assert "s3cret-looking-value" not in result.stderr
+
+
+SHOP_TASKS = '''
+from pydantic import BaseModel
+from jobq import JobContext, task
+
+
+class Invoice(BaseModel):
+    invoiceId: str
+
+
+@task("send-invoice", queue="billing", payload=Invoice)
+async def send_invoice(ctx: JobContext, payload: Invoice) -> dict:
+    return {"sent": payload.invoiceId}
+'''
+
+
+async def test_tasks_of_the_project_in_the_cwd_are_found(
+    settings: Settings, start_worker, tmp_path: Path
+) -> None:
+    """JOBQ_TASKS may name a module of the folder jobq runs in, as with celery -A."""
+    (tmp_path / "shop_tasks.py").write_text(SHOP_TASKS)
+    tasks = "jobq.demo,shop_tasks"
+    created = jobq(settings, "enqueue", "send-invoice", "--key", "inv-1", "--payload",
+                   '{"invoiceId": "A-1"}', "--json", JOBQ_TASKS=tasks)
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["jobId"]
+    start_worker("billing:1", JOBQ_TASKS=tasks)
+
+    async def completed() -> dict[str, object] | None:
+        result = jobq(settings, "status", job_id, "--full", JOBQ_TASKS=tasks)
+        record = json.loads(result.stdout) if result.returncode == 0 else {}
+        return record if record.get("state") == "completed" else None
+
+    record = await eventually(completed, what="the project's task to run")
+    assert record["result"] == {"sent": "A-1"}

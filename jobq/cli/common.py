@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -34,7 +35,17 @@ def settings_and_registry(*, logs_to_stderr: bool = False) -> tuple[Settings, Re
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format,
                       sys.stderr if logs_to_stderr else sys.stdout)
+    make_cwd_importable()
     return settings, load_registry(settings.tasks)
+
+
+def make_cwd_importable() -> None:
+    """Let ``JOBQ_TASKS=myapp.tasks`` name a module of the project the command runs in, as
+    ``celery -A`` and ``rq worker`` do. Appended, not prepended: installed packages (jobq
+    itself included) still win over folders of the same name in the cwd."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
 
 
 @asynccontextmanager
