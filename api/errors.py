@@ -20,7 +20,6 @@ from jobq.errors import (
     InvalidCursor,
     InvalidPayload,
     NotFound,
-    RedisUnavailable,
     UnknownTask,
 )
 from jobq.logs import get_logger
@@ -135,6 +134,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
     app.add_exception_handler(IdempotencyConflict, simple(409, "conflict"))
     app.add_exception_handler(NotFound, simple(404, "not_found"))
-    for exc_type in (RedisUnavailable, *REDIS_DOWN):
+    for exc_type in REDIS_DOWN:
         app.add_exception_handler(exc_type, redis_down)
     app.add_exception_handler(Exception, unexpected)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
 import tenacity
 from redis.asyncio import BlockingConnectionPool, Redis
-
-from jobq.errors import RedisUnavailable
 
 T = TypeVar("T")
 
@@ -49,14 +46,6 @@ def retrying(
         stop=stop,
         reraise=True,
     )
-
-
-async def call_or_unavailable(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run one Redis call; an outage becomes RedisUnavailable for the caller to answer 503."""
-    try:
-        return await fn()
-    except REDIS_DOWN as exc:
-        raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
 async def redis_now_ms(redis: Redis) -> int:

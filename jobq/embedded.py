@@ -42,6 +42,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def is_port_free(port: int) -> bool:
+    """Whether ``port`` can be bound on loopback right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class ServerProcess:
     """One server on loopback; ``stop()`` ends it (it also dies with its parent's process group)."""

@@ -43,9 +43,6 @@ class NotFound(JobqError):
     """No job or DLQ entry with that id."""
 
 
-class RedisUnavailable(JobqError):
-    """Redis could not be reached; the caller should retry later (R11)."""
-
 
 class ConfigError(JobqError):
     """A setting or a command-line value is invalid."""

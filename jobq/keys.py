@@ -23,7 +23,6 @@ FAILED_MAX_AGE_S = 7 * 24 * 3600  # failed job records older than this are dropp
 DLQ_MAX_AGE_S = 90 * 24 * 3600  # DLQ entries older than this are dropped; 0 keeps them forever
 HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
-PROMOTE_BATCH = 1000  # most delayed jobs promoted per claim (bounded script time)
 RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)
 
 

@@ -120,9 +120,8 @@ class Scripts:
 
     async def load(self) -> None:
         """Load every script into Redis once, so calls go by SHA (reloaded on NOSCRIPT)."""
-        for name, script in self._scripts.items():
+        for script in self._scripts.values():
             await self.redis.script_load(script.script)
-            del name
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if len(keys) != self._key_counts[name]:

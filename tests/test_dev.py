@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobq.embedded import free_port
+from jobq.embedded import free_port, is_port_free
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -25,13 +24,7 @@ STOP_TIMEOUT_S = 60.0
 
 
 def ports_free(*ports: int) -> bool:
-    for port in ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+    return all(is_port_free(port) for port in ports)
 
 
 def free_run(count: int) -> int:

@@ -47,10 +47,6 @@ class LeaseTable:
         with self._lock:
             return {q: list(held.items()) for q, held in self._held.items() if held}
 
-    def count(self, queue: str) -> int:
-        with self._lock:
-            return len(self._held.get(queue, {}))
-
 
 class LeaseRenewer(threading.Thread):
     """Renews every lease in a LeaseTable until stopped; reports leases found lost."""

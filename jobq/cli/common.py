@@ -13,7 +13,7 @@ import click
 
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
-from jobq.errors import JobqError, NotFound, RedisUnavailable
+from jobq.errors import JobqError, NotFound
 from jobq.logs import configure_logging
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
@@ -64,7 +64,7 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(fn())
     except NotFound as exc:
         fail(str(exc), EXIT_NOT_FOUND)
-    except (RedisUnavailable, *REDIS_DOWN) as exc:
+    except REDIS_DOWN as exc:
         fail(f"Redis is unreachable: {exc}", EXIT_UNAVAILABLE)
     except JobqError as exc:
         fail(str(exc))

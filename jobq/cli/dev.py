@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from jobq.embedded import ServerProcess, free_port, valkey_binary
+from jobq.embedded import ServerProcess, free_port, is_port_free, valkey_binary
 from jobq.errors import ConfigError
 from jobq.settings import load_settings
 
@@ -78,7 +77,8 @@ def dev(port: int, metrics_port_base: int, redis_port: int | None,
     if "redis_url" in settings.model_fields_set:
         url = settings.redis_url
     else:
-        port_ = redis_port or (DEFAULT_REDIS_PORT if _is_free(DEFAULT_REDIS_PORT) else free_port())
+        default = DEFAULT_REDIS_PORT if is_port_free(DEFAULT_REDIS_PORT) else free_port()
+        port_ = redis_port or default
         server = ServerProcess(valkey_binary(), Path.cwd() / DATA_DIR, port=port_,
                                appendonly=True, detach=True)
         server.start()
@@ -188,15 +188,6 @@ def _schedule_file(given: Path | None) -> Path | None:
     click.echo(f"jobq dev: no {DEFAULT_SCHEDULES} found; running without the scheduler "
                "(give one with --schedules)", err=True)
     return None
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _safe_url(url: str) -> str:

@@ -20,6 +20,7 @@ local rcall = redis.call
 local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
+-- At most 1000 promotions per call keep the script short; the rest go on the next claim.
 local due = rcall("ZRANGEBYSCORE", delayedKey, "-inf", now, "WITHSCORES", "LIMIT", 0, 1000)
 for i = 1, #due, 2 do
   rcall("ZREM", delayedKey, due[i])
