@@ -7,6 +7,8 @@ from typing import TypeVar
 import redis.exceptions
 import tenacity
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 T = TypeVar("T")
 
@@ -30,7 +32,12 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
         socket_keepalive=True,
         health_check_interval=15,
     )
-    return Redis.from_pool(pool)
+    client = Redis.from_pool(pool)
+    # One immediate retry for a connection gone stale, no hidden backoff: redis-py's default
+    # (10 retries, sleeps up to 1 s) would hide outages from our own retry policy (tenacity,
+    # 503s) and stall blocking calls for a second after Redis comes back.
+    client.set_retry(Retry(NoBackoff(), 1))
+    return client
 
 
 def retrying(
