@@ -83,7 +83,7 @@ class Client:
                      attempts or task.attempts, _backoff_json(backoff or task.backoff),
                      task.timeout_s)
         duplicate = await self.scripts.enqueue(
-            self.keys(task.queue), keys.idempotency_key(self._prefix, job_id), job_id,
+            self.keys(task.queue), keys.idempotency_record(self._prefix, job_id), job_id,
             fingerprint(type, payload), self.settings.idempotency_retention_s,
             int(delay_s * 1000), job,
         )
@@ -176,7 +176,7 @@ class Client:
         job = NewJob(entry.type, entry.queue, dumps(entry.payload), key, max_attempts,
                      _backoff_json(backoff), timeout)
         duplicate = await self.scripts.replay(
-            self.keys(entry.queue), dlq_id, keys.idempotency_key(self._prefix, job_id), job_id,
+            self.keys(entry.queue), dlq_id, keys.idempotency_record(self._prefix, job_id), job_id,
             fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
             job, entry.originalJobId,
         )

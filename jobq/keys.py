@@ -97,8 +97,9 @@ class QueueKeys:
         return f"{self.base}:fx:{job_id}:{digest}"
 
 
-def idempotency_key(prefix: str, job_id: str) -> str:
-    """Where the fingerprint of the content first sent with a key is kept."""
+def idempotency_record(prefix: str, job_id: str) -> str:
+    """The Redis key of an idempotency record: the fingerprint of the content first sent with
+    the idempotency key that ``job_id`` was derived from (R2)."""
     return f"{prefix}:idem:{job_id}"
 
 

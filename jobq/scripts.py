@@ -1,12 +1,16 @@
 """The Lua scripts, loaded once per connection, with one typed method each.
 
-Every state change touching more than one key is one script (``lua/<name>.lua``). Scripts answer
-failures with small negative integers; ``_raise_for`` maps them to exceptions in one place.
+Every state change touching more than one key is one script (``lua/<name>.lua``). Pieces that
+several scripts need (Redis's clock, the answer codes, the idempotency check, storing a new job,
+ending an attempt, trimming finished jobs) live once in ``lua/lib/<piece>.lua`` and are inlined
+where a script says ``--- @include "lib/<piece>"``, so the scripts cannot drift apart. Scripts
+answer failures with small negative integers; ``_raise_for`` maps them to exceptions in one place.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -19,6 +23,11 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
 from jobq.keys import QueueKeys
 
+# The answers of lua/lib/codes.lua, same names and values (tests/test_scripts.py compares them).
+CREATED = 0
+DUPLICATE = 1
+DONE = 1
+SKIPPED = 0
 LEASE_LOST = -1
 CONFLICT = -2
 NOT_FOUND = -3
@@ -29,13 +38,41 @@ _ERRORS: dict[int, type[JobqError]] = {
     NOT_FOUND: NotFound,
 }
 _HEADER_KEY = re.compile(r"^\s*KEYS\[(\d+)\]", re.MULTILINE)
+_INCLUDE = re.compile(r'^--- @include "(lib/[a-z_]+)"\n', re.MULTILINE)
+_ANY_INCLUDE = re.compile(r"^-+\s*@include", re.MULTILINE)
 SCRIPT_NAMES = (
     "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
 )
 
 
+def lua_file(path: str) -> str:
+    """One file under ``jobq/lua/`` as written, e.g. ``claim.lua`` or ``lib/clock.lua``."""
+    return resources.files("jobq").joinpath("lua", path).read_text()
+
+
 def script_source(name: str) -> str:
-    return resources.files("jobq").joinpath(f"lua/{name}.lua").read_text()
+    """The script as Redis runs it: ``lua/<name>.lua`` with its pieces inlined."""
+    return inline_includes(f"{name}.lua", lua_file)
+
+
+def inline_includes(path: str, read: Callable[[str], str]) -> str:
+    """``read(path)`` with each ``--- @include "lib/x"`` line replaced by ``read("lib/x.lua")``.
+    A piece is inlined once, at its first include (a piece may include the pieces it needs), so
+    the result reads top to bottom like one file. Any other ``@include`` line is an error."""
+    inlined: set[str] = set()
+
+    def inline(match: re.Match[str]) -> str:
+        piece = match.group(1)
+        if piece in inlined:
+            return ""
+        inlined.add(piece)
+        text = read(f"{piece}.lua")
+        return _INCLUDE.sub(inline, text if text.endswith("\n") else text + "\n")
+
+    source = _INCLUDE.sub(inline, read(path))
+    if _ANY_INCLUDE.search(source):
+        raise JobqError(f"{path}: malformed include (write: --- @include \"lib/<piece>\")")
+    return source
 
 
 def header_key_count(source: str) -> int:
@@ -54,7 +91,8 @@ def _raise_for(code: int, what: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """What enqueue and replay store of a new job, in the scripts' ARGV order."""
+    """What enqueue and replay store of a new job, in the scripts' ARGV order (the ``job``
+    fields of ``lua/lib/new_job.lua``)."""
 
     type: str
     queue: str
@@ -164,16 +202,16 @@ class Scripts:
         raise AssertionError("unreachable")
 
     async def enqueue(
-        self, q: QueueKeys, idem_key: str, job_id: str, fingerprint: str, retention_s: int,
+        self, q: QueueKeys, idem_record: str, job_id: str, fingerprint: str, retention_s: int,
         delay_ms: int, job: NewJob,
     ) -> bool:
         """Create the job unless its key is known; True when it was a duplicate."""
         code = await self._call(
-            "enqueue", [idem_key, q.job(job_id), q.wait, q.delayed],
+            "enqueue", [idem_record, q.job(job_id), q.wait, q.delayed],
             [job_id, fingerprint, retention_s, delay_ms, *job.args()],
         )
         _raise_for(code, f"idempotency key of job {job_id} was used with other content")
-        return bool(code == 1)
+        return bool(code == DUPLICATE)
 
     async def claim(
         self, q: QueueKeys, most: int, lease_ms: int, worker: str
@@ -200,7 +238,7 @@ class Scripts:
         """Extend leases by ``lease_ms`` from now; False for each one that was lost."""
         flat = [x for pair in leases for x in pair]
         raw = await self._call("renew", [q.active, q.job_prefix], [lease_ms, *flat])
-        return [r == 1 for r in raw]
+        return [r == DONE for r in raw]
 
     async def complete(
         self, q: QueueKeys, keep: int, max_age_ms: int, done: list[tuple[str, str, str]],
@@ -210,7 +248,7 @@ class Scripts:
         raw = await self._call(
             "complete", [q.active, q.completed, q.job_prefix], [keep, max_age_ms, *flat]
         )
-        return [r == 1 for r in raw]
+        return [r == DONE for r in raw]
 
     async def fail(
         self, q: QueueKeys, job_id: str, token: str, reason: str, delay_ms: int,
@@ -258,18 +296,18 @@ class Scripts:
             "reserve", [q.job(job_id), q.side_effect(job_id, name)], [token, retention_s, attempt]
         )
         _raise_for(code, f"lease on job {job_id} was lost")
-        return bool(code == 1)
+        return bool(code == DONE)
 
     async def replay(
-        self, q: QueueKeys, dlq_id: str, idem_key: str, job_id: str, fingerprint: str,
+        self, q: QueueKeys, dlq_id: str, idem_record: str, job_id: str, fingerprint: str,
         retention_s: int, job: NewJob, replayed_from_job_id: str,
     ) -> bool:
         """Create the replay job; True when it was a duplicate of an earlier replay."""
         code = await self._call(
             "replay",
-            [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_key, q.job(job_id), q.wait],
+            [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_record, q.job(job_id), q.wait],
             [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id],
         )
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
                    if code == CONFLICT else f"no DLQ entry {dlq_id}")
-        return bool(code == 1)
+        return bool(code == DUPLICATE)

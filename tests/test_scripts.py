@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import re
+from importlib import resources
 
 import pytest
 from redis.asyncio import Redis
 
-from jobq import keys
+from jobq import keys, scripts
 from jobq.client import Client
-from jobq.errors import IdempotencyConflict, LeaseLost, NotFound
+from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
 from jobq.jobs import State
-from jobq.scripts import SCRIPT_NAMES, NewJob, Scripts, header_key_count, script_source
+from jobq.scripts import (
+    SCRIPT_NAMES,
+    NewJob,
+    Scripts,
+    header_key_count,
+    inline_includes,
+    lua_file,
+    script_source,
+)
 
 WELCOME = {"email": "albert@example.com", "name": "Albert"}
 
@@ -26,6 +35,68 @@ def test_every_header_declares_the_keys_its_body_uses() -> None:
         assert declared >= 1, name
         assert used == set(range(1, declared + 1)), f"{name}: header {declared}, body {used}"
         assert "ARGV[" in header, f"{name}: header lists no ARGV"
+
+
+def _pieces() -> dict[str, str]:
+    folder = resources.files("jobq").joinpath("lua/lib")
+    return {f"lib/{f.name}": f.read_text() for f in folder.iterdir() if f.name.endswith(".lua")}
+
+
+def test_pieces_take_their_keys_as_arguments() -> None:
+    """Only a script's own header says which keys it touches: pieces never read KEYS or ARGV."""
+    pieces = _pieces()
+    assert {"lib/clock.lua", "lib/codes.lua", "lib/idempotency.lua", "lib/new_job.lua",
+            "lib/attempt.lua", "lib/trim.lua"} <= set(pieces)
+    for path, text in pieces.items():
+        assert "KEYS[" not in text and "ARGV[" not in text, path
+
+
+def test_lua_answer_codes_are_the_python_ones() -> None:
+    codes = dict(re.findall(r"^local ([A-Z_]+) = (-?\d+)", lua_file("lib/codes.lua"), re.M))
+    assert len(codes) >= 7
+    for name, value in codes.items():
+        assert getattr(scripts, name) == int(value), name
+
+
+def test_enqueue_and_replay_share_the_idempotency_check_and_the_job_they_store() -> None:
+    for name in ("enqueue", "replay"):
+        own = lua_file(f"{name}.lua")
+        assert '--- @include "lib/idempotency"' in own and '--- @include "lib/new_job"' in own
+        assert 'rcall("GET"' not in own and 'rcall("SET"' not in own, name  # no private copy
+    for name in SCRIPT_NAMES:
+        assert 'rcall("TIME")' not in lua_file(f"{name}.lua"), name  # one clock prelude
+
+
+def test_includes_inline_each_piece_once_where_first_named() -> None:
+    files = {
+        "s.lua": '--[[ header ]]\n--- @include "lib/b"\n--- @include "lib/a"\nbody()\n',
+        "lib/a.lua": "local A = 1\n",
+        "lib/b.lua": '--- @include "lib/a"\nlocal B = A + 1',
+    }
+    assert inline_includes("s.lua", files.__getitem__) == (
+        "--[[ header ]]\nlocal A = 1\nlocal B = A + 1\nbody()\n")
+    files["s.lua"] = "--- @include lib/a\n"
+    with pytest.raises(JobqError, match="malformed include"):
+        inline_includes("s.lua", files.__getitem__)
+    for name in SCRIPT_NAMES:  # every real include resolves
+        assert "@include" not in script_source(name)
+
+
+async def test_every_script_answers_a_lost_lease_with_one_code(client: Client) -> None:
+    job_id = await enqueue(client, "lost")
+    await claim_one(client)
+    q = client.keys("email-queue")
+    call = client.scripts._call
+    assert await call("renew", [q.active, q.job_prefix], [60_000, job_id, "stale"]) == [
+        scripts.LEASE_LOST]
+    assert await call("complete", [q.active, q.completed, q.job_prefix],
+                      [10, 60_000, job_id, "stale", "{}"]) == [scripts.LEASE_LOST]
+    assert await call("fail", [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix,
+                               q.dlq_prefix],
+                      [job_id, "stale", "x", 0, 0, "failed", q.queue, 10, 60_000, 0]
+                      ) == scripts.LEASE_LOST
+    assert await call("reserve", [q.job(job_id), q.side_effect(job_id, "fx")],
+                      ["stale", 60, 1]) == scripts.LEASE_LOST
 
 
 async def test_wrappers_pass_as_many_keys_as_headers_declare(redis: Redis) -> None:
@@ -193,7 +264,7 @@ async def test_replay_makes_a_new_job_and_leaves_the_entry(client: Client) -> No
         await client.replay("email-queue-999")
     with pytest.raises(IdempotencyConflict):
         await client.scripts.replay(client.keys("email-queue"), r.dlq_id,
-                                    keys.idempotency_key(client.settings.key_prefix,
+                                    keys.idempotency_record(client.settings.key_prefix,
                                                          one.job_id),
                                     one.job_id, "other-fingerprint", 60,
                                     NewJob("flaky", "email-queue", "{}", "k", 1, "{}", None), "x")

@@ -14,11 +14,11 @@
            jobId, token, type, payload, attempts, maxAttempts, backoff, readyAt, timeoutS}
   The lease token is "<worker>:<attempt>", unique per attempt; every later write checks it.
 ]]
+--- @include "lib/clock"
 local waitKey, activeKey, delayedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local most, leaseMs, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
 -- At most 1000 promotions per call keep the script short; the rest go on the next claim.
 local due = rcall("ZRANGEBYSCORE", delayedKey, "-inf", now, "WITHSCORES", "LIMIT", 0, 1000)

@@ -11,11 +11,14 @@
 
   Returns one integer per triple: 1 completed, -1 lease lost (the write was refused).
 ]]
+--- @include "lib/clock"
+--- @include "lib/codes"
+--- @include "lib/attempt"
+--- @include "lib/trim"
 local activeKey, completedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
 local keep, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
 local out = {}
 for i = 3, #ARGV, 3 do
@@ -23,28 +26,16 @@ for i = 3, #ARGV, 3 do
   local jobKey = jobPrefix .. jobId
   local f = rcall("HMGET", jobKey, "token", "attempts")
   if f[1] == token then
-    local entryKey = "h:" .. f[2]
-    local entry = cjson.decode(rcall("HGET", jobKey, entryKey))
-    entry["end"] = now
-    entry["outcome"] = "completed"
-    rcall("HSET", jobKey, "state", "completed", "finishedAt", now, "result", result,
-      "token", "", entryKey, cjson.encode(entry))
-    rcall("ZREM", activeKey, jobId)
+    closeAttempt(activeKey, jobKey, jobId, f[2], now, "completed", nil)
+    rcall("HSET", jobKey, "state", "completed", "finishedAt", now, "result", result)
+    -- An earlier attempt's error stays in its history entry, not on a job that succeeded.
+    rcall("HDEL", jobKey, "failedReason")
     rcall("ZADD", completedKey, now, jobId)
-    out[#out + 1] = 1
+    out[#out + 1] = DONE
   else
-    out[#out + 1] = -1
+    out[#out + 1] = LEASE_LOST
   end
 end
 
-local excess = rcall("ZCARD", completedKey) - keep
-local old = rcall("ZRANGEBYSCORE", completedKey, "-inf", now - maxAgeMs, "LIMIT", 0, 1000)
-if excess > 0 then
-  local oldest = rcall("ZRANGE", completedKey, 0, excess - 1)
-  for _, jobId in ipairs(oldest) do old[#old + 1] = jobId end
-end
-for _, jobId in ipairs(old) do
-  rcall("DEL", jobPrefix .. jobId)
-  rcall("ZREM", completedKey, jobId)
-end
+trimFinished(completedKey, jobPrefix, keep, maxAgeMs, now)
 return out

@@ -20,32 +20,26 @@
 
   Returns 0 created, 1 duplicate (same content), -2 conflict (same key, other content).
 ]]
+--- @include "lib/clock"
+--- @include "lib/codes"
+--- @include "lib/idempotency"
+--- @include "lib/new_job"
 local idemKey, jobKey, waitKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobId, fingerprint = ARGV[1], ARGV[2]
 local retentionS, delayMs = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
-local known = rcall("GET", idemKey)
-if not known then
-  -- The record may have expired while the job itself is still kept.
-  known = rcall("HGET", jobKey, "fp")
-end
-if known then
-  if known == fingerprint then return 1 end
-  return -2
-end
+local job = {unpack(ARGV, 5, 4 + NEW_JOB_FIELDS)}
 
-rcall("SET", idemKey, fingerprint, "EX", retentionS)
-rcall("HSET", jobKey, "id", jobId, "fp", fingerprint, "type", ARGV[5], "queue", ARGV[6],
-  "payload", ARGV[7], "key", ARGV[8], "attempts", 0, "maxAttempts", ARGV[9],
-  "backoff", ARGV[10], "timeoutS", ARGV[11])
+local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
+if verdict then return verdict end
+
 if delayMs > 0 then
-  rcall("HSET", jobKey, "state", "delayed", "createdAt", now, "readyAt", now + delayMs)
+  storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "delayed", now, now + delayMs)
   rcall("ZADD", delayedKey, now + delayMs, jobId)
 else
-  rcall("HSET", jobKey, "state", "waiting", "createdAt", now, "readyAt", now)
+  storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
   rcall("LPUSH", waitKey, jobId)
 end
-return 0
+return CREATED

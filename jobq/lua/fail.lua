@@ -24,28 +24,26 @@
 
   Returns {1, dueAt} retry scheduled, {2, dlqId} dead-lettered, -1 lease lost.
 ]]
+--- @include "lib/clock"
+--- @include "lib/codes"
+--- @include "lib/attempt"
+--- @include "lib/trim"
 local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dlqSeqKey, jobPrefix, dlqPrefix = KEYS[5], KEYS[6], KEYS[7]
 local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
 local delayMs, permanent, outcome, queue = tonumber(ARGV[4]), ARGV[5] == "1", ARGV[6], ARGV[7]
 local keep, maxAgeMs, dlqMaxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 local jobKey = jobPrefix .. jobId
 
 local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "type", "payload")
-if f[1] ~= token then return -1 end
+if f[1] ~= token then return LEASE_LOST end
 local attempts, maxAttempts = tonumber(f[2]), tonumber(f[3])
 
-local entryKey = "h:" .. f[2]
-local entry = cjson.decode(rcall("HGET", jobKey, entryKey))
-entry["end"] = now
-entry["outcome"] = outcome
-entry["error"] = reason
-rcall("HSET", jobKey, entryKey, cjson.encode(entry), "failedReason", reason, "token", "")
+closeAttempt(activeKey, jobKey, jobId, f[2], now, outcome, reason)
+rcall("HSET", jobKey, "failedReason", reason)
 if outcome == "lost" then rcall("HINCRBY", jobKey, "lost", 1) end
-rcall("ZREM", activeKey, jobId)
 
 if not permanent and attempts < maxAttempts then
   rcall("HSET", jobKey, "state", "delayed", "readyAt", now + delayMs)
@@ -61,15 +59,7 @@ rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqI
 rcall("ZADD", failedKey, now, jobId)
 
 -- Trim old failed job records; their DLQ entries outlive them.
-local old = rcall("ZRANGEBYSCORE", failedKey, "-inf", now - maxAgeMs, "LIMIT", 0, 1000)
-local excess = rcall("ZCARD", failedKey) - keep
-if excess > 0 then
-  for _, id in ipairs(rcall("ZRANGE", failedKey, 0, excess - 1)) do old[#old + 1] = id end
-end
-for _, id in ipairs(old) do
-  rcall("DEL", jobPrefix .. id)
-  rcall("ZREM", failedKey, id)
-end
+trimFinished(failedKey, jobPrefix, keep, maxAgeMs, now)
 
 -- DLQ entries (and their replay logs) past their retention, a bounded batch per failure.
 if dlqMaxAgeMs > 0 then

@@ -10,10 +10,10 @@
 
   Returns the number of jobs handed back.
 ]]
+--- @include "lib/clock"
 local activeKey, waitKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
 local handed = 0
 for i = 1, #ARGV, 2 do

@@ -13,11 +13,11 @@
 
   Returns per job taken: jobId, new token, previous worker, attempt, maxAttempts, backoff, type
 ]]
+--- @include "lib/clock"
 local activeKey, jobPrefix = KEYS[1], KEYS[2]
 local leaseMs, worker, most = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
 local out = {}
 for _, jobId in ipairs(rcall("ZRANGEBYSCORE", activeKey, "-inf", now, "LIMIT", 0, most)) do

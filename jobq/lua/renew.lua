@@ -7,12 +7,13 @@
   ARGV[1] lease length (ms): the new deadline is now + this
   ARGV[2..] jobId, token pairs
 
-  Returns one integer per pair: 1 renewed, 0 lease lost (token no longer current).
+  Returns one integer per pair: 1 renewed, -1 lease lost (token no longer current).
 ]]
+--- @include "lib/clock"
+--- @include "lib/codes"
 local activeKey, jobPrefix = KEYS[1], KEYS[2]
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
 local deadline = now + tonumber(ARGV[1])
 local out = {}
@@ -20,9 +21,9 @@ for i = 2, #ARGV, 2 do
   local jobId, token = ARGV[i], ARGV[i + 1]
   if rcall("HGET", jobPrefix .. jobId, "token") == token then
     rcall("ZADD", activeKey, "XX", deadline, jobId)
-    out[#out + 1] = 1
+    out[#out + 1] = DONE
   else
-    out[#out + 1] = 0
+    out[#out + 1] = LEASE_LOST
   end
 end
 return out

@@ -24,24 +24,24 @@
   Returns 0 replayed, 1 duplicate of an earlier replay, -2 key reused with other content,
   -3 no such DLQ entry.
 ]]
+--- @include "lib/clock"
+--- @include "lib/codes"
+--- @include "lib/idempotency"
+--- @include "lib/new_job"
 local entryKey, replaysKey, idemKey, jobKey, waitKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local jobId, fingerprint, retentionS = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local rcall = redis.call
-local clock = rcall("TIME")  -- one clock for every worker and producer: Redis's
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redisNowMs()
 
-if rcall("EXISTS", entryKey) == 0 then return -3 end
-local known = rcall("GET", idemKey)
-if known then
-  if known == fingerprint then return 1 end
-  return -2
-end
+local job = {unpack(ARGV, 4, 3 + NEW_JOB_FIELDS)}
+local replayedFromJobId, dlqId = ARGV[11], ARGV[12]
 
-rcall("SET", idemKey, fingerprint, "EX", retentionS)
-rcall("HSET", jobKey, "id", jobId, "fp", fingerprint, "type", ARGV[4], "queue", ARGV[5],
-  "payload", ARGV[6], "key", ARGV[7], "attempts", 0, "maxAttempts", ARGV[8],
-  "backoff", ARGV[9], "timeoutS", ARGV[10], "replayedFromJobId", ARGV[11], "dlqId", ARGV[12],
-  "state", "waiting", "createdAt", now, "readyAt", now, "replayedAt", now)
+if rcall("EXISTS", entryKey) == 0 then return NOT_FOUND end
+local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
+if verdict then return verdict end
+
+storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
+rcall("HSET", jobKey, "replayedFromJobId", replayedFromJobId, "dlqId", dlqId, "replayedAt", now)
 rcall("LPUSH", waitKey, jobId)
 rcall("LPUSH", replaysKey, cjson.encode({jobId = jobId, replayedAt = now}))
-return 0
+return CREATED

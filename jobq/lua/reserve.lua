@@ -11,10 +11,11 @@
 
   Returns 1 reserved (run the effect), 0 already reserved (skip it), -1 lease lost.
 ]]
+--- @include "lib/codes"
 local jobKey, effectKey = KEYS[1], KEYS[2]
 local token, retentionS, attempt = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local rcall = redis.call
 
-if rcall("HGET", jobKey, "token") ~= token then return -1 end
-if rcall("SET", effectKey, attempt, "NX", "EX", retentionS) then return 1 end
-return 0
+if rcall("HGET", jobKey, "token") ~= token then return LEASE_LOST end
+if rcall("SET", effectKey, attempt, "NX", "EX", retentionS) then return DONE end
+return SKIPPED
