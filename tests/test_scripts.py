@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from jobq import keys, scripts
 from jobq.client import Client
 from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
-from jobq.jobs import State
+from jobq.jobs import State, status_of
 from jobq.scripts import (
     SCRIPT_NAMES,
     NewJob,
@@ -291,3 +291,22 @@ async def test_dlq_entries_past_their_retention_go_when_the_next_job_fails(
         await client.get_dlq_entry(old.dlq_id)
     assert not await client.redis.exists(q.dlq_replays(old.dlq_id))
     assert new.dlq_id and (await client.get_dlq_entry(new.dlq_id)).originalJobId == second
+
+
+async def test_a_job_completed_after_a_failed_attempt_shows_no_failed_reason(
+    client: Client,
+) -> None:
+    """The status of a success says failedReason null; the earlier error stays in history."""
+    job_id = (await client.enqueue("welcome-email", "retried", WELCOME, attempts=2)).job_id
+    q = client.keys("email-queue")
+    first = await claim_one(client)
+    retry = await client.scripts.fail(q, job_id, first.token, "boom 1", 0, permanent=False,
+                                      outcome="failed", keep=10, max_age_ms=60_000)
+    assert retry.retry_at_ms is not None
+    assert (await client.get_job(job_id)).failedReason == "boom 1"  # shown while it retries
+    second = await claim_one(client)
+    assert await client.scripts.complete(q, 10, 60_000, [(job_id, second.token, "{}")]) == [True]
+    job = await client.get_job(job_id)
+    assert status_of(job).failedReason is None and job.failedReason is None
+    assert [(h.outcome, h.error) for h in job.history] == [("failed", "boom 1"),
+                                                           ("completed", None)]
