@@ -19,6 +19,7 @@ from jobq.errors import (
     IdempotencyConflict,
     InvalidCursor,
     InvalidPayload,
+    JobExpired,
     NotFound,
     UnknownTask,
 )
@@ -39,6 +40,8 @@ DESCRIPTIONS = {
     401: "Missing or wrong bearer token (only when API tokens are configured).",
     404: "No such resource.",
     409: "The idempotency key was already used with another type or payload.",
+    410: "The job existed but its record was trimmed (finished jobs are kept by count and "
+         "age, JOBQ_COMPLETED_* / JOBQ_FAILED_*); its idempotency key is still remembered.",
     413: "The request body is larger than the configured limit.",
     415: "The request body is not JSON (Content-Type must be application/json).",
     422: "The request is invalid (missing fields, unknown task type, invalid payload...).",
@@ -134,6 +137,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
     app.add_exception_handler(IdempotencyConflict, simple(409, "conflict"))
     app.add_exception_handler(NotFound, simple(404, "not_found"))
+    app.add_exception_handler(JobExpired, simple(410, "job_expired"))
     for exc_type in REDIS_DOWN:
         app.add_exception_handler(exc_type, redis_down)
     app.add_exception_handler(Exception, unexpected)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from jobq.jobs import Backoff, DlqEntry
+from jobq.jobs import Backoff
 
 MAX_ATTEMPTS = 100  # more attempts than this is a mistake, not a policy
 MAX_DELAY_S = 365 * 24 * 3600  # a job delayed by more than a year is a mistake too
@@ -95,13 +95,6 @@ class QueueList(BaseModel):
     """``GET /queues``: every queue this API knows, with its counts."""
 
     queues: list[QueueCounts]
-
-
-class DlqPage(BaseModel):
-    """``GET /dlq``: entries newest first; pass ``nextCursor`` back for the next page."""
-
-    items: list[DlqEntry]
-    nextCursor: str | None
 
 
 class Health(BaseModel):

@@ -11,10 +11,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobq import keys
-from jobq.errors import InvalidCursor, NotFound, UnknownTask
+from jobq.errors import InvalidCursor, JobExpired, NotFound, UnknownTask
 from jobq.jobs import (
     Backoff,
     DlqEntry,
+    DlqPage,
     JobPublic,
     dlq_entry_from_hash,
     dumps,
@@ -44,12 +45,6 @@ class ReplayResult:
     replayed_from_job_id: str
     dlq_id: str
     duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DlqPage:
-    items: list[DlqEntry]
-    next_cursor: str | None
 
 
 class Client:
@@ -89,20 +84,41 @@ class Client:
         )
         return EnqueueResult(job_id, task.queue, duplicate)
 
+    async def queues(self) -> list[str]:
+        """Every queue a job was created in, and those of this process's tasks: what a reader
+        sees does not depend on which task modules it loaded."""
+        known = await self.redis.smembers(keys.known_queues(self._prefix))
+        return sorted({str(q) for q in known} | set(self.registry.queues))
+
     async def get_job(self, job_id: str) -> JobPublic:
-        """The full record of a job, from whichever queue holds it."""
+        """The full record of a job, from whichever queue holds it. ``JobExpired`` when the
+        record was trimmed (R12) while its idempotency record still says the job existed."""
+        mine = self.registry.queues
         async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in self.registry.queues:
+            pipe.smembers(keys.known_queues(self._prefix))
+            pipe.exists(keys.idempotency_record(self._prefix, job_id))
+            for queue in mine:
                 pipe.hgetall(self.keys(queue).job(job_id))
-            found = [raw for raw in await pipe.execute() if raw]
-        if not found:
-            raise NotFound(f"no job {job_id}")
-        return job_from_hash(found[0])
+            known, remembered, *records = await pipe.execute()
+        others = sorted(set(known) - set(mine))
+        if not any(records) and others:  # a queue of tasks this process did not load
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue in others:
+                    pipe.hgetall(self.keys(queue).job(job_id))
+                records = await pipe.execute()
+        for raw in records:
+            if raw:
+                return job_from_hash(raw)
+        if remembered:
+            raise JobExpired(f"job {job_id} has expired: finished job records are trimmed "
+                             "by count and age, sooner than idempotency keys")
+        raise NotFound(f"no job {job_id}")
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state, per queue."""
+        queues = await self.queues()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in self.registry.queues:
+            for queue in queues:
                 q = self.keys(queue)
                 pipe.llen(q.wait)
                 pipe.zcard(q.active)
@@ -114,7 +130,7 @@ class Client:
         per = len(COUNT_STATES)
         return {
             queue: dict(zip(COUNT_STATES, raw[i * per:(i + 1) * per], strict=True))
-            for i, queue in enumerate(self.registry.queues)
+            for i, queue in enumerate(queues)
         }
 
     async def get_dlq_entry(self, dlq_id: str) -> DlqEntry:
@@ -134,7 +150,7 @@ class Client:
         self, queue: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> DlqPage:
         """DLQ entries newest first; ``cursor`` continues after the last entry of a page."""
-        queues = [queue] if queue else self.registry.queues
+        queues = [queue] if queue else await self.queues()
         top: float | str = "+inf"
         after: tuple[float, str] | None = None
         if cursor:
@@ -161,7 +177,7 @@ class Client:
         items = await asyncio.gather(*(self.get_dlq_entry(dlq_id) for _, dlq_id in chosen))
         more = len(candidates) > limit
         next_cursor = f"{int(chosen[-1][0])}:{chosen[-1][1]}" if more and chosen else None
-        return DlqPage(list(items), next_cursor)
+        return DlqPage(items=list(items), nextCursor=next_cursor)
 
     async def replay(self, dlq_id: str, idempotency_key: str | None = None) -> ReplayResult:
         """Create a new job from a DLQ entry (R7); the entry itself never changes."""

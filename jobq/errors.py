@@ -43,6 +43,9 @@ class NotFound(JobqError):
     """No job or DLQ entry with that id."""
 
 
+class JobExpired(NotFound):
+    """The job existed (its idempotency record says so) but its record was trimmed (R12)."""
+
 
 class ConfigError(JobqError):
     """A setting or a command-line value is invalid."""

@@ -178,6 +178,13 @@ class DlqEntry(BaseModel):
     replays: list[Replay]
 
 
+class DlqPage(BaseModel):
+    """DLQ entries newest first (``GET /dlq``); pass ``nextCursor`` back for the next page."""
+
+    items: list[DlqEntry]
+    nextCursor: str | None
+
+
 def dlq_entry_from_hash(raw: dict[str, str], replays: list[str]) -> DlqEntry:
     return DlqEntry(
         dlqId=raw["dlqId"],

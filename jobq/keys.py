@@ -97,6 +97,12 @@ class QueueKeys:
         return f"{self.base}:fx:{job_id}:{digest}"
 
 
+def known_queues(prefix: str) -> str:
+    """The set of every queue a job was ever created in: readers find queues here, whatever
+    task modules they loaded. Outside any queue's hash tag, so no script writes it."""
+    return f"{prefix}:queues"
+
+
 def idempotency_record(prefix: str, job_id: str) -> str:
     """The Redis key of an idempotency record: the fingerprint of the content first sent with
     the idempotency key that ``job_id`` was derived from (R2)."""

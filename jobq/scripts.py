@@ -21,7 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
-from jobq.keys import QueueKeys
+from jobq.keys import QueueKeys, known_queues
 
 # The answers of lua/lib/codes.lua, same names and values (tests/test_scripts.py compares them).
 CREATED = 0
@@ -79,6 +79,13 @@ def header_key_count(source: str) -> int:
     """How many KEYS the script's header comment declares."""
     header = source.split("]]", 1)[0]
     return len(_HEADER_KEY.findall(header))
+
+
+def _known(q: QueueKeys) -> tuple[str, ...]:
+    """Add the queue to the set of known queues, which readers list instead of the queues of
+    the task modules they happen to load. Sent ahead of the script that creates the job, not
+    inside it: the set has no queue's hash tag. Adding a known member changes nothing."""
+    return ("SADD", known_queues(q.prefix), q.queue)
 
 
 def _raise_for(code: int, what: str) -> None:
@@ -161,31 +168,36 @@ class Scripts:
         for script in self._scripts.values():
             await self.redis.script_load(script.script)
 
-    async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _call(
+        self, name: str, keys: list[str], args: list[Any], *, first: tuple[Any, ...] = (),
+    ) -> Any:
+        """Run a script by SHA; ``first`` is one plain command sent ahead of it in the same
+        round trip (not atomic with the script)."""
         if len(keys) != self._key_counts[name]:
             raise JobqError(f"{name}: passes {len(keys)} keys, header declares "
                             f"{self._key_counts[name]}")
         script = self._scripts[name]
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        commands = [c for c in (first, ("EVALSHA", script.sha, len(keys), *keys, *args)) if c]
         try:
-            return await self._send(command)
+            return await self._send(commands)
         except NoScriptError:  # Redis restarted or flushed its script cache: load, try again
             await self.redis.script_load(script.script)
-            return await self._send(command)
+            return await self._send(commands)
 
-    async def _send(self, command: tuple[Any, ...]) -> Any:
-        """One round trip on a pooled connection, packed by hiredis.
+    async def _send(self, commands: list[tuple[Any, ...]]) -> Any:
+        """One round trip on a pooled connection, packed by hiredis; the last command's answer.
 
         Every job passes through here several times; redis-py's generic command path costs
         about twice as much CPU per call, which caps a single producer's enqueue rate.
         """
-        packed = pack_command(command)
+        packed = b"".join(pack_command(command) for command in commands)
         pool = self.redis.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await conn.send_packed_command(packed, check_health=False)
-                response = await conn.read_response()
+                for _ in commands:  # an error answer raises here, and disconnects below
+                    response = await conn.read_response()
             except (ConnectionError, TimeoutError):
                 await conn.disconnect()
                 if attempt == 2:
@@ -208,7 +220,7 @@ class Scripts:
         """Create the job unless its key is known; True when it was a duplicate."""
         code = await self._call(
             "enqueue", [idem_record, q.job(job_id), q.wait, q.delayed],
-            [job_id, fingerprint, retention_s, delay_ms, *job.args()],
+            [job_id, fingerprint, retention_s, delay_ms, *job.args()], first=_known(q),
         )
         _raise_for(code, f"idempotency key of job {job_id} was used with other content")
         return bool(code == DUPLICATE)
@@ -307,6 +319,7 @@ class Scripts:
             "replay",
             [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_record, q.job(job_id), q.wait],
             [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id],
+            first=_known(q),
         )
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
                    if code == CONFLICT else f"no DLQ entry {dlq_id}")

@@ -13,9 +13,9 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from jobq.client import Client, DlqPage, EnqueueResult, ReplayResult
+from jobq.client import Client, EnqueueResult, ReplayResult
 from jobq.connection import connect
-from jobq.jobs import Backoff, DlqEntry, JobPublic
+from jobq.jobs import Backoff, DlqEntry, DlqPage, JobPublic
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
 

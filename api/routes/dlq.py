@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from jobq.api.deps import ClientDep
 from jobq.api.errors import documented, error_response
 from jobq.api.routes.jobs import JOB_LINKS
-from jobq.api.schemas import DlqPage, ReplayAccepted, ReplayRequest
-from jobq.jobs import DlqEntry
+from jobq.api.schemas import ReplayAccepted, ReplayRequest
+from jobq.jobs import DlqEntry, DlqPage
 
 router = APIRouter(tags=["dlq"])
 
@@ -27,11 +27,10 @@ async def list_dlq(
                                         description="nextCursor of the previous page.")] = None,
 ) -> DlqPage | Response:
     """DLQ entries of every queue (or one), newest first, one page at a time."""
-    if queue is not None and queue not in client.registry.queues:
+    if queue is not None and queue not in (known := await client.queues()):
         return error_response(422, "unknown_queue", f"unknown queue {queue!r}",
-                              [{"known": client.registry.queues}])
-    page = await client.list_dlq(queue, limit, cursor)
-    return DlqPage(items=page.items, nextCursor=page.next_cursor)
+                              [{"known": known}])
+    return await client.list_dlq(queue, limit, cursor)
 
 
 @router.get("/dlq/{dlq_id}", operation_id="get_dlq_entry", response_model=DlqEntry,

@@ -65,14 +65,14 @@ async def create_job(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}/status", operation_id="get_job_status", response_model=JobStatus,
-            responses=documented(401, 404, 503))
+            responses=documented(401, 404, 410, 503))
 async def get_job_status(job_id: str, client: ClientDep) -> JobStatus:
     """The status view of a job: state, attempts and timestamps."""
     return status_of(await client.get_job(job_id))
 
 
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic,
-            responses=documented(401, 404, 503))
+            responses=documented(401, 404, 410, 503))
 async def get_job(job_id: str, client: ClientDep) -> JobPublic:
     """The full record of a job: payload, result, history of attempts and replay lineage."""
     return await client.get_job(job_id)

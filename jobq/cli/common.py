@@ -13,7 +13,7 @@ import click
 
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
-from jobq.errors import JobqError, NotFound
+from jobq.errors import JobExpired, JobqError, NotFound
 from jobq.logs import configure_logging
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
@@ -22,6 +22,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_UNAVAILABLE = 4
+EXIT_EXPIRED = 5
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -62,6 +63,8 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a subcommand's coroutine, turning expected failures into one line and an exit code."""
     try:
         asyncio.run(fn())
+    except JobExpired as exc:
+        fail(str(exc), EXIT_EXPIRED)
     except NotFound as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except REDIS_DOWN as exc:

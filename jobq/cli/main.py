@@ -147,14 +147,13 @@ def dlq_list(queue: str | None, limit: int, cursor: str | None, as_json: bool) -
         async with open_client() as client:
             page = await client.list_dlq(queue, limit, cursor)
         if as_json:
-            _print_json({"items": [e.model_dump(mode="json") for e in page.items],
-                         "nextCursor": page.next_cursor})
+            _print_json(page.model_dump(mode="json"))
             return
         for e in page.items:
             click.echo(f"{e.dlqId}\t{e.failedAt}\t{e.type}\t{e.originalJobId}\t"
                        f"replays={len(e.replays)}\t{e.failedReason}")
-        if page.next_cursor:
-            click.echo(f"more: --cursor {page.next_cursor}", err=True)
+        if page.nextCursor:
+            click.echo(f"more: --cursor {page.nextCursor}", err=True)
 
     run_async(go)
 
