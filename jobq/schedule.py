@@ -149,7 +149,7 @@ def validate(spec: ScheduleSpec) -> None:
         _cron(spec.schedule)
 
 
-def idempotency_key(spec: ScheduleSpec, bucket: datetime) -> str:
+def bucket_idempotency_key(spec: ScheduleSpec, bucket: datetime) -> str:
     """``schedule:<namespace>/<name>:<bucket start, ISO 8601 UTC>``: one job per bucket."""
     return f"schedule:{spec.namespace}/{spec.name}:{isoformat(bucket)}"
 
@@ -233,7 +233,7 @@ async def fire(
     bucket = due_bucket(spec, now, last_bucket)
     if bucket is None:
         return None
-    key = idempotency_key(spec, bucket)
+    key = bucket_idempotency_key(spec, bucket)
     result = await enqueue(
         spec.type, key, dict(spec.payload),
         attempts=spec.options.attempts, backoff=spec.options.backoff,
@@ -289,10 +289,10 @@ __all__ = [
     "ScheduleError",
     "ScheduleOptions",
     "ScheduleSpec",
+    "bucket_idempotency_key",
     "bucket_start",
     "due_bucket",
     "fire",
-    "idempotency_key",
     "next_fire",
     "parse",
     "validate",

@@ -27,10 +27,10 @@ from jobq.schedule import (
     FireResult,
     ScheduleError,
     ScheduleSpec,
+    bucket_idempotency_key,
     bucket_start,
     due_bucket,
     fire,
-    idempotency_key,
     isoformat,
     next_fire,
 )
@@ -232,7 +232,7 @@ async def _fire(
         bucket = due_bucket(spec, now, floor)
         if bucket is None:
             return None
-        key = idempotency_key(spec, bucket)
+        key = bucket_idempotency_key(spec, bucket)
         log.warning(
             "schedule.conflict",
             namespace=spec.namespace,

@@ -14,10 +14,10 @@ from jobq.jobs import Backoff
 from jobq.schedule import (
     ScheduleError,
     ScheduleSpec,
+    bucket_idempotency_key,
     bucket_start,
     due_bucket,
     fire,
-    idempotency_key,
     next_fire,
     parse,
     validate,
@@ -69,12 +69,12 @@ def test_replicas_in_other_zones_agree_on_the_bucket() -> None:
     assert bucket_start(s, at_utc) == bucket_start(s, at_tokyo)
 
 
-def test_idempotency_key_names_the_bucket_in_utc() -> None:
+def test_bucket_idempotency_key_names_the_bucket_in_utc() -> None:
     s = spec(every="1h", namespace="team-a")
     bucket = bucket_start(s, utc("2026-11-28T10:42:00"))
     assert bucket is not None
-    assert idempotency_key(s, bucket) == "schedule:team-a/nightly:2026-11-28T10:00:00Z"
-    assert idempotency_key(spec(every="1h"), bucket).startswith("schedule:default/nightly:")
+    assert bucket_idempotency_key(s, bucket) == "schedule:team-a/nightly:2026-11-28T10:00:00Z"
+    assert bucket_idempotency_key(spec(every="1h"), bucket).startswith("schedule:default/nightly:")
 
 
 def test_naive_times_are_refused() -> None:
@@ -133,7 +133,7 @@ def test_cron_intervals_follow_real_time_across_fall_back() -> None:
         fires.append(at)
         now = at
     assert fires == [utc("2026-10-25T00:00:00") + timedelta(minutes=30 * i) for i in range(6)]
-    assert len({idempotency_key(s, f) for f in fires}) == len(fires)
+    assert len({bucket_idempotency_key(s, f) for f in fires}) == len(fires)
 
 
 @pytest.mark.parametrize("expr", ["30 2 * * *", "0 9 * * 1-5", "*/20 1-3 * * *", "0 0 1 * *"])
