@@ -11,6 +11,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobq.keys import BACKOFF_DELAY_S
+
 
 class State(StrEnum):
     """Job states; the values are exactly what Redis holds and the API shows."""
@@ -28,7 +30,7 @@ class Backoff(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["fixed", "exponential"] = "fixed"
-    delaySeconds: float = Field(5.0, ge=0, le=86400)
+    delaySeconds: float = Field(BACKOFF_DELAY_S, ge=0, le=86400)
 
     def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay after failed attempt number ``attempt`` (1-based); exponential gets full jitter

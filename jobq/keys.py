@@ -1,8 +1,8 @@
-"""Every Redis key name and every default duration or size jobq uses, one per line.
+"""Every Redis key name, and the default of every setting and job option, one per line.
 
 All keys of one queue share the hash tag ``{queue}`` so a Redis Cluster could keep each queue
-on its own node. The idempotency index is the one exception: a key must be unique across
-queues (R2), so its records live outside any queue's tag (see docs/architecture.md).
+on its own node. Two are outside any queue's tag: the idempotency records (a key must be unique
+across queues, R2) and the set of known queues (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 DEFAULT_PREFIX = "jobq"  # namespace of every key, so one Redis can hold other data too
 
-IDEMPOTENCY_RETENTION_S = 7 * 24 * 3600  # how long an idempotency key is remembered (R2)
-SIDE_EFFECT_RETENTION_S = 7 * 24 * 3600  # how long a side-effect reservation blocks a rerun (R8)
+IDEMPOTENCY_RETENTION_S = 7 * 24 * 3600  # idempotency keys (R2) and side-effect reservations (R8)
 LEASE_S = 30.0  # lease length; a crashed worker's job is taken back this long after (R4)
 SHUTDOWN_GRACE_S = 25.0  # below the chart's terminationGracePeriodSeconds (35) (R9)
 COMPLETED_KEEP = 1000  # completed job records kept per queue (R12)
@@ -21,6 +20,9 @@ COMPLETED_MAX_AGE_S = 24 * 3600  # completed job records older than this are dro
 FAILED_KEEP = 5000  # failed job records kept per queue; their DLQ entries stay (R12)
 FAILED_MAX_AGE_S = 7 * 24 * 3600  # failed job records older than this are dropped (R12)
 DLQ_MAX_AGE_S = 90 * 24 * 3600  # DLQ entries older than this are dropped; 0 keeps them forever
+DEFAULT_ATTEMPTS = 3  # attempts of a task that declares none, before the DLQ (R5, R6)
+BACKOFF_DELAY_S = 5.0  # fixed delay between attempts of a task that declares no backoff (R5)
+MAX_BODY_BYTES = 1024 * 1024  # largest request body the API reads (413 above it)
 HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
 RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)

@@ -30,7 +30,7 @@ class Settings(BaseSettings):  # type: ignore[misc]
     """Modules whose import registers tasks (comma-separated); empty = the demo tasks."""
     api_tokens: list[str] = []
     """Bearer tokens the API accepts (comma-separated); empty = no auth."""
-    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_body_bytes: int = Field(keys.MAX_BODY_BYTES, gt=0)
     """Largest request body the API reads, in bytes (413 above it)."""
     key_prefix: str = Field(keys.DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_.-]+$")
     """Prefix of every Redis key."""

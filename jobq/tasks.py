@@ -12,11 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
 from jobq.jobs import Backoff
+from jobq.keys import DEFAULT_ATTEMPTS
 
 if TYPE_CHECKING:
     from jobq.context import JobContext
 
-DEFAULT_ATTEMPTS = 3
 DEMO_TASK_MODULES = ("jobq.demo",)
 
 Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import orjson
 
+from jobq import keys
 from jobq.cli import api_cmd
 from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
 from jobq.cli.dev import dev
@@ -75,7 +76,7 @@ def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | 
     backoff = None
     if backoff_s is not None or exponential:
         backoff = Backoff(type="exponential" if exponential else "fixed",
-                          delaySeconds=5.0 if backoff_s is None else backoff_s)
+                          delaySeconds=keys.BACKOFF_DELAY_S if backoff_s is None else backoff_s)
 
     async def go() -> None:
         async with open_client() as client:
