@@ -310,3 +310,15 @@ async def test_a_job_completed_after_a_failed_attempt_shows_no_failed_reason(
     assert status_of(job).failedReason is None and job.failedReason is None
     assert [(h.outcome, h.error) for h in job.history] == [("failed", "boom 1"),
                                                            ("completed", None)]
+
+
+async def test_scripts_load_again_after_redis_forgot_them(client: Client, redis: Redis) -> None:
+    """NOSCRIPT (Redis restarted or flushed its script cache) reloads and retries, also when
+    the script's answer follows the known-queues command sent ahead of it."""
+    await client.scripts.load()
+    await redis.script_flush()
+    created = await client.enqueue("welcome-email", "after-flush", WELCOME)
+    assert not created.duplicate
+    assert "email-queue" in await redis.smembers(keys.known_queues(client.settings.key_prefix))
+    await redis.script_flush()
+    assert (await client.enqueue("welcome-email", "after-flush", WELCOME)).duplicate

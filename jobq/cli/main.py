@@ -97,7 +97,11 @@ def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | 
 @click.option("--json", "as_json", is_flag=True, help="Print the GET /jobs/{id}/status body.")
 @click.option("--full", is_flag=True, help="The full record (GET /jobs/{id}) instead.")
 def status(job_id: str, as_json: bool, full: bool) -> None:
-    """Show a job's state."""
+    """Show a job's state.
+
+    Exits with 3 when no such job exists, and with 5 when it existed but its record was
+    trimmed (finished jobs are kept by count and age) while its idempotency key is remembered.
+    """
 
     async def go() -> None:
         async with open_client() as client:
