@@ -38,6 +38,7 @@ CODES = {
 DESCRIPTIONS = {
     401: "Missing or wrong bearer token (only when API tokens are configured).",
     404: "No such resource.",
+    410: "The job existed, but its record was trimmed after the retention of finished jobs.",
     409: "The idempotency key was already used with another type or payload.",
     413: "The request body is larger than the configured limit.",
     415: "The request body is not JSON (Content-Type must be application/json).",

@@ -1,5 +1,8 @@
 """Request and response bodies of the HTTP API, named by use; the OpenAPI document is built
-from these. Job records and DLQ entries are the core's own models (``jobq.jobs``)."""
+from these. Job records and DLQ entries are the core's own models (``jobq.jobs``).
+
+Request bodies are validated strictly (``STRICT``): JSON has types, and a client that sends
+``false`` or ``"5"`` for a number has a bug it should hear about, not a coerced job."""
 
 from __future__ import annotations
 
@@ -23,12 +26,15 @@ def _unicode(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_unicode)]
+IdempotencyKey = Annotated[Text, Field(
+    min_length=1, max_length=1024, description="Repeats with this key return the same job.")]
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class JobOptions(BaseModel):
     """Per-job overrides of the task's defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     attempts: int | None = Field(
         None, ge=1, le=MAX_ATTEMPTS, description="Attempts before the DLQ (task default if unset)."
@@ -40,14 +46,14 @@ class JobOptions(BaseModel):
 
 
 class JobCreate(BaseModel):
-    """``POST /jobs``: the same ``idempotencyKey`` always yields the same job (R2)."""
+    """``POST /jobs`` as the route parses it: any task type, any payload object, in one pass;
+    the task then checks its payload. The OpenAPI document shows instead one body per task
+    (``api.task_bodies``), each with the task's own payload model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     type: Text = Field(min_length=1, max_length=200, description="A registered task type.")
-    idempotencyKey: Text = Field(
-        min_length=1, max_length=1024, description="Repeats with this key return the same job."
-    )
+    idempotencyKey: IdempotencyKey
     payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
     options: JobOptions | None = None
 
@@ -63,7 +69,7 @@ class JobAccepted(BaseModel):
 class ReplayRequest(BaseModel):
     """``POST /dlq/{dlqId}/replay``: an optional key that makes a repeated replay safe."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     idempotencyKey: Text | None = Field(
         None, min_length=1, max_length=1024, description="Replays with this key yield one job."

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
@@ -39,11 +40,15 @@ class Task:
         return inspect.iscoroutinefunction(self.handler)
 
     def validate(self, payload: object) -> BaseModel:
-        """Check a payload against the task's model before anything is written."""
+        """Check a payload against the task's model before anything is written: strictly, as
+        JSON (``"5"`` or ``true`` is no number; ISO dates, enums by value and lists for
+        tuples are fine), so what is accepted is what the API's schema says."""
         if not isinstance(payload, dict):
             raise InvalidPayload("payload must be a JSON object")
         try:
-            return self.payload.model_validate(payload)
+            return self.payload.model_validate_json(orjson.dumps(payload), strict=True)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidPayload(f"payload is not JSON: {exc}") from None
         except ValidationError as exc:
             details: list[dict[str, object]] = [
                 {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}

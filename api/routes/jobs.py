@@ -12,6 +12,7 @@ from jobq.api.deps import ClientDep
 from jobq.api.errors import documented
 from jobq.api.metrics import ApiMetrics
 from jobq.api.schemas import JobAccepted, JobCreate
+from jobq.api.task_bodies import UNION_NAME
 from jobq.client import Client
 from jobq.jobs import JobPublic, JobStatus, status_of
 from jobq.logs import get_logger
@@ -39,7 +40,7 @@ JOB_LINKS: dict[str, Any] = {
               "description": "A repeat of an earlier request with this key: the same job."},
         **documented(401, 409, 413, 415, 422, 503),
     },
-    openapi_extra=json_body(JobCreate),
+    openapi_extra=json_body(UNION_NAME),
 )
 async def create_job(request: Request) -> Response:
     """Create a job once per idempotency key: 202 when new, 200 for a repeat."""
@@ -65,14 +66,14 @@ async def create_job(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}/status", operation_id="get_job_status", response_model=JobStatus,
-            responses=documented(401, 404, 503))
+            responses=documented(401, 404, 410, 503))
 async def get_job_status(job_id: str, client: ClientDep) -> JobStatus:
     """The status view of a job: state, attempts and timestamps."""
     return status_of(await client.get_job(job_id))
 
 
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic,
-            responses=documented(401, 404, 503))
+            responses=documented(401, 404, 410, 503))
 async def get_job(job_id: str, client: ClientDep) -> JobPublic:
     """The full record of a job: payload, result, history of attempts and replay lineage."""
     return await client.get_job(job_id)
