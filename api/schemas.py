@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from jobq.jobs import Backoff, DlqEntry
 
@@ -31,13 +31,23 @@ IdempotencyKey = Annotated[Text, Field(
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+def _integral(value: object) -> object:
+    """``3.0`` is the integer 3 in JSON (and JSON Schema); strict validation alone refuses it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An int that takes 3.0 and is strict otherwise (no bools, no strings). The bounds come before
+# the validator, or the JSON schema would not call them minimum and maximum.
+Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS), BeforeValidator(_integral)]
+
+
 class JobOptions(BaseModel):
     """Per-job overrides of the task's defaults."""
 
     model_config = STRICT
 
-    attempts: int | None = Field(
-        None, ge=1, le=MAX_ATTEMPTS, description="Attempts before the DLQ (task default if unset)."
+    attempts: Attempts | None = Field(
+        None, description="Attempts before the DLQ (task default if unset)."
     )
     backoff: Backoff | None = Field(None, description="Delay between attempts (task default).")
     delaySeconds: float = Field(

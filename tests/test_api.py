@@ -231,3 +231,17 @@ async def test_metrics(api: httpx.AsyncClient) -> None:
     assert samples['jobq_queue_jobs{queue="email-queue",state="waiting"}'] == 1
     assert samples["jobq_api_redis_up"] == 1
     assert "abcdef" not in text  # routes are labelled by template, never by raw path
+
+
+async def test_an_integral_number_is_an_integer(api: httpx.AsyncClient) -> None:
+    """JSON (and JSON Schema) has one kind of number: ``7.0`` is the integer 7, in the
+    options and in a payload alike (strict validation alone would refuse it)."""
+    created = await api.post("/jobs", json={
+        "type": "flaky", "idempotencyKey": "seven", "payload": {"failTimes": 1.0},
+        "options": {"attempts": 7.0}})
+    assert created.status_code == 202, created.text
+    job = (await api.get(f"/jobs/{created.json()['jobId']}")).json()
+    assert job["maxAttempts"] == 7
+    assert_error(await api.post("/jobs", json={
+        "type": "flaky", "idempotencyKey": "half", "payload": {"failTimes": 1.5}}), 422,
+        "invalid_payload")

@@ -15,6 +15,7 @@ from api_fixtures import ApiServer, assert_error, wait_healthy, welcome
 from jobq.embedded import ServerProcess
 from jobq.settings import Settings
 
+
 @pytest.fixture
 def own_redis(redis_server: ServerProcess, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     """A Redis of this test alone (it gets stopped and restarted), with an AOF so its data
