@@ -11,8 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from api_fixtures import ApiServer, assert_error, welcome
+from fastapi import APIRouter, FastAPI
 from fixtures import Proc, eventually, process_env
+from prometheus_client.exposition import generate_latest
 
+from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.settings import Settings
 
 
@@ -245,3 +248,25 @@ async def test_an_integral_number_is_an_integer(api: httpx.AsyncClient) -> None:
     assert_error(await api.post("/jobs", json={
         "type": "flaky", "idempotencyKey": "half", "payload": {"failTimes": 1.5}}), 422,
         "invalid_payload")
+
+
+async def test_metrics_label_a_route_by_the_template_it_is_served_under() -> None:
+    """Routers are included with ``include_router``, so a prefix given there counts; the
+    request metrics must label by the served template (``/v1/...``), not the router's own."""
+    app = FastAPI()
+    router = APIRouter()
+
+    @router.get("/jobs/{job_id}")
+    async def get_job(job_id: str) -> dict[str, str]:
+        return {"jobId": job_id}
+
+    app.include_router(router, prefix="/v1")
+    metrics = ApiMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics, templates=lambda: route_templates(app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://jobq.test") as http:
+        assert (await http.get("/v1/jobs/abc")).json() == {"jobId": "abc"}
+        assert (await http.get("/jobs/abc")).status_code == 404
+    text = generate_latest(metrics.registry).decode()
+    assert 'jobq_api_requests_total{method="GET",route="/v1/jobs/{job_id}",status="200"}' in text
+    assert 'route="<unmatched>",status="404"' in text
