@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from jobq.api import errors, openapi
 from jobq.api.auth import BearerAuth
 from jobq.api.limits import BodyLimit
-from jobq.api.metrics import ApiMetrics, MetricsMiddleware
+from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.api.routes import dlq, health, jobs, queues
-from jobq.api.schemas import JobCreate
+from jobq.api.schemas import ReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
 from jobq.logs import get_logger
@@ -50,6 +50,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
         try:
             yield
         finally:
+            gc.unfreeze()  # an app that stops in a process that goes on (tests) is garbage
             with suppress(*REDIS_DOWN):
                 await redis.aclose()
 
@@ -65,14 +66,12 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
     for router in (jobs.router, dlq.router, queues.router, health.router):
-        # Added as they are (no prefix or shared dependencies to merge): include_router would
-        # put one more dispatch layer in front of every request.
-        app.router.routes.extend(router.routes)
-    openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[JobCreate])
+        app.include_router(router)
+    openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[ReplayRequest])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_tokens:
         app.add_middleware(BearerAuth, tokens=settings.api_tokens)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, templates=lambda: route_templates(app))
     return app

@@ -4,13 +4,15 @@ middleware that counts every request by route template (never by raw path: bound
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import BaseRoute, Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobq.client import Client
@@ -83,19 +85,31 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
-class MetricsMiddleware:
-    """Time and count each HTTP request by its route template, method and status."""
+def route_templates(app: FastAPI) -> list[str]:
+    """The path templates ``app`` serves, as its OpenAPI document spells them (router
+    prefixes included), plus the document's own pages."""
+    pages = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
+    return [*app.openapi()["paths"], *(page for page in pages if page)]
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[BaseRoute]) -> None:
+
+class MetricsMiddleware:
+    """Time and count each HTTP request by its route template, method and status. The
+    template is matched here, not taken from routing, so that answers given before routing
+    (401, 413) are counted for their route too."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: ApiMetrics, templates: Callable[[], Iterable[str]]
+    ) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
+        self._templates = templates
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
 
     def _template(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is None:  # answered before routing (401, 413): find the route it was for
-            route = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
-        return getattr(route, "path", None) or UNMATCHED
+        if self._compiled is None:  # the first request: the app is complete by now
+            self._compiled = [(compile_path(t)[0], t) for t in self._templates()]
+        path = scope["path"]
+        return next((t for regex, t in self._compiled if regex.match(path)), UNMATCHED)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,6 +1,7 @@
 """Finishing touches on the OpenAPI document FastAPI generates, so it says exactly what this
-deployment does: the task types it accepts, which operations need the bearer token, and no
-422 in FastAPI's own shape (this API answers every error in ``ErrorBody``)."""
+deployment does: the task types it accepts with each one's payload model, its queues, which
+operations need the bearer token, and no 422 in FastAPI's own shape (this API answers every
+error in ``ErrorBody``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from jobq.api.auth import OPEN_PATHS
+from jobq.api.task_bodies import REF, UNION_NAME, union_schema
 from jobq.tasks import Registry
 
 SCHEME = "bearerAuth"
@@ -29,8 +31,9 @@ def customize(
             return app.openapi_schema
         doc = generate()
         _add_schemas(doc, bodies)
+        _job_bodies(doc, registry)
+        _dlq_queues(doc, registry)
         _drop_default_422(doc)
-        _task_types(doc, registry)
         if bearer:
             _security(doc)
         return doc
@@ -54,17 +57,46 @@ def _add_schemas(doc: dict[str, Any], models: Iterable[type[BaseModel]]) -> None
     """Schemas (with the models they use) that no declared parameter brought in."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template=REF)
         for name, definition in schema.pop("$defs", {}).items():
             schemas.setdefault(name, definition)
         schemas[model.__name__] = schema
 
 
-def _task_types(doc: dict[str, Any], registry: Registry) -> None:
-    """``JobCreate.type`` lists the task types this API's registry knows."""
-    schemas = doc.get("components", {}).get("schemas", {})
-    if "JobCreate" in schemas:
-        schemas["JobCreate"]["properties"]["type"]["enum"] = sorted(t.name for t in registry)
+def _job_bodies(doc: dict[str, Any], registry: Registry) -> None:
+    """``JobCreate``, the body of ``POST /jobs``: one member per task with its payload model.
+    A user's model whose name is taken by a different schema of the API gets a new name."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    union, defs = union_schema(registry)
+    renames: dict[str, str] = {}
+    for name, definition in defs.items():
+        if name in schemas and schemas[name] != definition:
+            new, n = f"{name}Payload", 2
+            while new in schemas or new in defs:
+                new, n = f"{name}Payload{n}", n + 1
+            renames[REF.format(model=name)] = REF.format(model=new)
+    for name, definition in defs.items():
+        new_ref = renames.get(REF.format(model=name))
+        schemas[new_ref.rpartition("/")[2] if new_ref else name] = _renamed(definition, renames)
+    schemas[UNION_NAME] = _renamed(union, renames)
+
+
+def _renamed(node: Any, renames: dict[str, str]) -> Any:
+    """``node`` with every reference in ``renames`` (``$ref`` and discriminator mappings)
+    pointing to its new name."""
+    if isinstance(node, dict):
+        return {k: renames.get(v, v) if isinstance(v, str) else _renamed(v, renames)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, renames) for v in node]
+    return node
+
+
+def _dlq_queues(doc: dict[str, Any], registry: Registry) -> None:
+    """``GET /dlq?queue=`` takes one of the queues this API's registry knows."""
+    for parameter in doc.get("paths", {}).get("/dlq", {}).get("get", {}).get("parameters", []):
+        if parameter["name"] == "queue":
+            parameter["schema"] = {"type": "string", "enum": registry.queues}
 
 
 def _security(doc: dict[str, Any]) -> None:

@@ -1,11 +1,14 @@
 """Request and response bodies of the HTTP API, named by use; the OpenAPI document is built
-from these. Job records and DLQ entries are the core's own models (``jobq.jobs``)."""
+from these. Job records and DLQ entries are the core's own models (``jobq.jobs``).
+
+Request bodies are validated strictly (``STRICT``): JSON has types, and a client that sends
+``false`` or ``"5"`` for a number has a bug it should hear about, not a coerced job."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from jobq.jobs import Backoff
 
@@ -23,15 +26,28 @@ def _unicode(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_unicode)]
+IdempotencyKey = Annotated[Text, Field(
+    min_length=1, max_length=1024, description="Repeats with this key return the same job.")]
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: object) -> object:
+    """``3.0`` is the integer 3 in JSON (and JSON Schema); strict validation alone refuses it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An int that takes 3.0 and is strict otherwise (no bools, no strings). The bounds come before
+# the validator, or the JSON schema would not call them minimum and maximum.
+Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS), BeforeValidator(_integral)]
 
 
 class JobOptions(BaseModel):
     """Per-job overrides of the task's defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    attempts: int | None = Field(
-        None, ge=1, le=MAX_ATTEMPTS, description="Attempts before the DLQ (task default if unset)."
+    attempts: Attempts | None = Field(
+        None, description="Attempts before the DLQ (task default if unset)."
     )
     backoff: Backoff | None = Field(None, description="Delay between attempts (task default).")
     delaySeconds: float = Field(
@@ -40,14 +56,14 @@ class JobOptions(BaseModel):
 
 
 class JobCreate(BaseModel):
-    """``POST /jobs``: the same ``idempotencyKey`` always yields the same job (R2)."""
+    """``POST /jobs`` as the route parses it: any task type, any payload object, in one pass;
+    the task then checks its payload. The OpenAPI document shows instead one body per task
+    (``api.task_bodies``), each with the task's own payload model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     type: Text = Field(min_length=1, max_length=200, description="A registered task type.")
-    idempotencyKey: Text = Field(
-        min_length=1, max_length=1024, description="Repeats with this key return the same job."
-    )
+    idempotencyKey: IdempotencyKey
     payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
     options: JobOptions | None = None
 
@@ -63,7 +79,7 @@ class JobAccepted(BaseModel):
 class ReplayRequest(BaseModel):
     """``POST /dlq/{dlqId}/replay``: an optional key that makes a repeated replay safe."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     idempotencyKey: Text | None = Field(
         None, min_length=1, max_length=1024, description="Replays with this key yield one job."

@@ -19,7 +19,9 @@ from jobq.tasks import task
 
 class WelcomeEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    # Spaces spelled out: ``\s`` means other characters in the JSON Schema (ECMA) regex that
+    # clients read than in the one pydantic checks with, so the two would disagree.
+    email: str = Field(pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+\.[^@ \t\r\n]+$", max_length=254)
     name: str = Field(min_length=1, max_length=200)
     message: str | None = Field(None, max_length=10_000)
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
@@ -39,17 +40,37 @@ class Task:
         return inspect.iscoroutinefunction(self.handler)
 
     def validate(self, payload: object) -> BaseModel:
-        """Check a payload against the task's model before anything is written."""
+        """Check a payload against the task's model before anything is written: strictly, as
+        JSON (``"5"`` or ``true`` is no number; ISO dates, enums by value and lists for
+        tuples are fine; ``3.0`` is the integer 3, as JSON Schema has it), so what is accepted
+        is what the API's schema says."""
         if not isinstance(payload, dict):
             raise InvalidPayload("payload must be a JSON object")
         try:
-            return self.payload.model_validate(payload)
+            return self.payload.model_validate_json(orjson.dumps(_integral(payload)), strict=True)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidPayload(f"payload is not JSON: {exc}") from None
         except ValidationError as exc:
             details: list[dict[str, object]] = [
                 {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
                 for err in exc.errors(include_url=False, include_context=False)
             ]
             raise InvalidPayload(f"payload is invalid for task {self.name!r}", details) from None
+
+
+INT64 = 2**63  # integral floats beyond this stay floats (JSON encoders refuse bigger ints)
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every integral float (``3.0``) as an int: one JSON number either way,
+    and strict validation would refuse ``3.0`` for an ``int`` field."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < INT64 else value
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def task(

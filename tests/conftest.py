@@ -1,3 +1,14 @@
-"""Pytest wiring: the fixtures live in tests/fixtures.py."""
+"""Pytest wiring: the fixture modules, registered as plugins; tests import their helpers by
+name. (Not with ``pytest_plugins``: pytest's own fixture plugin is called "fixtures" already,
+so naming ours there would silently load nothing.)"""
 
-from fixtures import *  # noqa: F403
+from __future__ import annotations
+
+import api_fixtures
+import fixtures
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for module in (fixtures, api_fixtures):
+        config.pluginmanager.register(module, f"jobq-tests-{module.__name__}")

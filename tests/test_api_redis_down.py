@@ -1,5 +1,6 @@
 """R11 for the API: while Redis is unreachable it answers 503 + Retry-After (never 500), it
-starts anyway, and it recovers without a restart when Redis is back."""
+starts anyway, and it recovers without a restart when Redis is back. Real ``jobq api``
+processes: "starts anyway" is a property of the command as deployed, not of the app alone."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api_support import ApiServer, assert_error, start_api, wait_healthy, welcome
+from api_fixtures import ApiServer, assert_error, wait_healthy, welcome
 
 from jobq.embedded import ServerProcess
 from jobq.settings import Settings
-
-__all__ = ["start_api"]  # fixture used below
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from jobq.api.deps import ClientDep
 from jobq.api.errors import documented
 from jobq.api.metrics import ApiMetrics
 from jobq.api.schemas import JobAccepted, JobCreate
+from jobq.api.task_bodies import UNION_NAME
 from jobq.client import Client
 from jobq.jobs import JobPublic, JobStatus, status_of
 from jobq.logs import get_logger
@@ -39,7 +40,7 @@ JOB_LINKS: dict[str, Any] = {
               "description": "A repeat of an earlier request with this key: the same job."},
         **documented(401, 409, 413, 415, 422, 503),
     },
-    openapi_extra=json_body(JobCreate),
+    openapi_extra=json_body(UNION_NAME),
 )
 async def create_job(request: Request) -> Response:
     """Create a job once per idempotency key: 202 when new, 200 for a repeat."""

@@ -1,23 +1,27 @@
-"""Fixtures and helpers of the API tests: a real ``jobq api`` process per test, and polling
-with a deadline. (No tests here; the test_api_*.py modules import from it.)"""
+"""Fixtures of the API tests. Most run the real app in-process (httpx's ASGI transport, with
+the app's lifespan, against the test's real Redis): the contract is the same and no process
+start is paid. ``start_api`` starts a real ``jobq api`` process for what needs real HTTP: a
+body streamed over a socket (413), starting with Redis down, an outside fuzzer."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from fixtures import Proc, process_env
 
+from jobq.api import create_app
 from jobq.embedded import free_port
 from jobq.settings import Settings
+from jobq.tasks import Registry
 
-T = TypeVar("T")
 START_TIMEOUT_S = 30.0
+IN_PROCESS_URL = "http://jobq.test"  # never resolved: the transport calls the app directly
 
 
 @dataclass
@@ -56,26 +60,33 @@ def start_api(spawn: Callable[..., Proc], settings: Settings) -> Callable[..., A
     return start
 
 
+ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
 @pytest.fixture
-async def api(start_api: Callable[..., ApiServer]) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for a fresh API process of this test."""
-    server = start_api()
-    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+def api_app(settings: Settings, registry: Registry) -> ApiFactory:
+    """``async with api_app(**settings_changes) as http``: the app built by ``create_app``,
+    its lifespan running, and an HTTP client that calls it in-process."""
+
+    @asynccontextmanager
+    async def serve(
+        registry_: Registry | None = None, **changes: Any
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        # Validated like any settings (``api_tokens="a, b"`` is split as from the env var).
+        app = create_app(Settings(**{**settings.model_dump(), **changes}), registry_ or registry)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_URL, timeout=10.0
+        ) as http:
+            yield http
+
+    return serve
+
+
+@pytest.fixture
+async def api(api_app: ApiFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the API of this test, in-process."""
+    async with api_app() as http:
         yield http
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition"
-) -> T:
-    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
