@@ -39,7 +39,6 @@ CODES = {
 DESCRIPTIONS = {
     401: "Missing or wrong bearer token (only when API tokens are configured).",
     404: "No such resource.",
-    410: "The job existed, but its record was trimmed after the retention of finished jobs.",
     409: "The idempotency key was already used with another type or payload.",
     410: "The job existed but its record was trimmed (finished jobs are kept by count and "
          "age, JOBQ_COMPLETED_* / JOBQ_FAILED_*); its idempotency key is still remembered.",
