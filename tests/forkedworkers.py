@@ -9,10 +9,10 @@ environment, signals and exit code.
 from __future__ import annotations
 
 import multiprocessing
-from multiprocessing import forkserver
 import os
 import signal
 import sys
+from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
