@@ -84,12 +84,16 @@ async def run_worker(
     watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases,
                                 settings.redis_url, settings.key_prefix, loop)
 
-    def on_signal() -> None:
-        stop.set()
+    watchdog.start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # A plain handler, not loop.add_signal_handler: it runs even while a handler blocks
+        # the event loop, so the watchdog is armed whatever the loop is doing.
         watchdog.arm()
+        loop.call_soon_threadsafe(stop.set)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
+        signal.signal(sig, on_signal)
 
     fetchers = [asyncio.create_task(r.fetch(), name=f"fetch:{r.spec.name}") for r in runners]
     finishers = [asyncio.create_task(r.finisher.run(), name=f"finish:{r.spec.name}")

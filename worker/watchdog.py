@@ -32,7 +32,9 @@ STACK_LIMIT = 12  # frames logged per task or thread
 
 
 class ShutdownWatchdog(threading.Thread):
-    """Armed at SIGTERM; unless disarmed within ``after_s``, forces the exit."""
+    """Started with the worker, armed at SIGTERM; unless disarmed within ``after_s`` of being
+    armed, forces the exit. ``arm()`` only sets an event, so a plain signal handler can call it
+    even while the event loop is blocked."""
 
     def __init__(
         self, after_s: float, leases: LeaseTable, redis_url: str, prefix: str,
@@ -44,16 +46,18 @@ class ShutdownWatchdog(threading.Thread):
         self.redis_url = redis_url
         self.prefix = prefix
         self.loop = loop
+        self._armed = threading.Event()
         self._disarmed = threading.Event()
 
     def arm(self) -> None:
-        if not self.is_alive() and not self._disarmed.is_set():
-            self.start()
+        self._armed.set()
 
     def disarm(self) -> None:
         self._disarmed.set()
+        self._armed.set()  # lets the thread end
 
     def run(self) -> None:
+        self._armed.wait()
         if self._disarmed.wait(self.after_s):
             return
         log.error("worker.shutdown_stuck", afterS=self.after_s, tasks=task_stacks(self.loop),
