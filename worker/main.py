@@ -32,6 +32,7 @@ log = get_logger("jobq.worker")
 FETCH_STOP_S = 1.0  # fetch loops get this long to see the stop flag before being cancelled
 FLUSH_WAIT_S = 1.5  # the last completions get this long to be written
 TASK_STOP_S = 0.5  # each remaining group of background tasks, at most
+RENEWER_STOP_S = 0.5  # the lease thread, at most (a daemon: it cannot keep the process alive)
 
 
 def parse_queue(text: str) -> QueueSpec:
@@ -120,18 +121,19 @@ async def run_worker(
         await runner.finisher.close()
     if unflushed := await settle(finishers, FLUSH_WAIT_S):  # completions written
         log.error("worker.flush_incomplete", tasks=sorted(unflushed))
-    handed = sum([await r.hand_back() for r in runners])
+    # The jobs are done or cancelled: stop renewing first, so that no renewal racing the
+    # hand-back reports a lease given back as lost (a renewed lease has 2/3 of its length left).
+    if not renewer.stop(RENEWER_STOP_S):
+        log.warning("worker.lease_renewer_stuck")
+    handed = sum(await asyncio.gather(*(r.hand_back() for r in runners)))
     for sweeper in sweepers:
         sweeper.stop()
     loop_beat.stop()
-    for sweeper in sweepers:
-        await sweeper.leave()
+    await asyncio.gather(*(s.leave() for s in sweepers))
     left = await settle(background, TASK_STOP_S)
     left |= await stop_tasks([*fetchers, *finishers, *background], TASK_STOP_S)
     if left:
         log.warning("worker.tasks_left_running", tasks=sorted(left))
-    if not renewer.stop():
-        log.warning("worker.lease_renewer_stuck")
     http.shutdown()
     closing = asyncio.create_task(redis.aclose(), name="redis-close")
     await settle([closing], TASK_STOP_S)

@@ -37,6 +37,11 @@ HANDBACK_TIMEOUT_S = 1.5  # the hand-back script call at shutdown, at most
 log = get_logger("jobq.worker")
 
 
+def _retrieve(task: asyncio.Task[object]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSpec:
     name: str
@@ -103,6 +108,7 @@ class QueueRunner:
         finally:
             if self._block is not None:
                 self._block.cancel()
+                self._block.add_done_callback(_retrieve)  # its outcome no longer matters
             await self._blocking.aclose()
 
     async def _fetch_until_stopped(self) -> None:
