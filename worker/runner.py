@@ -136,14 +136,14 @@ class QueueRunner:
         The blocking call keeps running if a local event wins; it is reused, never cancelled,
         so its connection stays usable.
         """
+        if self._stopping.is_set():
+            return
         if self._block is not None and self._block.done():
             finished, self._block = self._block, None
             finished.result()  # a Redis outage surfaces here and is retried by fetch()
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
         timeout = MAX_WAIT_S if due_in_ms is None else min(MAX_WAIT_S, max(0.005, due_in_ms / 1000))
-        if self._stopping.is_set():
-            return
         self._wake.clear()
         woken = asyncio.create_task(self._wake.wait())
         try:
