@@ -8,6 +8,7 @@ orderly path still overruns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -84,14 +85,14 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases,
                                 settings.redis_url, settings.key_prefix, loop)
-
     watchdog.start()
 
     def on_signal(signum: int, frame: object) -> None:
         # A plain handler, not loop.add_signal_handler: it runs even while a handler blocks
         # the event loop, so the watchdog is armed whatever the loop is doing.
         watchdog.arm()
-        loop.call_soon_threadsafe(stop.set)
+        with contextlib.suppress(RuntimeError):  # a signal after the loop has closed
+            loop.call_soon_threadsafe(stop.set)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
