@@ -37,6 +37,9 @@ PARALLEL = 6  # cycles at once
 GRACE_S = 1.0  # every job of these cycles takes far less: none should need cancelling
 EXIT_BOUND_S = GRACE_S + 10.0  # the grace plus a small constant, whatever the timing
 PHASES = ("start", "busy", "busy", "idle")
+FALLBACK_EVENTS = ("worker.tasks_left_running", "worker.lease_renewer_stuck",
+                   "worker.flush_incomplete", "worker.handback_failed", "worker.shutdown_stuck",
+                   "job.lease_lost", "job.worker_error", "worker.ack_error")
 
 
 @pytest.fixture
@@ -113,6 +116,11 @@ async def _run_cycle(cycle: Cycle, forker: Forker, redis: Redis, concurrency: in
         problems.append(f"exit code {code}")
     if not events(worker, "worker.stopped"):
         problems.append("no worker.stopped")
+    # The orderly path did the work, not a fallback. (worker.fetch_stop_slow is allowed: on a
+    # loaded machine a claim can outlast the second the flag is given; cancelling follows.)
+    for fallback in FALLBACK_EVENTS:
+        if found := events(worker, fallback):
+            problems.append(f"{fallback}: {found[0]}")
     problems += await _job_problems(cycle, redis, worker)
     if problems:
         return f"{where}, exited after {took_s:.1f}s: " + "; ".join(problems[:5])
