@@ -72,7 +72,10 @@ class ApiMetrics:
     async def render(self, client: Client) -> bytes:
         """The exposition text, with queue depths refreshed now; Redis trouble only drops them."""
         try:
-            counts = await asyncio.wait_for(client.counts(), COUNTS_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # (gh-86296), and a request cancelled at shutdown must end.
+            async with asyncio.timeout(COUNTS_TIMEOUT_S):
+                counts = await client.counts()
         except Exception as exc:  # a metrics failure must never break /metrics
             log.warning("api.metrics_counts_failed", error=repr(exc))
             self.queue_jobs.clear()

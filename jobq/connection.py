@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
@@ -9,6 +11,8 @@ import tenacity
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+
+from jobq.shutdown import wait_event
 
 T = TypeVar("T")
 
@@ -42,17 +46,43 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
 
 def retrying(
     *, give_up_after_s: float | None = None, max_wait_s: float = 5.0,
-    on: tuple[type[BaseException], ...] = REDIS_DOWN,
+    on: tuple[type[BaseException], ...] = REDIS_DOWN, until: asyncio.Event | None = None,
 ) -> tenacity.AsyncRetrying:
     """Retry on Redis outages (or the errors in ``on``) with exponential backoff and jitter,
-    forever unless limited."""
-    stop = tenacity.stop_after_delay(give_up_after_s) if give_up_after_s else tenacity.stop_never
+    forever unless limited; with ``until``, a pause between tries ends as soon as that event is
+    set, and no further try starts (the last error is raised).
+
+    Build a new one for every retry loop, never keep one to reuse: ``AsyncRetrying`` keeps the
+    state of its ``async for`` on the instance, so two loops sharing one (two jobs finishing at
+    once) end each other early, without their write and without an error.
+    """
+    stop: tenacity.stop.stop_base = (
+        tenacity.stop_after_delay(give_up_after_s) if give_up_after_s else tenacity.stop_never)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    if until is not None:
+        event = until
+        stop = tenacity.stop_any(stop, _StopWhenSet(event))
+
+        async def sleep(seconds: float) -> None:
+            await wait_event(event, seconds)
+
     return tenacity.AsyncRetrying(
+        sleep=sleep,
         retry=tenacity.retry_if_exception_type(on),
         wait=tenacity.wait_exponential_jitter(initial=0.05, max=max_wait_s),
         stop=stop,
         reraise=True,
     )
+
+
+class _StopWhenSet(tenacity.stop.stop_base):
+    """Stop retrying once an asyncio event is set (tenacity's own takes a threading.Event)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.event.is_set()
 
 
 async def redis_now_ms(redis: Redis) -> int:

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from jobq.shutdown import wait_event
+
 LOOP_STALL_S = 60.0  # /healthz fails when the event loop has not run for this long
 
 
@@ -25,14 +27,19 @@ class LoopBeat:
     def __init__(self, stale_after_s: float = LOOP_STALL_S) -> None:
         self.stale_after_s = stale_after_s
         self.last = time.monotonic()
+        self._stopping = asyncio.Event()
 
     def healthy(self) -> bool:
         return time.monotonic() - self.last < self.stale_after_s
 
+    def stop(self) -> None:
+        """End ``run()`` at its next turn (it does not rely on being cancelled)."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             self.last = time.monotonic()
-            await asyncio.sleep(1.0)
+            await wait_event(self._stopping, 1.0)
 
 
 def serve(

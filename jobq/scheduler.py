@@ -34,10 +34,12 @@ from jobq.schedule import (
     parse,
 )
 from jobq.settings import Settings
+from jobq.shutdown import settle, stop_tasks, wait_event
 from jobq.tasks import Registry
 
 MAX_SLEEP_S = 60.0  # re-read the wall clock at least this often (clock steps, host suspend)
 RETRY_MAX_WAIT_S = 30.0  # longest pause between enqueue attempts while Redis is away
+STOP_WAIT_S = 2.0  # on SIGTERM, the schedule loops get this long to end, then are cancelled
 
 Clock = Callable[[], datetime]
 
@@ -122,27 +124,33 @@ async def run_scheduler(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runners = [
-        asyncio.create_task(run_schedule(spec, client, clock), name=f"schedule:{spec.name}")
+        asyncio.create_task(run_schedule(spec, client, clock, stop), name=f"schedule:{spec.name}")
         for spec in specs
     ]
     log.info("scheduler.started", schedules=[s.name for s in specs])
     await stop.wait()
-    for runner in runners:
-        runner.cancel()
-    await asyncio.gather(*runners, return_exceptions=True)
-    await redis.aclose()
+    # The loops end on the flag (a cancellation can be lost inside redis-py on Python 3.11,
+    # see jobq.shutdown); cancelling is the second means, and every wait here is bounded.
+    if slow := await settle(runners, STOP_WAIT_S):
+        log.warning("scheduler.stop_slow", tasks=sorted(slow))
+        if left := await stop_tasks(runners, STOP_WAIT_S):
+            log.warning("scheduler.tasks_left_running", tasks=sorted(left))
+    await settle([asyncio.create_task(redis.aclose())], STOP_WAIT_S)
     log.info("scheduler.stopped")
     return 0
 
 
-async def run_schedule(spec: ScheduleSpec, client: Client, clock: Clock = utcnow) -> None:
-    """Fire one schedule at each bucket start, forever."""
+async def run_schedule(
+    spec: ScheduleSpec, client: Client, clock: Clock = utcnow, stop: asyncio.Event | None = None
+) -> None:
+    """Fire one schedule at each bucket start until ``stop`` is set."""
     fields = {"name": spec.name, "namespace": spec.namespace, "type": spec.type}
     if spec.suspend:
         log.info("schedule.suspended", **fields)
         return
+    stop = stop or asyncio.Event()
     last: datetime | None = None  # the newest bucket already handled by this process
-    while True:
+    while not stop.is_set():
         now = clock()
         bucket = bucket_start(spec, now)
         if bucket is not None and (last is None or bucket > last):
@@ -152,13 +160,15 @@ async def run_schedule(spec: ScheduleSpec, client: Client, clock: Clock = utcnow
                 last = bucket
             else:
                 try:
-                    result = await _fire(spec, client, clock, last)
+                    result = await _fire(spec, client, clock, last, stop)
                 except IdempotencyConflict as exc:
                     # The schedule changed mid-bucket; that bucket already has its job.
                     log.warning("schedule.conflict", bucket=isoformat(bucket), error=str(exc),
                                 **fields)
                     last = bucket
                 except Exception as exc:  # never crash the loop; try again next bucket
+                    if stop.is_set():
+                        return  # stopped while retrying through an outage
                     log.exception("schedule.error", bucket=isoformat(bucket), error=str(exc),
                                   **fields)
                     last = bucket
@@ -175,14 +185,14 @@ async def run_schedule(spec: ScheduleSpec, client: Client, clock: Clock = utcnow
             log.info("schedule.exhausted", **fields)
             return
         wait_s = (upcoming - clock()).total_seconds()
-        await asyncio.sleep(min(max(wait_s, 0.0), MAX_SLEEP_S))
+        await wait_event(stop, min(max(wait_s, 0.0), MAX_SLEEP_S))
 
 
 async def _fire(
-    spec: ScheduleSpec, client: Client, clock: Clock, last: datetime | None
+    spec: ScheduleSpec, client: Client, clock: Clock, last: datetime | None, stop: asyncio.Event
 ) -> FireResult | None:
-    """``fire`` retried while Redis is away; the clock is re-read on each try."""
-    async for attempt in retrying(max_wait_s=RETRY_MAX_WAIT_S):
+    """``fire`` retried while Redis is away (until ``stop``); the clock is re-read each try."""
+    async for attempt in retrying(max_wait_s=RETRY_MAX_WAIT_S, until=stop):
         with attempt:
             try:
                 return await fire(spec, clock(), client.enqueue, last)

@@ -6,6 +6,7 @@ from fixtures import events, eventually, job_in, metrics_port
 
 from jobq.client import Client
 from jobq.jobs import State
+from jobq.worker.watchdog import AFTER_GRACE_S, EXIT_STUCK
 
 
 async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
@@ -46,3 +47,22 @@ async def test_sigterm_does_not_wait_for_a_stuck_sync_handler(
     assert worker.wait(timeout=15) == 0
     job = await client.get_job(job_id)
     assert job.state is State.WAITING and job.attempts == 0
+
+
+async def test_watchdog_ends_a_worker_whose_loop_is_blocked_and_hands_its_job_back(
+    client: Client, start_worker
+) -> None:
+    """A handler blocking the event loop defeats every bounded wait of the orderly shutdown;
+    the watchdog thread still ends the process, non-zero, with the job handed back."""
+    worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
+    await metrics_port(worker)
+    job_id = (await client.enqueue("hog", "blocks-the-loop", {"seconds": 120})).job_id
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    worker.terminate()
+    assert worker.wait(timeout=0.5 + AFTER_GRACE_S + 15) == EXIT_STUCK
+    job = await client.get_job(job_id)
+    assert job.state is State.WAITING and job.attempts == 0
+    [stuck] = events(worker, "worker.shutdown_stuck")
+    assert any("time.sleep(payload.seconds)" in stack for stack in stuck["threads"].values())
+    assert [e["jobId"] for e in events(worker, "job.handed_back")] == [job_id]
+    assert not events(worker, "worker.stopped")

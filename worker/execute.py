@@ -30,7 +30,7 @@ class Outcome:
     ok: bool
     result_json: str = "null"
     reason: str = ""
-    outcome: str = "failed"  # history label of a failure: failed | timeout
+    history_label: str = "failed"  # how the attempt shows in the job history: failed | timeout
     permanent: bool = False
     retry_delay_s: float | None = None  # RetryLater's own delay; None = the task's backoff
     duration_s: float = 0.0
@@ -64,7 +64,7 @@ async def execute(
         raise
     except TimeoutError:
         return Outcome(ok=False, reason=f"TimeoutError: no result within {timeout_s}s",
-                       outcome="timeout")
+                       history_label="timeout")
     except RetryLater as exc:
         return Outcome(ok=False, reason=_reason(exc), retry_delay_s=exc.delay_s)
     except PermanentError as exc:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import tenacity
+
 from jobq.connection import REDIS_DOWN, retrying
 from jobq.context import JobContext
 from jobq.errors import LeaseLost
@@ -19,6 +21,7 @@ from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
+from jobq.shutdown import wait_event
 from jobq.worker.execute import Outcome
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
@@ -26,6 +29,7 @@ from jobq.worker.metrics import WorkerMetrics
 log = get_logger("jobq.worker")
 
 ACK_BATCH = 500  # most completions per script call (bounds the time one script holds Redis)
+IDLE_WAKE_S = 1.0  # the flush loop looks again at least this often, woken or not
 
 
 @dataclass(slots=True)
@@ -51,8 +55,12 @@ class Finisher:
         self._pending: list[Finished] = []
         self._wake = asyncio.Event()
         self._closing = False
-        # Keep trying through a blip, but not past the lease: by then the job is reclaimed.
-        self._persist = retrying(give_up_after_s=settings.lease_s, max_wait_s=1.0)
+
+    def _persist(self) -> tenacity.AsyncRetrying:
+        """A new retrier for each write: ``_flush`` and ``end_attempt`` run concurrently, and
+        one shared instance lets one loop's success end another's without its write.
+        Keeps trying through a blip, but not past the lease: by then the job is reclaimed."""
+        return retrying(give_up_after_s=self.settings.lease_s, max_wait_s=1.0)
 
     def complete(self, done: Finished) -> None:
         self._pending.append(done)
@@ -61,7 +69,7 @@ class Finisher:
     async def run(self) -> None:
         """Flush completions until closed and nothing is left."""
         while True:
-            await self._wake.wait()
+            await wait_event(self._wake, IDLE_WAKE_S)
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:ACK_BATCH], self._pending[ACK_BATCH:]
@@ -83,7 +91,7 @@ class Finisher:
             self.leases.remove(self.keys.queue, done.claimed.job_id)
         triples = [(d.claimed.job_id, d.claimed.token, d.outcome.result_json) for d in batch]
         try:
-            async for attempt in self._persist:
+            async for attempt in self._persist():
                 with attempt:
                     results = await self.scripts.complete(
                         self.keys, self.settings.completed_keep,
@@ -116,7 +124,7 @@ class Finisher:
             delay_s = Backoff.model_validate_json(c.backoff).delay_s(c.attempt)
         self.metrics.attempts_failed.labels(self.keys.queue, c.type).inc()
         await self.end_attempt(done.ctx.log, c.job_id, c.token, c.type, outcome.reason, delay_s,
-                               permanent=outcome.permanent, label=outcome.outcome)
+                               permanent=outcome.permanent, label=outcome.history_label)
 
     async def end_attempt(
         self, log: Any, job_id: str, token: str, task_type: str, reason: str, delay_s: float, *,
@@ -124,7 +132,7 @@ class Finisher:
     ) -> None:
         """Write a failed or lost attempt; shared by handler failures and the stall sweep."""
         try:
-            async for attempt in self._persist:
+            async for attempt in self._persist():
                 with attempt:
                     result = await self.scripts.fail(
                         self.keys, job_id, token, reason, int(delay_s * 1000),

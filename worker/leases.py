@@ -8,6 +8,7 @@ every held lease, batched per queue, every third of the lease length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -17,6 +18,9 @@ from jobq.logs import get_logger
 from jobq.scripts import Scripts
 
 log = get_logger("jobq.worker.leases")
+
+STOP_WAIT_S = 1.0  # stop() waits this long for the thread to end
+RENEW_TIMEOUT_MIN_S = 1.0  # a renewal call is given at least this long (else lease/3)
 
 
 class LeaseTable:
@@ -62,10 +66,15 @@ class LeaseRenewer(threading.Thread):
         self.lease_ms = int(lease_s * 1000)
         self.interval_s = lease_s / 3
         self.on_lost = on_lost
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
+        """Stop renewing and wait up to ``timeout_s`` for the thread; False if it is still
+        running (a renewal stuck on Redis: the thread is a daemon and dies with the process)."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout_s)
+        return not self.is_alive()
 
     def run(self) -> None:
         asyncio.run(self._run())
@@ -74,18 +83,28 @@ class LeaseRenewer(threading.Thread):
         redis = connect(self.redis_url, max_connections=2)
         scripts = Scripts(redis)
         try:
-            while not self._stop.wait(self.interval_s):
-                await self._renew_all(scripts)
+            # The loop of this thread has nothing else to run: blocking on the event is fine.
+            while not self._stopping.wait(self.interval_s):
+                try:
+                    await self._renew_all(scripts)
+                except Exception:  # one bad round must not end renewal for the whole process
+                    log.exception("lease.renew_error")
         finally:
-            await redis.aclose()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_WAIT_S):
+                    await redis.aclose()
 
     async def _renew_all(self, scripts: Scripts) -> None:
         for queue, leases in self.table.snapshot().items():
+            if self._stopping.is_set():
+                return
             try:
-                renewed = await scripts.renew(QueueKeys(self.prefix, queue), self.lease_ms,
-                                              leases)
-            except REDIS_DOWN as exc:
-                log.warning("lease.renew_failed", queue=queue, error=str(exc))
+                # Bounded, so a hung connection neither stalls stop() nor every other queue.
+                async with asyncio.timeout(max(self.interval_s, RENEW_TIMEOUT_MIN_S)):
+                    renewed = await scripts.renew(QueueKeys(self.prefix, queue), self.lease_ms,
+                                                  leases)
+            except (*REDIS_DOWN, TimeoutError) as exc:
+                log.warning("lease.renew_failed", queue=queue, error=repr(exc))
                 continue
             for (job_id, token), ok in zip(leases, renewed, strict=True):
                 # A job acked meanwhile has left the table: that is not a lost lease.

@@ -1,9 +1,14 @@
 """``jobq worker``: wires the queue runners, lease renewer, sweepers and metrics, and shuts
-them down in the order R9 needs: stop fetching, let jobs finish within the grace, hand back."""
+them down in the order R9 needs: stop fetching, let jobs finish within the grace, hand back.
+
+Shutdown never waits without a bound and never relies on a cancellation arriving (see
+``jobq.shutdown``): the loops stop on flags, and a watchdog thread forces the exit if the
+orderly path still overruns."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -15,13 +20,20 @@ from jobq.health import LoopBeat, serve
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
+from jobq.shutdown import settle, stop_tasks
 from jobq.tasks import Registry
 from jobq.worker.leases import LeaseRenewer, LeaseTable
 from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.runner import QueueRunner, QueueSpec
 from jobq.worker.sweeper import Sweeper
+from jobq.worker.watchdog import AFTER_GRACE_S, ShutdownWatchdog
 
 log = get_logger("jobq.worker")
+
+FETCH_STOP_S = 1.0  # fetch loops get this long to see the stop flag before being cancelled
+FLUSH_WAIT_S = 1.5  # the last completions get this long to be written
+TASK_STOP_S = 0.5  # each remaining group of background tasks, at most
+RENEWER_STOP_S = 0.5  # the lease thread, at most (a daemon: it cannot keep the process alive)
 
 
 def parse_queue(text: str) -> QueueSpec:
@@ -71,34 +83,61 @@ async def run_worker(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases,
+                                settings.redis_url, settings.key_prefix, loop)
+    watchdog.start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # A plain handler, not loop.add_signal_handler: it runs even while a handler blocks
+        # the event loop, so the watchdog is armed whatever the loop is doing.
+        watchdog.arm()
+        with contextlib.suppress(RuntimeError):  # a signal after the loop has closed
+            loop.call_soon_threadsafe(stop.set)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        signal.signal(sig, on_signal)
 
     fetchers = [asyncio.create_task(r.fetch(), name=f"fetch:{r.spec.name}") for r in runners]
-    background = [asyncio.create_task(r.finisher.run()) for r in runners]
-    background += [asyncio.create_task(s.run()) for s in sweepers]
-    background.append(asyncio.create_task(loop_beat.run()))
+    finishers = [asyncio.create_task(r.finisher.run(), name=f"finish:{r.spec.name}")
+                 for r in runners]
+    background = [asyncio.create_task(s.run(), name=f"sweep:{s.runner.spec.name}")
+                  for s in sweepers]
+    background.append(asyncio.create_task(loop_beat.run(), name="loop-beat"))
     log.info("worker.started", worker=worker_id, metricsPort=http.server_port,
              queues={s.name: s.concurrency for s in specs}, graceS=settings.shutdown_grace_s)
 
     await stop.wait()
+    deadline = loop.time() + settings.shutdown_grace_s
     log.info("worker.stopping", worker=worker_id, graceS=settings.shutdown_grace_s,
              running=sum(len(r.running) for r in runners))
-    for fetcher in fetchers:
-        fetcher.cancel()
-    await asyncio.gather(*fetchers, return_exceptions=True)
-    await asyncio.gather(*(r.drain(settings.shutdown_grace_s) for r in runners))
+    # Every step below is bounded, so the whole takes the grace plus a few seconds at most;
+    # the watchdog ends the process if it still does not finish.
+    for runner in runners:
+        runner.stop()
+    if stuck := await settle(fetchers, FETCH_STOP_S):
+        log.warning("worker.fetch_stop_slow", tasks=sorted(stuck))  # cancelling: second means
+        await stop_tasks([f for f in fetchers if f.get_name() in stuck], FETCH_STOP_S)
+    await asyncio.gather(*(r.drain(deadline) for r in runners))
     for runner in runners:
         await runner.finisher.close()
-    await asyncio.gather(*background[: len(runners)], return_exceptions=True)  # acks flushed
-    handed = sum([await r.hand_back() for r in runners])
+    if unflushed := await settle(finishers, FLUSH_WAIT_S):  # completions written
+        log.error("worker.flush_incomplete", tasks=sorted(unflushed))
+    # The jobs are done or cancelled: stop renewing first, so that no renewal racing the
+    # hand-back reports a lease given back as lost (a renewed lease has 2/3 of its length left).
+    if not renewer.stop(RENEWER_STOP_S):
+        log.warning("worker.lease_renewer_stuck")
+    handed = sum(await asyncio.gather(*(r.hand_back() for r in runners)))
     for sweeper in sweepers:
-        await sweeper.leave()
-    for task in background:
-        task.cancel()
-    await asyncio.gather(*background, return_exceptions=True)
-    renewer.stop()
+        sweeper.stop()
+    loop_beat.stop()
+    await asyncio.gather(*(s.leave() for s in sweepers))
+    left = await settle(background, TASK_STOP_S)
+    left |= await stop_tasks([*fetchers, *finishers, *background], TASK_STOP_S)
+    if left:
+        log.warning("worker.tasks_left_running", tasks=sorted(left))
     http.shutdown()
-    await redis.aclose()
+    closing = asyncio.create_task(redis.aclose(), name="redis-close")
+    await settle([closing], TASK_STOP_S)
+    watchdog.disarm()
     log.info("worker.stopped", worker=worker_id, handedBack=handed)
     return 0

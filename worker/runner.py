@@ -22,6 +22,7 @@ from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
+from jobq.shutdown import wait_event
 from jobq.tasks import Registry
 from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import Finished, Finisher
@@ -29,8 +30,16 @@ from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
+MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits for
+CANCEL_WAIT_S = 1.0  # how long jobs cancelled at the end of the grace get to unwind
+HANDBACK_TIMEOUT_S = 1.5  # the hand-back script call at shutdown, at most
 
 log = get_logger("jobq.worker")
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,37 +68,55 @@ class QueueRunner:
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
         self._slot_free = asyncio.Event()
         self._wake = asyncio.Event()  # set when this process scheduled a retry: look again
+        self._stopping = asyncio.Event()
         self._block: asyncio.Task[object] | None = None
         self._blocking: Redis = connect(settings.redis_url, max_connections=1)
         self._lease_ms = int(settings.lease_s * 1000)
         self._log = log.bind(queue=spec.name, worker=worker_id)
 
+    def stop(self) -> None:
+        """Stop fetching: the fetch loop sees this at its next turn (every wait in it ends)."""
+        self._stopping.set()
+        self._slot_free.set()
+        self._wake.set()
+
     async def fetch(self) -> None:
-        """Lease and start jobs until cancelled (shutdown cancels this task first)."""
+        """Lease and start jobs until ``stop()``.
+
+        Shutdown does not rely on cancelling this task: on Python 3.11 a cancel that arrives as
+        a Redis reply completes can be swallowed inside redis-py (gh-86296), and a loop waiting
+        for it would run forever. The stop event is checked every turn and ends every wait;
+        cancellation stays a second means.
+        """
         try:
             # Any error (an outage, or e.g. Redis refusing writes at maxmemory) is logged and
             # retried with backoff: a queue's fetcher must never stop while the process lives.
-            async for attempt in retrying(max_wait_s=5.0, on=(Exception,)):
+            async for attempt in retrying(max_wait_s=5.0, on=(Exception,), until=self._stopping):
                 with attempt:
                     try:
-                        await self._fetch_forever()
+                        await self._fetch_until_stopped()
                     except REDIS_DOWN as exc:
                         self._log.warning("worker.redis_unavailable", error=str(exc))
                         raise
                     except Exception:
                         self._log.exception("worker.fetch_error")
                         raise
+        except Exception:
+            if not self._stopping.is_set():
+                raise
+            # Stopping after an error that was logged above: nothing more to do.
         finally:
             if self._block is not None:
                 self._block.cancel()
+                self._block.add_done_callback(_retrieve)  # its outcome no longer matters
             await self._blocking.aclose()
 
-    async def _fetch_forever(self) -> None:
-        while True:
+    async def _fetch_until_stopped(self) -> None:
+        while not self._stopping.is_set():
             free = self.spec.concurrency - len(self.running)
             if free <= 0:
                 self._slot_free.clear()
-                await self._slot_free.wait()
+                await wait_event(self._slot_free, MAX_WAIT_S)
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
@@ -103,17 +130,20 @@ class QueueRunner:
                 await self._await_work(None if next_due is None else next_due - redis_now)
 
     async def _await_work(self, due_in_ms: int | None) -> None:
-        """Wait for a push to the wait list, the next delayed job, or a local retry.
+        """Wait for a push to the wait list, the next delayed job, a local retry or ``stop()``,
+        and never longer than MAX_WAIT_S.
 
         The blocking call keeps running if a local event wins; it is reused, never cancelled,
         so its connection stays usable.
         """
+        if self._stopping.is_set():
+            return
         if self._block is not None and self._block.done():
             finished, self._block = self._block, None
             finished.result()  # a Redis outage surfaces here and is retried by fetch()
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
-        timeout = None if due_in_ms is None else max(0.005, due_in_ms / 1000)
+        timeout = MAX_WAIT_S if due_in_ms is None else min(MAX_WAIT_S, max(0.005, due_in_ms / 1000))
         self._wake.clear()
         woken = asyncio.create_task(self._wake.wait())
         try:
@@ -133,6 +163,8 @@ class QueueRunner:
 
     def _start(self, claimed: Claimed, redis_now_ms: int) -> None:
         self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+        if self._stopping.is_set():
+            return  # claimed as the stop came: not run, handed back with the rest (R9)
         # Ready -> started, both on Redis's clock: the latency users feel (jobq_job_wait_seconds).
         self.metrics.of(self.spec.name, claimed.type).wait.observe(
             max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
@@ -170,14 +202,15 @@ class QueueRunner:
             self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
             self._slot_free.set()
 
-    async def drain(self, grace_s: float) -> None:
-        """Let running jobs finish within ``grace_s``; cancel the rest (R9)."""
+    async def drain(self, deadline: float) -> None:
+        """Let running jobs finish until ``deadline`` (loop time); cancel the rest (R9)."""
         if self.running:
-            await asyncio.wait(list(self.running.values()), timeout=grace_s)
+            await asyncio.wait(list(self.running.values()),
+                               timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         for job_task in list(self.running.values()):
             job_task.cancel()
         if self.running:
-            await asyncio.wait(list(self.running.values()), timeout=5)
+            await asyncio.wait(list(self.running.values()), timeout=CANCEL_WAIT_S)
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def hand_back(self) -> int:
@@ -186,9 +219,10 @@ class QueueRunner:
         if not held:
             return 0
         try:
-            count = await self.scripts.handback(self.keys, held)
-        except REDIS_DOWN as exc:
-            self._log.error("worker.handback_failed", jobs=len(held), error=str(exc))
+            async with asyncio.timeout(HANDBACK_TIMEOUT_S):
+                count = await self.scripts.handback(self.keys, held)
+        except (*REDIS_DOWN, TimeoutError) as exc:
+            self._log.error("worker.handback_failed", jobs=len(held), error=repr(exc))
             return 0
         for job_id, _ in held:
             self.leases.remove(self.spec.name, job_id)

@@ -15,9 +15,12 @@ from jobq import keys
 from jobq.connection import REDIS_DOWN, redis_now_ms
 from jobq.jobs import Backoff, dumps, loads
 from jobq.logs import get_logger
+from jobq.shutdown import wait_event
 from jobq.worker.runner import QueueRunner
 
 log = get_logger("jobq.worker.sweeper")
+
+LEAVE_TIMEOUT_S = 0.5  # removing the heartbeat at shutdown, at most
 
 
 class Sweeper:
@@ -25,10 +28,15 @@ class Sweeper:
         self.runner = runner
         self.interval_s = max(0.25, min(runner.settings.lease_s / 2, keys.HEARTBEAT_S))
         self.pod = os.environ.get("POD_NAME") or socket.gethostname()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """End ``run()`` at its next turn (it does not rely on being cancelled)."""
+        self._stopping.set()
 
     async def run(self) -> None:
         next_beat = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.sweep()
                 if asyncio.get_running_loop().time() >= next_beat:
@@ -39,7 +47,7 @@ class Sweeper:
                             error=str(exc))
             except Exception:
                 log.exception("worker.sweep_error", queue=self.runner.spec.name)
-            await asyncio.sleep(self.interval_s)
+            await wait_event(self._stopping, self.interval_s)
 
     async def sweep(self) -> None:
         r = self.runner
@@ -68,7 +76,8 @@ class Sweeper:
             await r.scripts.redis.hdel(r.keys.workers, *stale)
 
     async def leave(self) -> None:
-        """Remove this worker's heartbeat on a clean exit."""
+        """Remove this worker's heartbeat on a clean exit (it goes stale anyway if this fails)."""
         r = self.runner
-        with contextlib.suppress(*REDIS_DOWN):
-            await r.scripts.redis.hdel(r.keys.workers, r.worker_id)
+        with contextlib.suppress(*REDIS_DOWN, TimeoutError):
+            async with asyncio.timeout(LEAVE_TIMEOUT_S):
+                await r.scripts.redis.hdel(r.keys.workers, r.worker_id)
