@@ -235,6 +235,7 @@ async def autoscale_deployment(
             signals.wake.clear()
             try:
                 if not await loop.evaluate():
+                    log.info("autoscale.forgotten", **fields)  # gone, or no longer annotated
                     return
             except REDIS_DOWN as exc:
                 ctx.metrics.reconcile_errors.labels("Deployment").inc()

@@ -365,5 +365,15 @@ async def test_worker_deployment_follows_the_backlog(
     await client.enqueue("noop", "wake-up", {"n": 0})
     await eventually(lambda: replicas_become(1), timeout=15, what="wake from zero")
 
+    # Without the queue annotation it is no longer autoscaled: kopf drops it from its index, the
+    # loop reads that (not the API) and ends, and its queue's gauges go.
+    plane.kubectl("annotate", "deployment", name, "--namespace", ns, "jobq.io/queue-")
+
+    async def forgotten() -> bool:
+        return any(e.get("deployment") == name for e in events(operator, "autoscale.forgotten"))
+
+    await eventually(forgotten, timeout=15, what="the loop to drop the unannotated Deployment")
+    assert f'jobq_operator_current_replicas{{queue="{QUEUE}"}}' not in scrape(port)
+
     # Deleting the Deployment is never held up either.
     plane.kubectl("delete", "deployment", name, "--namespace", ns, "--timeout=30s")
