@@ -274,9 +274,9 @@ class DeploymentLoop:
 
     async def _body(self) -> tuple[dict[str, Any] | None, bool]:
         """The Deployment and whether it was just read from the API; None once it is gone."""
-        if not self.stale:
-            index = self.ctx.deployments
-            entries = list(index.get((self.namespace, self.name), ())) if index is not None else []
+        index = self.ctx.deployments
+        if not self.stale and index is not None:
+            entries = list(index.get((self.namespace, self.name), ()))
             uid = self.size.uid if self.size is not None else None
             matching = [e for e in entries if uid is None or e["metadata"].get("uid") == uid]
             if not entries:
