@@ -20,7 +20,7 @@ import yaml
 
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect, retrying
-from jobq.errors import ConfigError, IdempotencyConflict, InvalidPayload, UnknownTask
+from jobq.errors import ConfigError, IdempotencyConflict
 from jobq.logs import get_logger
 from jobq.schedule import (
     FireResult,
@@ -31,8 +31,8 @@ from jobq.schedule import (
     fire,
     isoformat,
     next_fire,
-    parse,
 )
+from jobq.schedule_check import check
 from jobq.settings import Settings
 from jobq.shutdown import settle, stop_tasks, wait_event
 from jobq.tasks import Registry
@@ -67,26 +67,6 @@ def read_file(path: Path) -> list[Any]:
             f"schedule file {path}: expected a list of schedules or {{schedules: [...]}}"
         )
     return data
-
-
-def check(entry: Any, registry: Registry) -> ScheduleSpec:
-    """One file entry as a runnable schedule, or ScheduleError (also for an unknown task type or
-    a payload the task refuses, which only a process holding the registry can tell)."""
-    if not isinstance(entry, dict):
-        raise ScheduleError("InvalidSpec", "a schedule must be a mapping")
-    spec = parse(entry)
-    try:
-        registry.get(spec.type).validate(spec.payload)
-    except UnknownTask as exc:
-        raise ScheduleError("UnknownTask", str(exc)) from None
-    except InvalidPayload as exc:
-        details = "; ".join(f"{_dotted(d.get('loc'))}: {d.get('msg')}" for d in exc.details)
-        raise ScheduleError("InvalidPayload", f"{exc}: {details}") from None
-    return spec
-
-
-def _dotted(loc: object) -> str:
-    return ".".join(map(str, loc)) if isinstance(loc, list | tuple) else str(loc)
 
 
 def load_schedules(path: Path, registry: Registry) -> list[ScheduleSpec]:

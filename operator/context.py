@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import kopf
 from redis.asyncio import Redis
 
 from jobq.client import Client
@@ -17,22 +17,48 @@ from jobq.logs import get_logger
 from jobq.operator.kube import Kube
 from jobq.operator.metrics import OperatorMetrics
 from jobq.operator.peering import Peering
+from jobq.operator.waits import wait_any
 from jobq.settings import Settings
 from jobq.tasks import Registry
 
 log = get_logger("jobq.operator")
 
-Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+STOP_GRACE_S = 5.0  # how long stop_all lets loops end on their flag before cancelling them
+
+
+@dataclass
+class LoopSignals:
+    """How the operator talks to one per-object loop. ``stop`` asks it to end: the loop checks
+    it every turn, so ending does not depend on a cancellation arriving (cancelling is only the
+    second means). ``wake`` asks for a look now; stopping also wakes the loop."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    async def nap(self, seconds: float) -> None:
+        """Until woken or stopped, for ``seconds`` at most."""
+        await wait_any([self.wake], seconds)
+
+
+Loop = Callable[[LoopSignals], Coroutine[Any, Any, None]]
 
 
 @dataclass
 class ObjectLoops:
-    """One long-running task per watched object, with a wake-up event for changes.
+    """One long-running task per watched object, with its wake-up and stop signals.
 
-    These play the part of kopf daemons without their finalizers (see jobq.operator.peering).
+    These play the part of kopf daemons without their finalizers (see jobq.operator.main).
     """
 
-    tasks: dict[tuple[str, ...], tuple[asyncio.Task[None], asyncio.Event]] = field(
+    tasks: dict[tuple[str, ...], tuple[asyncio.Task[None], LoopSignals]] = field(
         default_factory=dict
     )
 
@@ -41,15 +67,15 @@ class ObjectLoops:
         found = self.tasks.get(key)
         if found is not None and not found[0].done():
             if wake:
-                found[1].set()
+                found[1].wake.set()
             return
-        event = asyncio.Event()
-        task = asyncio.create_task(self._guarded(key, start, event), name="/".join(key))
-        self.tasks[key] = (task, event)
+        signals = LoopSignals()
+        task = asyncio.create_task(self._guarded(key, start, signals), name="/".join(key))
+        self.tasks[key] = (task, signals)
 
-    async def _guarded(self, key: tuple[str, ...], start: Loop, event: asyncio.Event) -> None:
+    async def _guarded(self, key: tuple[str, ...], start: Loop, signals: LoopSignals) -> None:
         try:
-            await start(event)
+            await start(signals)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -60,17 +86,29 @@ class ObjectLoops:
                 del self.tasks[key]
 
     def stop(self, key: tuple[str, ...]) -> None:
+        """End the loop of ``key``: its stop flag, and a cancellation as the second means."""
         found = self.tasks.pop(key, None)
         if found is not None:
+            found[1].request_stop()
             found[0].cancel()
 
-    async def stop_all(self) -> None:
-        tasks = [task for task, _ in self.tasks.values()]
+    async def stop_all(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop every loop: the flag first, a cancellation for any still running after
+        ``grace_s``; returns after at most twice that, naming loops that would not end."""
+        found = list(self.tasks.values())
         self.tasks.clear()
-        for task in tasks:
+        for _, signals in found:
+            signals.request_stop()
+        tasks = [task for task, _ in found if not task.done()]
+        if not tasks:
+            return
+        _, running = await asyncio.wait(tasks, timeout=grace_s)
+        for task in running:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if running:
+            _, stuck = await asyncio.wait(running, timeout=grace_s)
+            if stuck:
+                log.warning("operator.loops_stuck", loops=sorted(t.get_name() for t in stuck))
 
 
 @dataclass
@@ -83,6 +121,8 @@ class OperatorContext:
     metrics: OperatorMetrics
     peering: Peering
     loops: ObjectLoops = field(default_factory=ObjectLoops)
+    deployments: kopf.Index[tuple[str, str], dict[str, Any]] | None = None
+    """kopf's index of the autoscaled Deployments (set when kopf starts), by (namespace, name)."""
     clock: Callable[[], float] = time.time
 
     def queue_keys(self, queue: str) -> QueueKeys:

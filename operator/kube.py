@@ -21,7 +21,7 @@ from jobq.errors import ConfigError
 T = TypeVar("T")
 
 SCHEDULES = ("jobq.io", "v1", "jobschedules")
-PEERINGS = ("kopf.dev", "v1", "kopfpeerings")
+PEERINGS = ("kopf.dev", "v1", "kopfpeerings")  # watched through kopf, never read here
 CLUSTER_PEERINGS = ("kopf.dev", "v1", "clusterkopfpeerings")
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT_S = 15.0  # per request: a hung API server must not stall a reconcile loop forever
@@ -145,17 +145,4 @@ class Kube:
             name,
             {"status": dict(status)},
             _content_type=MERGE_PATCH,
-        )
-
-    # --- kopf peering ---
-
-    async def get_peering(self, namespace: str | None, name: str) -> dict[str, Any] | None:
-        if namespace is None:
-            group, version, plural = CLUSTER_PEERINGS
-            return await self._get_or_none(
-                self.custom.get_cluster_custom_object, group, version, plural, name
-            )
-        group, version, plural = PEERINGS
-        return await self._get_or_none(
-            self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
         )

@@ -9,8 +9,6 @@ second one acting at the same time, finds the bucket's job already there (``dupl
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +18,7 @@ from jobq import keys
 from jobq.connection import REDIS_DOWN
 from jobq.errors import IdempotencyConflict
 from jobq.logs import get_logger
-from jobq.operator.context import OperatorContext
+from jobq.operator.context import LoopSignals, OperatorContext
 from jobq.operator.kube import as_body
 from jobq.operator.status import find_condition, ready_condition, status_patch
 from jobq.schedule import (
@@ -34,10 +32,11 @@ from jobq.schedule import (
     isoformat,
     next_fire,
 )
-from jobq.scheduler import check
+from jobq.schedule_check import check
 
 MAX_SLEEP_S = 60.0  # re-read the object and the clock at least this often
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)  # after failed reconciles (Redis or the API away)
+ACTIVE_CHECK_S = 1.0  # longest wait for the peering before the stop flag is checked again
 WAKE_MARGIN_S = 0.005  # sleep a hair past the bucket start so the clock is surely in it
 
 log = get_logger("jobq.operator.schedules")
@@ -76,13 +75,15 @@ def needs_reconcile(body: Any) -> bool:
 
 
 async def run_schedule(
-    ctx: OperatorContext, namespace: str, name: str, wake: asyncio.Event
+    ctx: OperatorContext, namespace: str, name: str, signals: LoopSignals
 ) -> None:
-    """Reconcile one JobSchedule until it is deleted."""
+    """Reconcile one JobSchedule until it is deleted or the loop is asked to stop (checked
+    every turn; every wait is bounded)."""
     failures = 0
-    while True:
-        await ctx.peering.wait_active()
-        wake.clear()
+    while not signals.stopping:
+        if not await ctx.peering.wait_active(ACTIVE_CHECK_S, signals.stop):
+            continue
+        signals.wake.clear()
         sleep_s: float | None
         try:
             sleep_s = await reconcile(ctx, namespace, name)
@@ -99,8 +100,7 @@ async def run_schedule(
         if sleep_s is None:
             log.info("schedule.forgotten", namespace=namespace, name=name)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), sleep_s)
+        await signals.nap(sleep_s)
 
 
 async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> float | None:

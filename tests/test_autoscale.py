@@ -1,9 +1,10 @@
 """The operator's pure decisions, without a cluster: desired replicas, the scale-down wait,
-pod-deletion costs, the annotations, and kopf's peering rule."""
+pod-deletion costs, the annotations, what a loop knows of its Deployment's size (kopf's rule on
+peering is pinned in tests/test_peering.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,14 +12,16 @@ from jobq.operator.autoscale import (
     Decision,
     PolicyError,
     ScalePolicy,
+    Size,
     decide,
     deletion_costs,
     desired_replicas,
     format_since,
+    index_entry,
+    known_size,
     parse_policy,
     parse_since,
 )
-from jobq.operator.peering import is_leader
 from jobq.operator.schedules import floor_bucket, needs_reconcile
 from jobq.operator.status import ready_condition, status_patch
 from jobq.schedule import ScheduleSpec
@@ -159,23 +162,46 @@ def test_scale_down_since_round_trips_and_tolerates_garbage() -> None:
         assert parse_since(garbage) is None
 
 
-def _peer(priority: int, seen: datetime, lifetime: int = 60) -> dict[str, object]:
-    return {"priority": priority, "lastseen": seen.isoformat(), "lifetime": lifetime}
+def _deployment(uid: str, generation: int, replicas: int) -> dict[str, object]:
+    return {"metadata": {"uid": uid, "generation": generation}, "spec": {"replicas": replicas}}
 
 
-def test_peering_rule_matches_kopf() -> None:
-    now = datetime(2025, 1, 1, tzinfo=UTC)
-    fresh, old = now - timedelta(seconds=5), now - timedelta(seconds=120)
-    me = _peer(10, fresh)
-    assert not is_leader({}, "me", 10, now)  # not registered by kopf yet
-    assert not is_leader({"me": _peer(10, old)}, "me", 10, now)
-    assert is_leader({"me": me}, "me", 10, now)
-    assert is_leader({"me": me, "low": _peer(5, fresh)}, "me", 10, now)
-    assert not is_leader({"me": me, "high": _peer(20, fresh)}, "me", 10, now)
-    assert not is_leader({"me": me, "same": _peer(10, fresh)}, "me", 10, now)  # all pause
-    assert is_leader({"me": me, "dead": _peer(20, old)}, "me", 10, now)
-    assert is_leader({"me": me, "left": _peer(20, fresh, lifetime=0)}, "me", 10, now)
-    assert is_leader({"me": me, "junk": "x", "bad": {"lastseen": "?"}}, "me", 10, now)
+def test_own_scale_is_not_undone_by_the_streams_late_echo() -> None:
+    known = known_size(None, _deployment("u1", 3, 1))
+    assert known == Size("u1", 3, 1)
+    scaled = known.scaled(4)  # the loop set 4: the API server makes that generation 4
+    assert known_size(scaled, _deployment("u1", 3, 1)) == scaled  # the older spec, late
+    assert known_size(scaled, _deployment("u1", 4, 4)) == Size("u1", 4, 4)
+    assert known_size(scaled, _deployment("u1", 5, 2)) == Size("u1", 5, 2)  # kubectl scale
+
+
+def test_a_direct_read_wins_at_the_same_generation_and_a_new_object_always() -> None:
+    scaled = Size("u1", 4, 4)
+    # Someone else's change took generation 4 (ours became 5); the API says so.
+    assert known_size(scaled, _deployment("u1", 4, 2), fresh=True) == Size("u1", 4, 2)
+    assert known_size(scaled, _deployment("u1", 4, 2)) == scaled
+    assert known_size(scaled, _deployment("u2", 1, 1)) == Size("u2", 1, 1)  # re-created
+
+
+def test_index_entry_keeps_what_the_autoscaler_and_events_need() -> None:
+    body = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "w", "namespace": "ns", "uid": "u", "generation": 2,
+                     "annotations": {"jobq.io/queue": "q"}, "managedFields": [{"x": 1}]},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"spec": {"containers": []}}},
+        "status": {"replicas": 3},
+    }
+    entry = index_entry(body)
+    assert entry == {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "w", "namespace": "ns", "uid": "u", "generation": 2,
+                     "annotations": {"jobq.io/queue": "q"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}}},
+    }
+    body["metadata"]["annotations"]["jobq.io/queue"] = "changed"  # type: ignore[index]
+    assert entry["metadata"]["annotations"]["jobq.io/queue"] == "q"  # a copy, not a view
+    assert index_entry({"metadata": {}})["spec"]["replicas"] == 1  # the API's default
 
 
 def test_status_patch_writes_only_what_changed() -> None:

@@ -8,6 +8,7 @@ A worker Deployment is scaled up from its backlog, down after the delay, to zero
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.request
@@ -39,6 +40,7 @@ QUEUE = "bench-queue"  # the `noop` task's queue (tests/testtasks.py)
 # with a low priority, and every other starts with this one.
 ACTING_PRIORITY = 1_000_000
 KEY = re.compile(r"^schedule:(?P<ns>[^/]+)/(?P<name>[^:]+):(?P<bucket>.+)$")
+REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<count>\S+)$")
 
 
 @dataclass(frozen=True)
@@ -365,5 +367,55 @@ async def test_worker_deployment_follows_the_backlog(
     await client.enqueue("noop", "wake-up", {"n": 0})
     await eventually(lambda: replicas_become(1), timeout=15, what="wake from zero")
 
+    # Without the queue annotation it is no longer autoscaled: kopf drops it from its index, the
+    # loop reads that (not the API) and ends, and its queue's gauges go.
+    plane.kubectl("annotate", "deployment", name, "--namespace", ns, "jobq.io/queue-")
+
+    async def forgotten() -> bool:
+        return any(e.get("deployment") == name for e in events(operator, "autoscale.forgotten"))
+
+    await eventually(forgotten, timeout=15, what="the loop to drop the unannotated Deployment")
+    assert f'jobq_operator_current_replicas{{queue="{QUEUE}"}}' not in scrape(port)
+
     # Deleting the Deployment is never held up either.
+    plane.kubectl("delete", "deployment", name, "--namespace", ns, "--timeout=30s")
+
+
+def api_reads(plane: ControlPlane, resource: str) -> float:
+    """GET requests for single ``resource`` objects the API server has answered so far."""
+    total = 0.0
+    for line in plane.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        found = REQUESTS.match(line)
+        if found is None:
+            continue
+        labels = found["labels"]
+        if 'verb="GET"' in labels and f'resource="{resource}"' in labels \
+                and 'subresource=""' in labels:
+            total += float(found["count"])
+    return total
+
+
+async def test_what_kopf_streams_is_not_polled(
+    control_plane: ControlPlane, install: Install, start_operator: Callable[..., Proc],
+) -> None:
+    """The autoscaled Deployment comes from kopf's index and the KopfPeering from kopf's
+    watch: while the operator acts and nothing changes, it reads neither from the API (it used
+    to GET the Deployment every 2 s and the KopfPeering every 1 s)."""
+    plane, ns, name = control_plane, install.namespace, "watched"
+    apply(plane, ns, worker_deployment(name, min_replicas=1))
+    operator = start_operator()
+    port = int((await started(operator))["metricsPort"])
+
+    async def evaluated() -> bool:
+        return f'jobq_operator_current_replicas{{queue="{QUEUE}"}}' in scrape(port)
+
+    await eventually(evaluated, timeout=30, what="the Deployment's first evaluation")
+    deployments, peerings = api_reads(plane, "deployments"), api_reads(plane, "kopfpeerings")
+    # A measuring window, not a wait for a condition: five evaluations (INTERVAL_S = 2 s) and
+    # ten of the old peering polls would fall in it.
+    await asyncio.sleep(10)
+    assert api_reads(plane, "kopfpeerings") - peerings == 0
+    # At most the one re-read a loop makes after a peering pause (none is expected here).
+    assert api_reads(plane, "deployments") - deployments <= 1
+    assert events(operator, "operator.active") and not events(operator, "autoscale.error")
     plane.kubectl("delete", "deployment", name, "--namespace", ns, "--timeout=30s")
