@@ -26,8 +26,8 @@ relock() {
     "$tools/bin/pip" install -q "pip-tools==$PIP_TOOLS_VERSION"
   fi
   local compile=("$tools/bin/pip-compile" --quiet --generate-hashes --strip-extras --allow-unsafe
-                 --no-emit-find-links --no-emit-index-url
-                 --custom-compile-command "bash hack/bootstrap.sh --lock" "$@")
+                 --no-emit-find-links --no-emit-index-url "$@")
+  export CUSTOM_COMPILE_COMMAND="bash hack/bootstrap.sh --lock"  # the command the header names
   echo "bootstrap: resolving $DEV_LOCK and $RUNTIME_LOCK from pyproject.toml (a few minutes)" >&2
   "${compile[@]}" --extra dev --output-file "$DEV_LOCK" pyproject.toml
   # The runtime lock is constrained by the dev lock: the image runs what the tests ran.

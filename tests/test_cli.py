@@ -104,6 +104,10 @@ def test_a_port_in_use_is_one_line_naming_the_flag(settings: Settings, taken_por
     api = jobq(settings, "api", "--port", str(taken_port))
     assert_one_line_error(api, 1, f"port {taken_port} (the API) is already in use: choose another "
                                   "with --port PORT")
+    operator = jobq(settings, "operator", "--standalone", "--namespace", "default",
+                    "--metrics-port", str(taken_port))
+    assert_one_line_error(operator, 1, f"port {taken_port} (the operator's metrics) is already in "
+                                       "use: choose another with --metrics-port PORT")
 
 
 def test_no_tasks_configured_is_a_start_up_error_not_the_demo(settings: Settings) -> None:
