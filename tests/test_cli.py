@@ -182,3 +182,16 @@ async def test_tasks_of_the_project_in_the_cwd_are_found(
 
     record = await eventually(completed, what="the project's task to run")
     assert record["result"] == {"sent": "A-1"}
+
+
+async def test_the_demo_outbox_is_a_demo_setting_that_env_files_may_hold(
+    settings: Settings, client: Client, start_worker, tmp_path: Path
+) -> None:
+    """JOBQ_DEMO_OUTBOX belongs to jobq.demo, not to the core Settings, and a .env may set it
+    without the core refusing it as an unknown setting."""
+    (tmp_path / ".env").write_text("JOBQ_DEMO_OUTBOX=sent/emails.jsonl\n")
+    start_worker("email-queue:1")  # cwd tmp_path: reads the .env
+    job_id = (await client.enqueue("welcome-email", "outbox", json.loads(WELCOME))).job_id
+    await eventually(lambda: job_in(client, job_id, State.COMPLETED), what="the email to go out")
+    assert job_id in (tmp_path / "sent" / "emails.jsonl").read_text()
+    assert "outbox" not in Settings.model_fields
