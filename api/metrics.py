@@ -1,5 +1,6 @@
-"""The API's Prometheus metrics (SPEC §10), in a registry of each app's own, and the ASGI
-middleware that counts every request by route template (never by raw path: bounded labels)."""
+"""The API's Prometheus metrics (listed in docs/operations.md), in a registry of each app's own,
+and the ASGI middleware that counts every request by route template (never by raw path: bounded
+labels)."""
 
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def start_stack(stack: list[subprocess.Popen[bytes]]) -> str:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env.update(REDIS_URL=redis_url, JOBQ_KEY_PREFIX=f"bench{uuid.uuid4().hex[:8]}",
-               JOBQ_LOG_LEVEL="warning")
+               JOBQ_TASKS="jobq.demo", JOBQ_LOG_LEVEL="warning")
     # cwd elsewhere: from the repository root, ./jobq would shadow the installed package.
     stack.append(subprocess.Popen([sys.executable, "-m", "jobq", "api", "--port", str(port)],
                                   env=env, cwd=tempfile.gettempdir()))

@@ -1,18 +1,61 @@
 #!/usr/bin/env bash
 # Create .venv and install jobq (editable, strict mode so mypy and pytest see one namespace)
-# with its dev tools. Idempotent and quick when nothing changed.
+# with its dev tools, at the exact versions of requirements-dev.lock (hash-checked).
+# Idempotent and quick when nothing changed.
+#
+#   bash hack/bootstrap.sh                 install or update .venv from the lock
+#   bash hack/bootstrap.sh --lock          re-resolve the locks after pyproject.toml changed
+#                                          (keeps every pin that still fits), then install
+#   bash hack/bootstrap.sh --upgrade-lock  move every pin to the newest version pyproject.toml
+#                                          allows (a deliberate upgrade: run the tests after)
+#
+# pyproject.toml keeps the ranges jobq supports; the locks are what tests and the image use:
+# requirements-dev.lock (runtime + dev tools, here) and requirements.lock (runtime only, the
+# Dockerfile), resolved together so both pin the same versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
+PIP_TOOLS_VERSION=7.6.2
+DEV_LOCK=requirements-dev.lock
+RUNTIME_LOCK=requirements.lock
+
+relock() {
+  local tools=${JOBQ_CACHE_DIR:-$HOME/.cache/jobq}/pip-tools
+  if [ ! -x "$tools/bin/pip-compile" ]; then
+    "$PY" -m venv "$tools"
+    "$tools/bin/pip" install -q "pip-tools==$PIP_TOOLS_VERSION"
+  fi
+  local compile=("$tools/bin/pip-compile" --quiet --generate-hashes --strip-extras --allow-unsafe
+                 --no-emit-find-links --no-emit-index-url "$@")
+  export CUSTOM_COMPILE_COMMAND="bash hack/bootstrap.sh --lock"  # the command the header names
+  echo "bootstrap: resolving $DEV_LOCK and $RUNTIME_LOCK from pyproject.toml (a few minutes)" >&2
+  "${compile[@]}" --extra dev --output-file "$DEV_LOCK" pyproject.toml
+  # The runtime lock is constrained by the dev lock: the image runs what the tests ran.
+  "${compile[@]}" --constraint "$DEV_LOCK" --output-file "$RUNTIME_LOCK" pyproject.toml
+}
+
+case "${1:-}" in
+  "") ;;
+  --lock) relock ;;
+  --upgrade-lock) relock --upgrade ;;
+  *) echo "usage: bash hack/bootstrap.sh [--lock | --upgrade-lock]" >&2; exit 2 ;;
+esac
+
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
 stamp=.venv/.jobq-installed
-# Reinstall when pyproject.toml or the set of package files changed (strict editable
+# Reinstall when pyproject.toml, the lock or the set of package files changed (strict editable
 # installs link files one by one, so a new module needs a reinstall).
-want=$( (cat pyproject.toml; find jobq api worker operator -name '*.py' -o -name '*.lua' | sort) | sha256sum | cut -c1-16)
+want=$( (cat pyproject.toml "$DEV_LOCK"; find jobq api worker operator -name '*.py' -o -name '*.lua' | sort) | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install -q -e '.[dev]' --config-settings editable_mode=strict
+  # Dependencies first, exactly as locked and hash-checked; then jobq itself without resolving
+  # anything again, so nothing newer than the lock can slip in.
+  .venv/bin/pip install -q --require-hashes --no-deps -r "$DEV_LOCK"
+  # (setuptools' notice that a strict editable install links files from build/ is expected.)
+  PYTHONWARNINGS="ignore:Editable installation" \
+    .venv/bin/pip install -q --no-deps -e . --config-settings editable_mode=strict
+  .venv/bin/pip check >/dev/null || { .venv/bin/pip check >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

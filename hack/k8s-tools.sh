@@ -72,6 +72,7 @@ install_built() {  # install_built OUT_DIR NAME...: move freshly built binaries 
     mv -f "$out/$name" "$bin_dir/$name"
   done
   rm -rf "$out"
+  log "built $* ($((SECONDS - started))s so far)"
 }
 
 build_kubernetes() {  # build_kubernetes NAME...: cmd/NAME from k8s.io/kubernetes
@@ -97,7 +98,7 @@ build_kubernetes() {  # build_kubernetes NAME...: cmd/NAME from k8s.io/kubernete
   done
   for name in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
   out="$(mktemp -d "$cache_dir/out.XXXXXX")"
-  log "building $* $KUBERNETES_VERSION (cold Go cache: about 10-15 minutes on 2 cores)"
+  log "building $* $KUBERNETES_VERSION from k8s.io/kubernetes (cold Go caches: the go: downloading lines come first, then about 10-15 minutes of compiling on 2 cores)"
   (cd "$mod" && GOFLAGS=-mod=mod go build "${build_flags[@]}" -ldflags "$ldflags" -o "$out/" "${pkgs[@]}") ||
     die "building $* failed"
   install_built "$out" "$@"
@@ -113,7 +114,7 @@ build_etcd() {
   printf 'module jobq.invalid/etcd-tools\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
     "$(sed -n 's/^go //p' "$etcd_mod")" "$ETCD_VERSION" >"$mod/go.mod"
   out="$(mktemp -d "$cache_dir/out.XXXXXX")"
-  log "building etcd $ETCD_VERSION"
+  log "building etcd $ETCD_VERSION from go.etcd.io/etcd/server/v3 (a few minutes)"
   (cd "$mod" && GOFLAGS=-mod=mod go build "${build_flags[@]}" -ldflags "$base_ldflags" -o "$out/etcd" go.etcd.io/etcd/server/v3) ||
     die "building etcd failed"
   install_built "$out" etcd
@@ -122,7 +123,7 @@ build_etcd() {
 go_install() {  # go_install NAME PACKAGE@VERSION [LDFLAGS]: modules without replace directives
   local name="$1" pkg="$2" ldflags="$base_ldflags ${3:-}" out
   out="$(mktemp -d "$cache_dir/out.XXXXXX")"
-  log "building $name (${pkg##*@})"
+  log "building $name ${pkg##*@} from ${pkg%@*} (a few minutes)"
   (cd "$src_dir" && GOFLAGS='' GOBIN="$out" go install "${build_flags[@]}" -ldflags "$ldflags" "$pkg") ||
     die "building $name failed"
   install_built "$out" "$name"
@@ -151,6 +152,9 @@ k8s_wanted=()
 for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   if needs "$name"; then k8s_wanted+=("$name"); fi
 done
+if ((${#k8s_wanted[@]})) || needs etcd || needs helm || needs kwok; then
+  log "first build of the Kubernetes test binaries into $bin_dir: about 20-30 minutes and 3-6 GB of Go caches ($(go env GOMODCACHE), $(go env GOCACHE)) on a cold machine; later runs reuse them"
+fi
 if ((${#k8s_wanted[@]})); then build_kubernetes "${k8s_wanted[@]}"; fi
 if needs etcd; then build_etcd; fi
 if needs helm; then

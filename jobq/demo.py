@@ -1,4 +1,7 @@
-"""The demo tasks of the original system, on their three queues, plus ``flaky`` for retries."""
+"""The demo tasks of the original system, on their three queues, plus ``flaky`` for retries.
+
+Loaded only when named (``JOBQ_TASKS=jobq.demo``; ``jobq dev`` and the Helm chart default to it).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,22 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobq.context import JobContext
 from jobq.jobs import Backoff
 from jobq.tasks import task
+
+
+class DemoSettings(BaseSettings):  # type: ignore[misc]
+    """The demo's own knobs (``JOBQ_DEMO_<NAME>``), kept out of the core ``Settings`` because
+    only these tasks use them. Read when a job runs, never at import."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBQ_DEMO_", env_file=".env", extra="ignore",
+                                      frozen=True)
+
+    outbox: str = ".jobq/outbox.jsonl"
+    """File ``welcome-email`` appends each "sent" email to (relative to the worker's cwd)."""
 
 
 class WelcomeEmail(BaseModel):
@@ -56,8 +71,8 @@ async def welcome_email(ctx: JobContext, payload: WelcomeEmail) -> dict[str, Any
     """"Sends" the email by appending it to the outbox file, at most once per job (R8)."""
     record = {"jobId": ctx.job_id, "to": payload.email, "name": payload.name,
               "message": payload.message or f"Welcome, {payload.name}!"}
-    sent = await ctx.side_effect("send-welcome-email", lambda: _append_line(ctx.settings.outbox,
-                                                                             record))
+    outbox = DemoSettings().outbox
+    sent = await ctx.side_effect("send-welcome-email", lambda: _append_line(outbox, record))
     return {"email": payload.email, "sent": sent}
 
 

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobq.errors import ConfigError
 
 START_TIMEOUT_S = 15.0  # a cold start with an AOF to replay can take a few seconds
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def valkey_binary() -> Path:
@@ -42,14 +47,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def is_port_free(port: int) -> bool:
-    """Whether ``port`` can be bound on loopback right now."""
-    with socket.socket() as sock:
+def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``host:port`` right now. SO_REUSEADDR as servers set it,
+    so a port whose last connections linger in TIME_WAIT counts as free, as it is for them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """A preexec hook: the child gets SIGTERM when ``parent`` dies, even by SIGKILL (Linux), so
+    a killed ``jobq dev`` leaves no server or worker behind to hold its ports and data."""
+
+    def hook() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # not Linux: best effort only
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 @dataclass
@@ -60,7 +84,9 @@ class ServerProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     appendonly: bool = False
-    detach: bool = False  # own session: a terminal's Ctrl-C reaches the parent only (jobq dev)
+    # Own session, so a terminal's Ctrl-C reaches the parent only, and SIGTERM when the parent
+    # dies (jobq dev, which stops it last).
+    detach: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,7 +103,8 @@ class ServerProcess:
         ]
         with (self.data_dir / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.detach
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.detach,
+                preexec_fn=die_with(os.getpid()) if self.detach else None,
             )
         self._await_ready()
         return self

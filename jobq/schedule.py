@@ -1,4 +1,5 @@
-"""The scheduling core: schedule specs, bucket maths and the missed-bucket rule (SPEC §8).
+"""The scheduling core: schedule specs, bucket maths and the missed-bucket rule
+(docs/architecture.md, "Scheduling").
 
 Shared unchanged by ``jobq scheduler`` and the operator, so it does no I/O of its own: ``fire``
 calls the ``enqueue`` it is given (``Client.enqueue``). Every firing is keyed by its bucket,
@@ -68,7 +69,7 @@ class ScheduleOptions(BaseModel):
 
 
 class ScheduleSpec(BaseModel):
-    """One schedule: the JobSchedule spec fields plus its name and namespace (SPEC §8, §9)."""
+    """One schedule: the JobSchedule spec fields plus its name and namespace."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

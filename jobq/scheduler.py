@@ -1,4 +1,4 @@
-"""``jobq scheduler``: the standalone, stateless scheduler (SPEC §8).
+"""``jobq scheduler``: the standalone, stateless scheduler (docs/architecture.md, "Scheduling").
 
 It keeps no state anywhere: each firing goes through ``Client.enqueue`` with the bucket's
 idempotency key, so two schedulers at once, or one restarted mid-bucket, still make one job per

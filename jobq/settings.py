@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from jobq import keys
 from jobq.errors import ConfigError
 
 ENV_PREFIX = "JOBQ_"
 # Variables under the prefix that belong to tooling, not to a process's settings.
-_NOT_SETTINGS = ("JOBQ_TEST_", "JOBQ_CACHE_DIR", "JOBQ_K8S_")
+# JOBQ_DEMO_* are the demo tasks' own settings (jobq.demo.DemoSettings).
+_NOT_SETTINGS = ("JOBQ_TEST_", "JOBQ_CACHE_DIR", "JOBQ_K8S_", "JOBQ_DEMO_")
 
 
 class Settings(BaseSettings):  # type: ignore[misc]
@@ -27,7 +32,8 @@ class Settings(BaseSettings):  # type: ignore[misc]
     redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
     """Where Redis is (``REDIS_URL``; may carry a password; ``rediss://`` for TLS)."""
     tasks: list[str] = []
-    """Modules whose import registers tasks (comma-separated); empty = the demo tasks."""
+    """Modules whose import registers tasks (comma-separated), e.g. ``jobq.demo``; no default:
+    a process that runs or creates jobs refuses to start without it."""
     api_tokens: list[str] = []
     """Bearer tokens the API accepts (comma-separated); empty = no auth."""
     max_body_bytes: int = Field(keys.MAX_BODY_BYTES, gt=0)
@@ -54,8 +60,17 @@ class Settings(BaseSettings):  # type: ignore[misc]
     """Lowest log level written."""
     log_format: Literal["json", "console"] = "json"
     """JSON lines for machines, or coloured console lines for people."""
-    outbox: str = ".jobq/outbox.jsonl"
-    """File the demo ``welcome-email`` task appends each sent email to."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``.env`` may hold what the environment may (the demo's ``JOBQ_DEMO_*``, tooling's
+        variables): those are not settings, so they are left out rather than refused."""
+        return (init_settings, env_settings, _WithoutOthers(dotenv_settings),
+                file_secret_settings)
 
     @field_validator("tasks", "api_tokens", mode="before")
     @classmethod
@@ -68,6 +83,20 @@ class Settings(BaseSettings):  # type: ignore[misc]
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+class _WithoutOthers(PydanticBaseSettingsSource):  # type: ignore[misc]
+    """A settings source minus the ``JOBQ_*`` names that belong to others (``_NOT_SETTINGS``)."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)  # type: ignore[no-any-return]
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._source().items() if not k.upper().startswith(_NOT_SETTINGS)}
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -85,8 +114,13 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         # Name the setting and the problem, never the value: it may be a password or a token.
         problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            if e["loc"] != ("REDIS_URL",) else f"REDIS_URL: {e['msg']}"
+            f"{_env_name(e['loc'])}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    """The variable behind an error's location (``.env`` extras come with their full name)."""
+    name = ".".join(map(str, loc)).upper()
+    return name if name == "REDIS_URL" or name.startswith(ENV_PREFIX) else ENV_PREFIX + name

@@ -18,7 +18,8 @@ from jobq.keys import DEFAULT_ATTEMPTS
 if TYPE_CHECKING:
     from jobq.context import JobContext
 
-DEMO_TASK_MODULES = ("jobq.demo",)
+NO_TASKS = ("no tasks configured: set JOBQ_TASKS to the module(s) that declare your tasks "
+            "(JOBQ_TASKS=jobq.demo for the demo tasks)")
 
 Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
 
@@ -120,9 +121,12 @@ class Registry:
         return sorted({t.queue for t in self})
 
 
-def load_registry(modules: Iterable[str] = ()) -> Registry:
-    """Import the task modules (the demo tasks when none are named) and collect their tasks."""
-    names = list(modules) or list(DEMO_TASK_MODULES)
+def load_registry(modules: Iterable[str]) -> Registry:
+    """Import the task modules and collect their tasks. Naming none is an error, not a fallback
+    to the demo tasks: an API that silently accepted ``welcome-email`` would hide the mistake."""
+    names = list(modules)
+    if not names:
+        raise ConfigError(NO_TASKS)
     found: list[Task] = []
     for name in names:
         try:

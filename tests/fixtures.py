@@ -62,7 +62,6 @@ def settings(redis_server: ServerProcess, tmp_path: Path) -> Settings:
         tasks=TEST_TASKS.split(","),
         lease_s=4.0,  # short, so crash recovery is quick; not so short a loaded CI box loses leases
         shutdown_grace_s=5.0,
-        outbox=str(tmp_path / "outbox.jsonl"),
         log_level="info",
     )
 
@@ -93,7 +92,6 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         JOBQ_TASKS=",".join(settings.tasks),
         JOBQ_LEASE_S=str(settings.lease_s),
         JOBQ_SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
-        JOBQ_OUTBOX=settings.outbox,
         JOBQ_LOG_FORMAT="json",
         PYTHONPATH=str(REPO / "tests"),
         PYTHONUNBUFFERED="1",

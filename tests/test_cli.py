@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from fixtures import eventually, job_in, process_env
 
 from jobq.client import Client
@@ -15,12 +18,19 @@ from jobq.jobs import State
 from jobq.settings import Settings
 
 JOBQ = str(Path(sys.executable).with_name("jobq"))
+REPO = Path(__file__).resolve().parent.parent
 WELCOME = '{"email": "albert@example.com", "name": "Albert"}'
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run in the test's own folder (what they write there stays there)."""
+    monkeypatch.chdir(tmp_path)
 
 
 def jobq(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([JOBQ, *args], env=process_env(settings, **env), capture_output=True,
-                          text=True, timeout=60, cwd=Path(settings.outbox).parent)
+                          text=True, timeout=60)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -60,10 +70,58 @@ def test_bad_input_is_one_line_and_a_distinct_exit_code(settings: Settings) -> N
     assert_one_line_error(jobq(settings, "queues", REDIS_URL=down), 4, "Redis is unreachable")
     assert_one_line_error(jobq(settings, "queues", JOBQ_LEASE_SECONDS="3"), 1,
                           "unknown setting(s): JOBQ_LEASE_SECONDS")
-    assert_one_line_error(jobq(settings, "worker", "--queue", "no-such-queue"), 1,
+    assert_one_line_error(jobq(settings, "worker", "--queue", "no-such-queue",
+                               "--metrics-port", "0"), 1,
                           "no task is registered on queue(s) no-such-queue")
-    assert_one_line_error(jobq(settings, "worker", "--queue", "email-queue:x"), 1,
+    assert_one_line_error(jobq(settings, "worker", "--queue", "email-queue:x",
+                               "--metrics-port", "0"), 1,
                           "concurrency must be a whole number")
+
+
+def test_payload_errors_name_each_field_as_the_api_does(settings: Settings) -> None:
+    result = jobq(settings, "enqueue", "welcome-email", "--key", "k",
+                  "--payload", '{"email": "x", "extra": 1}')
+    assert_one_line_error(result, 1, "payload is invalid for task 'welcome-email': ")
+    line = result.stderr.strip()
+    assert "email: String should match pattern" in line, line
+    assert "name: Field required" in line, line
+    assert "extra: Extra inputs are not permitted" in line, line
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on (on every address), as dev's worker holds 9101."""
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_a_port_in_use_is_one_line_naming_the_flag(settings: Settings, taken_port: int) -> None:
+    worker = jobq(settings, "worker", "--queue", "email-queue", "--metrics-port", str(taken_port))
+    assert_one_line_error(worker, 1, f"port {taken_port} (the worker's metrics) is already in use: "
+                                     "choose another with --metrics-port PORT")
+    api = jobq(settings, "api", "--port", str(taken_port))
+    assert_one_line_error(api, 1, f"port {taken_port} (the API) is already in use: choose another "
+                                  "with --port PORT")
+    operator = jobq(settings, "operator", "--standalone", "--namespace", "default",
+                    "--metrics-port", str(taken_port))
+    assert_one_line_error(operator, 1, f"port {taken_port} (the operator's metrics) is already in "
+                                       "use: choose another with --metrics-port PORT")
+
+
+def test_no_tasks_configured_is_a_start_up_error_not_the_demo(settings: Settings) -> None:
+    """An empty JOBQ_TASKS must not fall back to the demo tasks (a production API that accepts
+    welcome-email); the demo is JOBQ_TASKS=jobq.demo, said explicitly."""
+    for args in (["api", "--port", str(free_port())],
+                 ["worker", "--queue", "email-queue", "--metrics-port", "0"],
+                 ["enqueue", "welcome-email", "--key", "k", "--payload", WELCOME],
+                 ["scheduler", "--file", str(REPO / "examples" / "schedules.yaml")]):
+        assert_one_line_error(jobq(settings, *args, JOBQ_TASKS=""), 1,
+                              "no tasks configured: set JOBQ_TASKS")
+    demo = jobq(settings, "enqueue", "welcome-email", "--key", "k", "--payload", WELCOME,
+                JOBQ_TASKS="jobq.demo")
+    assert demo.returncode == 0, demo.stderr
 
 
 async def test_dlq_list_and_replay_print_the_api_bodies(
@@ -124,3 +182,16 @@ async def test_tasks_of_the_project_in_the_cwd_are_found(
 
     record = await eventually(completed, what="the project's task to run")
     assert record["result"] == {"sent": "A-1"}
+
+
+async def test_the_demo_outbox_is_a_demo_setting_that_env_files_may_hold(
+    settings: Settings, client: Client, start_worker, tmp_path: Path
+) -> None:
+    """JOBQ_DEMO_OUTBOX belongs to jobq.demo, not to the core Settings, and a .env may set it
+    without the core refusing it as an unknown setting."""
+    (tmp_path / ".env").write_text("JOBQ_DEMO_OUTBOX=sent/emails.jsonl\n")
+    start_worker("email-queue:1")  # cwd tmp_path: reads the .env
+    job_id = (await client.enqueue("welcome-email", "outbox", json.loads(WELCOME))).job_id
+    await eventually(lambda: job_in(client, job_id, State.COMPLETED), what="the email to go out")
+    assert job_id in (tmp_path / "sent" / "emails.jsonl").read_text()
+    assert "outbox" not in Settings.model_fields

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,15 +71,17 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float) -> None
 class Dev:
     """One ``jobq dev`` run in ``cwd`` with REDIS_URL unset."""
 
-    def __init__(self, cwd: Path, api_port: int, metrics_base: int, redis_port: int) -> None:
+    def __init__(self, cwd: Path, api_port: int, metrics_base: int, redis_port: int,
+                 *args: str, **extra_env: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
-        env.update(JOBQ_SHUTDOWN_GRACE_S="5", PYTHONUNBUFFERED="1")
+        env.update(JOBQ_SHUTDOWN_GRACE_S="5", PYTHONUNBUFFERED="1", **extra_env)
         self.log = cwd / f"dev-{time.monotonic_ns()}.log"
         self.url = f"http://127.0.0.1:{api_port}"
         with self.log.open("wb") as out:
             self.popen = subprocess.Popen(
                 [str(Path(sys.executable).with_name("jobq")), "dev", "--port", str(api_port),
-                 "--metrics-port-base", str(metrics_base), "--redis-port", str(redis_port)],
+                 "--metrics-port-base", str(metrics_base), "--redis-port", str(redis_port),
+                 *args],
                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -101,6 +104,13 @@ class Dev:
         response.raise_for_status()
         return str(response.json()["state"])
 
+    def refused(self) -> str:
+        """The one line a run that refused to start printed (it must exit 1 at once)."""
+        assert self.popen.wait(STOP_TIMEOUT_S) == 1, self.output()
+        lines = self.output().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("jobq: error: "), self.output()
+        return lines[0]
+
     def kill(self) -> None:
         if self.popen.poll() is None:
             family = descendants(self.popen.pid)
@@ -112,15 +122,16 @@ class Dev:
 
 
 @pytest.fixture
-def dev_runs(tmp_path: Path) -> Iterator[Callable[[], Dev]]:
-    ports = (free_port(), free_run(3), free_port())
+def dev_runs(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
+    """Start ``jobq dev`` runs in ``tmp_path``, all on the same ports (API, 4 metrics, Valkey)."""
+    ports = (free_port(), free_run(4), free_port())
     runs: list[Dev] = []
     # Like the repo root, where `make dev` runs: a jobq/ source folder in the cwd must not
     # hide the installed package from the children.
     (tmp_path / "jobq").symlink_to(REPO / "jobq")
 
-    def start() -> Dev:
-        runs.append(Dev(tmp_path, *ports))
+    def start(*args: str, **env: str) -> Dev:
+        runs.append(Dev(tmp_path, *ports, *args, **env))
         return runs[-1]
 
     yield start
@@ -129,7 +140,7 @@ def dev_runs(tmp_path: Path) -> Iterator[Callable[[], Dev]]:
 
 
 def test_dev_runs_everything_stops_cleanly_and_keeps_jobs(
-    dev_runs: Callable[[], Dev], tmp_path: Path
+    dev_runs: Callable[..., Dev], tmp_path: Path
 ) -> None:
     dev = dev_runs()
     dev.wait_ready()
@@ -157,7 +168,7 @@ def test_dev_runs_everything_stops_cleanly_and_keeps_jobs(
     assert again.popen.wait(STOP_TIMEOUT_S) == 0, again.output()
 
 
-def test_dev_stops_everything_when_a_child_dies(dev_runs: Callable[[], Dev]) -> None:
+def test_dev_stops_everything_when_a_child_dies(dev_runs: Callable[..., Dev]) -> None:
     dev = dev_runs()
     dev.wait_ready()
     family = descendants(dev.popen.pid)
@@ -167,3 +178,73 @@ def test_dev_stops_everything_when_a_child_dies(dev_runs: Callable[[], Dev]) -> 
     assert dev.popen.wait(STOP_TIMEOUT_S) != 0
     assert "scheduler exited" in dev.output()
     assert not [pid for pid in family if running(pid)]
+
+
+SHOP_TASKS = """
+from pydantic import BaseModel
+from jobq import JobContext, task
+
+
+class Invoice(BaseModel):
+    invoiceId: str
+
+
+@task("send-invoice", queue="billing", payload=Invoice)
+async def send_invoice(ctx: JobContext, payload: Invoice) -> dict:
+    return {"sent": payload.invoiceId}
+"""
+
+
+def test_own_tasks_beside_the_demo_one_dev_per_folder_and_reset(
+    dev_runs: Callable[..., Dev], tmp_path: Path
+) -> None:
+    """JOBQ_TASKS adds the user's module to the demo (its queue gets a worker, the API takes
+    its jobs); a second dev in the same folder is refused in one line; --reset starts clean."""
+    (tmp_path / "shop_tasks.py").write_text(SHOP_TASKS)
+    dev = dev_runs(JOBQ_TASKS="jobq.demo,shop_tasks")
+    dev.wait_ready()
+    assert "export REDIS_URL=redis://127.0.0.1:" in dev.output()
+    assert "JOBQ_TASKS=jobq.demo,shop_tasks" in dev.output()
+    ids = {}
+    for type_, payload in (("send-invoice", {"invoiceId": "A-1"}),
+                           ("welcome-email", {"email": "ada@example.com", "name": "Ada"})):
+        created = httpx.post(f"{dev.url}/jobs", timeout=5, json={
+            "type": type_, "idempotencyKey": f"dev-{type_}", "payload": payload})
+        assert created.status_code == 202, created.text
+        ids[type_] = created.json()["jobId"]
+    for job_id in ids.values():
+        wait_for(lambda j=job_id: dev.state(j) == "completed", "the jobs to complete", 30)
+
+    second = dev_runs()
+    line = second.refused()
+    assert f"jobq dev is already running in {tmp_path} (pid {dev.popen.pid})" in line, line
+    assert dev.healthy()  # the first run is untouched
+    dev.popen.send_signal(signal.SIGINT)
+    assert dev.popen.wait(STOP_TIMEOUT_S) == 0, dev.output()
+
+    clean = dev_runs("--reset")
+    clean.wait_ready()
+    assert "--reset: cleared" in clean.output()
+    gone = httpx.get(f"{clean.url}/jobs/{ids['welcome-email']}/status", timeout=5)
+    assert gone.status_code == 404, gone.text
+    outbox = tmp_path / ".jobq" / "outbox.jsonl"  # the demo schedule may have sent one since
+    assert not outbox.exists() or "ada@example.com" not in outbox.read_text()
+    clean.popen.send_signal(signal.SIGTERM)
+    assert clean.popen.wait(STOP_TIMEOUT_S) == 0, clean.output()
+
+
+def test_a_taken_port_is_one_line_naming_its_flag(tmp_path: Path) -> None:
+    """Checked before anything starts: no Valkey, no child, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        cases = [((port, free_run(3), free_port()), f"port {port} (the API)", "--port PORT"),
+                 ((free_port(), port, free_port()), f"port {port} (metrics of worker email-queue)",
+                  "--metrics-port-base PORT"),
+                 ((free_port(), free_run(3), port), f"port {port} (the embedded Valkey)",
+                  "--redis-port PORT")]
+        for ports, what, flag in cases:
+            line = Dev(tmp_path, *ports).refused()
+            assert f"{what} is already in use: choose another with {flag}" in line, line
+    assert not (tmp_path / ".jobq" / "valkey").exists()

@@ -1,4 +1,4 @@
-"""The layering of STYLE.md: core imports no component; components import no other component;
+"""The layering of docs/architecture.md ("Components and data flow"): core imports no component; components import no other component;
 only jobq.cli composes them all."""
 
 from __future__ import annotations

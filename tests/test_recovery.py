@@ -42,10 +42,10 @@ async def test_killed_worker_job_is_taken_over_and_its_token_is_refused(
 
 
 async def test_side_effect_reserved_before_a_crash_is_skipped_on_retry(
-    client: Client, start_worker, settings
+    client: Client, start_worker, tmp_path: Path
 ) -> None:
-    outbox = Path(settings.outbox)
-    first = start_worker("email-queue:1")
+    outbox = tmp_path / "effects.log"
+    first = start_worker("email-queue:1", JOBQ_TEST_EFFECTS_FILE=str(outbox))
     job_id = (await client.enqueue("effect-then-hang", "fx", {"seconds": 60})).job_id
 
     async def effect_ran() -> bool:
@@ -53,7 +53,7 @@ async def test_side_effect_reserved_before_a_crash_is_skipped_on_retry(
 
     await eventually(effect_ran, what="the side effect to run once")
     first.kill9()
-    second = start_worker("email-queue:1")
+    second = start_worker("email-queue:1", JOBQ_TEST_EFFECTS_FILE=str(outbox))
     done = await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=30,
                             what="the retry to complete")
     assert done.result == {"ran": False}

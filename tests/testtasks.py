@@ -44,8 +44,10 @@ async def sleep(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
 @task("effect-then-hang", queue="email-queue", payload=Sleep, attempts=3,
       backoff=Backoff(delaySeconds=0.2))
 async def effect_then_hang(ctx: JobContext, payload: Sleep) -> dict[str, Any]:
-    """Reserves and runs a side effect, then hangs on its first attempt (to be killed)."""
-    ran = await ctx.side_effect("count", lambda: _append(ctx.settings.outbox, ctx.job_id))
+    """Reserves and runs a side effect (a line in ``$JOBQ_TEST_EFFECTS_FILE``), then hangs on
+    its first attempt (to be killed)."""
+    effects = os.environ["JOBQ_TEST_EFFECTS_FILE"]
+    ran = await ctx.side_effect("count", lambda: _append(effects, ctx.job_id))
     if ctx.attempt == 1:
         await asyncio.sleep(payload.seconds)
     return {"ran": ran}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from jobq.cli.common import settings_and_registry
+from jobq.cli.common import require_free_port, settings_and_registry
 from jobq.logs import get_logger
 
 GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTERM
@@ -22,6 +22,7 @@ def api(host: str, port: int) -> None:
     from jobq.api import create_app
 
     settings, registry = settings_and_registry()
+    require_free_port(port, "the API", "--port", host=host)
     app = create_app(settings, registry)
     get_logger("jobq.api").info("api.starting", url=f"http://{host}:{port}",
                                 docs=f"http://{host}:{port}/docs")

@@ -13,7 +13,8 @@ import click
 
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
-from jobq.errors import JobExpired, JobqError, NotFound
+from jobq.embedded import is_port_free
+from jobq.errors import ConfigError, InvalidPayload, JobExpired, JobqError, NotFound
 from jobq.logs import configure_logging
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
@@ -28,6 +29,31 @@ EXIT_EXPIRED = 5
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     click.echo(f"jobq: error: {message}", err=True)
     sys.exit(code)
+
+
+def describe(exc: JobqError) -> str:
+    """The one line a user sees for an error; a payload error names every field at fault, as
+    the API's ``details`` do (``email: String should match pattern ...; name: Field required``)."""
+    if isinstance(exc, InvalidPayload) and exc.details:
+        return f"{exc}: " + "; ".join(_field_problem(d) for d in exc.details)
+    return str(exc)
+
+
+def _field_problem(detail: dict[str, object]) -> str:
+    loc = detail.get("loc")
+    where = ".".join(map(str, loc)) if isinstance(loc, list) and loc else "(payload)"
+    return f"{where}: {detail.get('msg')}".replace("\n", " ")
+
+
+def port_taken(port: int, what: str, flag: str) -> ConfigError:
+    return ConfigError(f"port {port} ({what}) is already in use: choose another with {flag} PORT")
+
+
+def require_free_port(port: int, what: str, flag: str, host: str = "127.0.0.1") -> None:
+    """Refuse a port that is taken before anything starts, naming the flag that changes it,
+    instead of a bind traceback from deep inside a server (port 0 = any free port: always ok)."""
+    if port and not is_port_free(port, host):
+        raise port_taken(port, what, flag)
 
 
 def settings_and_registry(*, logs_to_stderr: bool = False) -> tuple[Settings, Registry]:
@@ -70,4 +96,4 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     except REDIS_DOWN as exc:
         fail(f"Redis is unreachable: {exc}", EXIT_UNAVAILABLE)
     except JobqError as exc:
-        fail(str(exc))
+        fail(describe(exc))

@@ -4,6 +4,7 @@ traceback; ``--json`` prints exactly what the HTTP API returns for the same thin
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 from typing import Any
@@ -13,12 +14,23 @@ import orjson
 
 from jobq import keys
 from jobq.cli import api_cmd
-from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
+from jobq.cli.common import (
+    EXIT_USAGE,
+    describe,
+    fail,
+    open_client,
+    port_taken,
+    require_free_port,
+    run_async,
+    settings_and_registry,
+)
 from jobq.cli.dev import dev
 from jobq.cli.operator_cmd import operator
 from jobq.cli.scheduler_cmd import scheduler
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, status_of
+
+METRICS_HOST = "0.0.0.0"  # where jobq.health serves a worker's /metrics and /healthz
 
 
 def _print_json(value: Any) -> None:
@@ -46,7 +58,14 @@ def worker(queues: tuple[str, ...], metrics_port: int) -> None:
 
     settings, registry = settings_and_registry()
     specs = [parse_queue(q) for q in queues]
-    code = asyncio.run(run_worker(settings, registry, specs, metrics_port))
+    what = "the worker's metrics"
+    require_free_port(metrics_port, what, "--metrics-port", host=METRICS_HOST)
+    try:
+        code = asyncio.run(run_worker(settings, registry, specs, metrics_port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
+            raise port_taken(metrics_port, what, "--metrics-port") from None
+        raise
     # Jobs still running in threads were handed back already (R9); exiting normally would
     # wait for those threads (sync handlers cannot be cancelled), so leave at once.
     sys.stdout.flush()
@@ -205,7 +224,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=True)
     except JobqError as exc:
-        fail(str(exc))
+        fail(describe(exc))
 
 
 __all__ = ["cli", "main"]

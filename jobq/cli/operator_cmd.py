@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from jobq.cli.common import EXIT_USAGE, fail, settings_and_registry
+from jobq.cli.common import EXIT_USAGE, fail, require_free_port, settings_and_registry
 
 
 @click.command()
@@ -53,6 +53,8 @@ def operator(
     from jobq.operator import OperatorOptions, run_operator
 
     settings, registry = settings_and_registry()
+    # jobq.health serves on every address, as for a worker.
+    require_free_port(metrics_port, "the operator's metrics", "--metrics-port", host="0.0.0.0")
     options = OperatorOptions(
         None if all_namespaces else namespace, metrics_port, standalone, priority
     )

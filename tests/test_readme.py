@@ -1,0 +1,90 @@
+"""The README's Quick start, taken from the README itself and run as a reader would, in order."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from fixtures import eventually, process_env
+
+from jobq.client import Client
+from jobq.settings import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+JOBQ = str(Path(sys.executable).with_name("jobq"))
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def curl_welcome_body() -> dict[str, object]:
+    """The JSON body of the Quick start's first curl (the seed's welcome-email)."""
+    first = next(b for b in blocks("console") if "curl -s -X POST" in b and "welcome-email" in b)
+    body = re.search(r"-d '(\{.*?\})'", first, flags=re.S)
+    assert body, first
+    return dict(json.loads(body.group(1)))
+
+
+def python_block(marker: str) -> str:
+    return next(b for b in blocks("python") if marker in b)
+
+
+async def test_the_sync_client_snippet_follows_the_curl_example_without_a_conflict(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """Reading in order: the curl example's job exists when the SyncClient snippet runs, and
+    the snippet runs twice (a walkthrough repeated) without an IdempotencyConflict."""
+    body = curl_welcome_body()
+    await client.enqueue(str(body["type"]), str(body["idempotencyKey"]), dict(body["payload"]))  # type: ignore[call-overload]
+    script = tmp_path / "snippet.py"
+    script.write_text(python_block("SyncClient"))
+    env = process_env(settings, JOBQ_TASKS="jobq.demo")
+    runs = [subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                           text=True, timeout=60) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    assert runs[0].stdout.split()[1] == "created" and runs[1].stdout.split()[1] == "duplicate"
+
+
+def test_no_command_names_a_dlq_id_that_only_a_fresh_checkout_has() -> None:
+    """DLQ ids count up and persist in .jobq/: commands take the id from the listing."""
+    commands = [line for b in blocks("console") for line in b.splitlines()
+                if line.startswith("$ ")]
+    assert not [c for c in commands if re.search(r"dlq(/| replay )[a-z-]+-\d+", c)], commands
+
+
+async def test_the_own_tasks_example_runs_beside_the_demo(
+    settings: Settings, start_worker, tmp_path: Path
+) -> None:
+    """myapp/tasks.py as the README gives it, enqueued with the README's own command line."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "tasks.py").write_text(python_block("send-invoice"))
+    line = next(line for b in blocks("console") for line in b.splitlines()
+                if line.startswith("$ ") and "jobq enqueue send-invoice" in line)
+    words = shlex.split(line[2:])
+    assignments = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    args = words[len(assignments) + 1:]  # after the variables and `jobq`
+    tasks = assignments["JOBQ_TASKS"]
+    env = process_env(settings, JOBQ_TASKS=tasks)
+
+    def jobq(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([JOBQ, *more], env=env, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    created = jobq(*args, "--json")
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["jobId"]
+    start_worker("billing:1", JOBQ_TASKS=tasks)
+
+    async def completed() -> dict[str, object] | None:
+        status = jobq("status", job_id, "--full")
+        record = json.loads(status.stdout) if status.returncode == 0 else {}
+        return record if record.get("state") == "completed" else None
+
+    done = await eventually(completed, timeout=30, what="the README's own task to run")
+    assert done["result"] == {"ok": True}
