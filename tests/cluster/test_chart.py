@@ -143,3 +143,19 @@ def test_install_apply_refuse_and_uninstall_cleanly(control_plane: ControlPlane)
         lambda: plane.kubectl("get", "namespace", ns, check=False).returncode != 0,
         what=f"namespace {ns} to be gone", timeout_s=60,
     )
+
+
+@pytest.mark.parametrize(("termination", "renders"), [(34, False), (35, True)])
+def test_chart_needs_room_for_the_workers_watchdog(
+    k8s_bin_dir: Path, termination: int, renders: bool
+) -> None:
+    """SIGKILL must not beat the worker's hand-back: terminationGracePeriodSeconds is at least the
+    shutdown grace + 10 s (the worker's watchdog ends a stuck shutdown at grace + 8 s)."""
+    result = subprocess.run(
+        [str(k8s_bin_dir / "helm"), "template", "jq", str(CHART), "--set",
+         "worker.shutdownGraceSeconds=25", "--set",
+         f"worker.terminationGracePeriodSeconds={termination}"],
+        capture_output=True, text=True, timeout=120)
+    assert (result.returncode == 0) is renders, result.stderr
+    if not renders:
+        assert "must be at least shutdownGraceSeconds + 10 (35)" in result.stderr
