@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -15,6 +14,7 @@ from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
 from jobq.errors import JobqError, NotFound
 from jobq.logs import configure_logging
+from jobq.loop import run
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
 
@@ -61,7 +61,7 @@ async def open_client() -> AsyncIterator[Client]:
 def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a subcommand's coroutine, turning expected failures into one line and an exit code."""
     try:
-        asyncio.run(fn())
+        run(fn())
     except NotFound as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except REDIS_DOWN as exc:
