@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from typing import Any, TextIO
 
 import orjson
@@ -28,7 +29,7 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
           "error": logging.ERROR}
 FLUSH_INTERVAL_S = 0.1  # longest a written line waits in the buffer before reaching the stream
 MAX_PENDING_LINES = 2000  # past this a writer flushes itself: bounds memory under a log storm
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 class _Clock:
@@ -49,29 +50,29 @@ class _Clock:
 
 
 class _Sink:
-    """Buffered lines for one stream, written by a background thread every 100 ms."""
+    """Buffered lines for one stream; a background thread writes them out every 100 ms.
+
+    Writers only append to a deque (atomic, no lock: a line costs a method call); the single
+    drainer pops what it finds, so lines appended meanwhile wait for the next flush.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._pending: list[bytes] = []
-        self._lock = threading.Lock()
-        self._due = threading.Event()  # set when the first line of a batch is buffered
+        self._pending: deque[bytes] = deque()
+        self._drain = threading.Lock()  # one drainer at a time: the thread, flush(), errors
         self._thread: threading.Thread | None = None
 
     def write(self, line: bytes, *, urgent: bool = False) -> None:
-        with self._lock:
-            self._pending.append(line)
-            count = len(self._pending)
-        if urgent or count >= MAX_PENDING_LINES:
+        self._pending.append(line)
+        if urgent or len(self._pending) >= MAX_PENDING_LINES:
             self.flush()
-        elif count == 1:
-            if self._thread is None:
-                self._start()
-            self._due.set()
+        elif self._thread is None:
+            self._start()
 
     def flush(self) -> None:
-        with self._lock:
-            lines, self._pending = self._pending, []
+        with self._drain:
+            pending = self._pending
+            lines = [pending.popleft() for _ in range(len(pending))]
             if not lines:
                 return
             try:
@@ -86,10 +87,9 @@ class _Sink:
 
     def _run(self) -> None:
         while True:
-            self._due.wait()
-            time.sleep(FLUSH_INTERVAL_S)  # let the batch grow, then one write
-            self._due.clear()
-            self.flush()
+            time.sleep(FLUSH_INTERVAL_S)
+            if self._pending:
+                self.flush()
 
 
 class _Config:
@@ -178,10 +178,11 @@ def flush() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # The flusher thread does not survive fork; the lock may have been held by it.
+    # The flusher thread does not survive fork, its lock may have been held, and the parent
+    # writes the lines it had buffered itself.
     sink = _config.sink
-    sink._lock = threading.Lock()
-    sink._due = threading.Event()
+    sink._pending.clear()
+    sink._drain = threading.Lock()
     sink._thread = None
 
 

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
-from fixtures import Proc, events, eventually
+from fixtures import Proc, events, eventually, job_in
 
 from jobq import logs
+from jobq.client import Client
+from jobq.jobs import State
 
 
 @pytest.fixture
@@ -51,9 +53,31 @@ def test_exception_carries_the_traceback_and_is_written_at_once(stream: io.Strin
     assert line["level"] == "error" and "ValueError: boom" in str(line["exception"])
 
 
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_are_written_in_batches_not_one_write_each() -> None:
+    out = CountingStream()
+    logs.configure_logging("info", "json", out)
+    try:
+        for n in range(200):
+            logs.get_logger("t").info("job.started", n=n)
+        logs.flush()
+    finally:
+        logs.configure_logging("info", "json")
+    assert [line["n"] for line in lines(out)] == list(range(200))
+    assert out.writes <= 3  # the final flush, and at most a background flush or two between
+
+
 async def test_buffered_lines_reach_the_stream_without_a_flush(stream: io.StringIO) -> None:
     logs.get_logger("t").info("job.started")
-    assert stream.getvalue() == ""  # buffered, not one write per line
 
     async def written() -> bool:
         return stream.getvalue() != ""
@@ -72,14 +96,12 @@ def test_console_format_is_one_readable_line(stream: io.StringIO) -> None:
 
 
 async def test_worker_writes_its_last_lines_before_exiting(
-    start_worker: Callable[..., Proc],
+    client: Client, start_worker: Callable[..., Proc],
 ) -> None:
-    worker = start_worker("email-queue:1")
-
-    async def started() -> bool:
-        return bool(events(worker, "worker.started"))
-
-    await eventually(started, what="worker.started")
+    worker = start_worker("bench-queue:1")
+    job_id = (await client.enqueue("noop", "last-lines", {"n": 1})).job_id
+    await eventually(lambda: job_in(client, job_id, State.COMPLETED), what="the job to complete")
     worker.terminate()
     assert await asyncio.to_thread(worker.wait, 30) == 0
-    assert [e["event"] for e in events(worker)][-1] == "worker.stopped"
+    names = [e["event"] for e in events(worker)]
+    assert "job.completed" in names and names[-1] == "worker.stopped", names
