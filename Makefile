@@ -27,6 +27,8 @@ lint: install
 bench: install  ## throughput and latency figures (printed, not asserted)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/logline.py
+	$(BIN)/python bench/sidebyside.py --quick
 
 kind-e2e:  ## end to end on kind (needs Docker and kind)
 	bash hack/kind-e2e.sh

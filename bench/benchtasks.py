@@ -1,13 +1,18 @@
-"""The no-op task the benchmarks drain (``JOBQ_TASKS=benchtasks`` with bench/ on PYTHONPATH)."""
+"""The tasks the benchmarks drain (``JOBQ_TASKS=benchtasks`` with bench/ on PYTHONPATH)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from jobq.context import JobContext
 from jobq.tasks import task
+
+_counter: Redis | None = None
+_COUNTER_KEY = os.environ.get("BENCH_COUNTER_KEY", "bench:counter")
 
 
 class Empty(BaseModel):
@@ -16,4 +21,14 @@ class Empty(BaseModel):
 
 @task("noop", queue="bench-queue", payload=Empty)
 async def noop(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    return {"n": payload.n}
+
+
+@task("incr", queue="incr-queue", payload=Empty)
+async def incr(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    """A realistic body: one call over the job's own client (here one INCR, as BullMQ's)."""
+    global _counter
+    if _counter is None:
+        _counter = Redis.from_url(os.environ["REDIS_URL"])
+    await _counter.incr(_COUNTER_KEY)
     return {"n": payload.n}

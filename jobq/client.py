@@ -56,9 +56,11 @@ class Client:
         self.settings = settings
         self.scripts = Scripts(redis)
         self._prefix = settings.key_prefix
+        # The registry's queues, built once: enqueue is on every producer's hot path.
+        self._known = {q: keys.QueueKeys(self._prefix, q) for q in registry.queues}
 
     def keys(self, queue: str) -> keys.QueueKeys:
-        return keys.QueueKeys(self._prefix, queue)
+        return self._known.get(queue) or keys.QueueKeys(self._prefix, queue)
 
     async def enqueue(
         self,

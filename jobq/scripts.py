@@ -31,6 +31,7 @@ SKIPPED = 0
 LEASE_LOST = -1
 CONFLICT = -2
 NOT_FOUND = -3
+KEEP_IDLE = 2  # connections a Scripts keeps between calls instead of returning to the pool
 
 _ERRORS: dict[int, type[JobqError]] = {
     LEASE_LOST: LeaseLost,
@@ -158,6 +159,7 @@ class Scripts:
         self.redis = redis
         self._scripts: dict[str, AsyncScript] = {}
         self._key_counts: dict[str, int] = {}
+        self._idle: list[Any] = []  # connections kept between calls (see _send)
         for name in SCRIPT_NAMES:
             source = script_source(name)
             self._scripts[name] = redis.register_script(source)
@@ -188,25 +190,33 @@ class Scripts:
         """One round trip on a pooled connection, packed by hiredis; the last command's answer.
 
         Every job passes through here several times; redis-py's generic command path costs
-        about twice as much CPU per call, which caps a single producer's enqueue rate.
+        about twice as much CPU per call, which caps a single producer's enqueue rate. For the
+        same reason the last ``KEEP_IDLE`` connections this object used stay with it between
+        calls instead of going back through the pool (its lock and per-checkout socket check
+        cost as much as packing and parsing); they are closed with the client's pool.
         """
         packed = b"".join(pack_command(command) for command in commands)
         pool = self.redis.connection_pool
         for attempt in (1, 2):
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            conn = (self._idle.pop() if self._idle
+                    else await pool.get_connection())  # type: ignore[no-untyped-call]
             try:
                 await conn.send_packed_command(packed, check_health=False)
                 for _ in commands:  # an error answer raises here, and disconnects below
                     response = await conn.read_response()
             except (ConnectionError, TimeoutError):
                 await conn.disconnect()
+                await pool.release(conn)
                 if attempt == 2:
                     raise
-                continue  # a pooled connection gone stale (Redis restarted): one fresh try
+                continue  # a connection gone stale (Redis restarted): one fresh try
             except BaseException:
                 await conn.disconnect()  # its state is unknown (cancelled mid-reply)
+                await pool.release(conn)
                 raise
-            finally:
+            if len(self._idle) < KEEP_IDLE:
+                self._idle.append(conn)
+            else:
                 await pool.release(conn)
             if isinstance(response, ResponseError):
                 raise response

@@ -200,6 +200,17 @@ def events(proc: Proc, name: str | None = None) -> list[dict[str, Any]]:
     return found
 
 
+async def logged(proc: Proc, name: str, count: int = 1) -> list[dict[str, Any]]:
+    """The events named ``name`` once at least ``count`` were written: log lines are buffered
+    (up to 100 ms), so they can reach the output after the Redis state a test awaited."""
+
+    async def enough() -> list[dict[str, Any]] | None:
+        found = events(proc, name)
+        return found if len(found) >= count else None
+
+    return await eventually(enough, what=f"{count} {name} log line(s)")
+
+
 async def metrics_port(proc: Proc) -> int:
     """The port a worker serves /metrics on, from its ``worker.started`` event."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -16,6 +15,7 @@ from jobq.connection import REDIS_DOWN, connect
 from jobq.embedded import is_port_free
 from jobq.errors import ConfigError, InvalidPayload, JobExpired, JobqError, NotFound
 from jobq.logs import configure_logging
+from jobq.loop import run
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
 
@@ -88,7 +88,7 @@ async def open_client() -> AsyncIterator[Client]:
 def run_async(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a subcommand's coroutine, turning expected failures into one line and an exit code."""
     try:
-        asyncio.run(fn())
+        run(fn())
     except JobExpired as exc:
         fail(str(exc), EXIT_EXPIRED)
     except NotFound as exc:

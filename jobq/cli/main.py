@@ -3,8 +3,8 @@ traceback; ``--json`` prints exactly what the HTTP API returns for the same thin
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import importlib
 import os
 import sys
 from typing import Any
@@ -12,8 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from jobq import keys
-from jobq.cli import api_cmd
+from jobq import keys, logs
 from jobq.cli.common import (
     EXIT_USAGE,
     describe,
@@ -24,11 +23,34 @@ from jobq.cli.common import (
     run_async,
     settings_and_registry,
 )
-from jobq.cli.dev import dev
-from jobq.cli.operator_cmd import operator
-from jobq.cli.scheduler_cmd import scheduler
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, status_of
+from jobq.loop import run
+
+# Subcommands in modules of their own, imported only when run (or listed by --help), so that
+# `jobq worker` never pays for the API's, the operator's or dev's imports.
+LAZY_COMMANDS = {
+    "api": "jobq.cli.api_cmd:api",
+    "dev": "jobq.cli.dev:dev",
+    "operator": "jobq.cli.operator_cmd:operator",
+    "scheduler": "jobq.cli.scheduler_cmd:scheduler",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose ``LAZY_COMMANDS`` are imported on first use (click's documented
+    lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
 
 METRICS_HOST = "0.0.0.0"  # where jobq.health serves a worker's /metrics and /healthz
 
@@ -37,7 +59,7 @@ def _print_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jobq")
 def cli() -> None:
     """jobq: background jobs on Redis with retries, a DLQ, replay, schedules and autoscaling.
@@ -61,13 +83,15 @@ def worker(queues: tuple[str, ...], metrics_port: int) -> None:
     what = "the worker's metrics"
     require_free_port(metrics_port, what, "--metrics-port", host=METRICS_HOST)
     try:
-        code = asyncio.run(run_worker(settings, registry, specs, metrics_port))
+        code = run(run_worker(settings, registry, specs, metrics_port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
             raise port_taken(metrics_port, what, "--metrics-port") from None
         raise
     # Jobs still running in threads were handed back already (R9); exiting normally would
-    # wait for those threads (sync handlers cannot be cancelled), so leave at once.
+    # wait for those threads (sync handlers cannot be cancelled), so leave at once, after
+    # writing the buffered log lines (os._exit skips atexit).
+    logs.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -212,12 +236,6 @@ def dlq_replay(dlq_id: str, idempotency_key: str | None, as_json: bool) -> None:
                        + ("\t(duplicate)" if r.duplicate else ""))
 
     run_async(go)
-
-
-cli.add_command(api_cmd.api)
-cli.add_command(scheduler)
-cli.add_command(dev)
-cli.add_command(operator)
 
 
 def main() -> None:

@@ -1,0 +1,384 @@
+"""jobq next to BullMQ's Node worker on a realistic job, in one run, on the same Redis.
+
+    .venv/bin/python bench/sidebyside.py                       # the full matrix (long)
+    .venv/bin/python bench/sidebyside.py --quick               # 10,000 jobs, one trial, Valkey
+    .venv/bin/python bench/sidebyside.py --baseline HEAD~1     # adds jobq at another commit
+
+Every job body makes one INCR over its own client (redis.asyncio in Python, ioredis in Node);
+both systems run at their default settings, jobq with its JSON lifecycle logs on (info) written
+to a file. For each server (Debian's redis-server 7 and the embedded Valkey), job count,
+concurrency and worker-process count, the jobs are enqueued first, then the workers drain them;
+trials are interleaved (the order of the systems alternates) and the medians printed with their
+ratio. Also: worker CPU per job (start-up included), Redis CPU per job (INFO used_cpu_* deltas),
+enqueue one call at a time (Client.enqueue vs Queue.add, each in a process of its own), and
+start-up (spawn -> first job done). Completions are counted the same way for both: the size of
+the queue's completed set. Prints figures; asserts nothing. The machine is shared: compare
+ratios from one run, not absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis import Redis as SyncRedis
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+BULL = BENCH / "bullmq"
+POLL_S = 0.005  # completion polling interval (both systems pay the same Redis calls)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- the systems ------------------------------------------------------------------------------
+
+@dataclass
+class System:
+    """One contender: how to fill a queue, start a worker, produce, and count completions."""
+
+    label: str
+    pythonpath: str = ""  # jobq only: where its code comes from (empty = this worktree)
+
+    @property
+    def is_bull(self) -> bool:
+        return self.label == "bullmq"
+
+    def env(self, url: str, ns: str, jobs: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
+        env.update(REDIS_URL=url, BENCH_COUNTER_KEY=f"{ns}:counter")
+        if not self.is_bull:
+            env.update(JOBQ_KEY_PREFIX=ns, JOBQ_TASKS="benchtasks",
+                       JOBQ_COMPLETED_KEEP=str(max(jobs, 1000)),  # keep all: they are counted
+                       PYTHONPATH=os.pathsep.join(p for p in (self.pythonpath, str(BENCH)) if p))
+        return env
+
+    def completed_key(self, ns: str) -> str:
+        return f"bull:{ns}:completed" if self.is_bull else f"{ns}:{{incr-queue}}:completed"
+
+    def worker(self, url: str, ns: str, jobs: int, concurrency: int, log: Path,
+               task: str = "incr") -> subprocess.Popen[bytes]:
+        if self.is_bull:
+            args = ["node", str(BULL / "bench.js"), "worker", url, ns, str(concurrency),
+                    f"{ns}:counter"]
+        else:
+            queue = "incr-queue" if task == "incr" else "bench-queue"
+            args = [sys.executable, "-m", "jobq", "worker", "--queue", f"{queue}:{concurrency}",
+                    "--metrics-port", "0"]
+        env = self.env(url, ns, jobs)
+        if task == "noop":
+            env["JOBQ_LOG_LEVEL"] = "warning"
+        with log.open("ab") as out:
+            return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=log.parent)
+
+    def fill(self, url: str, ns: str, jobs: int, task: str = "incr") -> None:
+        """Enqueue ``jobs`` jobs as fast as the system allows (not timed)."""
+        if self.is_bull:
+            subprocess.run(["node", str(BULL / "bench.js"), "fill", url, ns, str(jobs)],
+                           check=True, env=self.env(url, ns, jobs))
+        else:
+            produce(self, url, ns, jobs, in_flight=64, task=task)
+
+    def enqueue_rate(self, url: str, ns: str, jobs: int) -> float:
+        """Jobs/s of one producer process, one call at a time."""
+        if self.is_bull:
+            out = subprocess.run(["node", str(BULL / "bench.js"), "enqueue", url, ns, str(jobs)],
+                                 check=True, capture_output=True, env=self.env(url, ns, jobs))
+            seconds = json.loads(out.stdout.decode().strip().splitlines()[-1])["seconds"]
+        else:
+            seconds = produce(self, url, ns, jobs, in_flight=1)
+        return jobs / seconds
+
+
+def produce(system: System, url: str, ns: str, jobs: int, in_flight: int,
+            task: str = "incr") -> float:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "sidebyside.py"), "--produce", url, ns, str(jobs),
+         str(in_flight), task],
+        check=True, capture_output=True, env=system.env(url, ns, jobs))
+    return float(json.loads(out.stdout.decode().strip().splitlines()[-1])["seconds"])
+
+
+async def _produce(url: str, ns: str, jobs: int, in_flight: int, task: str) -> float:
+    """The Python producer (a process of its own, like Node's): jobq.Client.enqueue."""
+    from jobq.client import Client
+    from jobq.connection import connect
+    from jobq.settings import Settings
+    from jobq.tasks import load_registry
+
+    settings = Settings(redis_url=url, key_prefix=ns, tasks=["benchtasks"])
+    redis = connect(url)
+    client = Client(redis, load_registry(settings.tasks), settings)
+    tag = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    if in_flight == 1:
+        for i in range(jobs):
+            await client.enqueue(task, f"{tag}-{i}", {"n": i})
+    else:
+        sem = asyncio.Semaphore(in_flight)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await client.enqueue(task, f"{tag}-{i}", {"n": i})
+
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+    seconds = time.perf_counter() - started
+    await redis.aclose()
+    return seconds
+
+
+def produce_main(argv: list[str]) -> None:
+    url, ns, jobs, in_flight, task = argv
+    try:
+        from jobq.loop import run
+    except ImportError:  # an older jobq (--baseline) has no loop helper
+        run = asyncio.run  # type: ignore[assignment]
+    seconds = run(_produce(url, ns, int(jobs), int(in_flight), task))
+    print(json.dumps({"seconds": seconds}))
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def redis_cpu_s(r: SyncRedis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@dataclass
+class Drain:
+    rate: float  # steady jobs/s: from 10% to 90% of the jobs completed
+    worker_cpu_ms: float  # per job, start-up included
+    redis_cpu_ms: float  # per job, during the drain
+
+
+def drain(system: System, url: str, jobs: int, workers: int, concurrency: int, logdir: Path,
+          task: str = "incr") -> Drain:
+    r = SyncRedis.from_url(url)
+    ns = f"sbs{uuid.uuid4().hex[:8]}"
+    system.fill(url, ns, jobs, task)
+    key = system.completed_key(ns) if task == "incr" else f"{ns}:{{bench-queue}}:completed"
+    redis_before = redis_cpu_s(r)
+    procs = [system.worker(url, ns, jobs, concurrency, logdir / f"{system.label}-{ns}-{n}.log",
+                           task) for n in range(workers)]
+    marks: dict[int, float] = {}
+    lo, hi = jobs // 10, jobs - jobs // 10
+    try:
+        deadline = time.monotonic() + 60 + jobs / 100
+        while True:
+            done = int(r.zcard(key))
+            now = time.perf_counter()
+            if done >= lo and lo not in marks:
+                marks[lo] = now
+            if done >= hi and hi not in marks:
+                marks[hi] = now
+            if done >= jobs:
+                break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{system.label} did not drain {jobs} jobs (logs in {logdir})")
+            time.sleep(POLL_S)
+        worker_cpu = sum(cpu_s(p.pid) for p in procs)
+        redis_cpu = redis_cpu_s(r) - redis_before
+    finally:
+        stop(procs)
+        r.flushall()
+        r.close()
+    return Drain((hi - lo) / (marks[hi] - marks[lo]), worker_cpu / jobs * 1000,
+                 redis_cpu / jobs * 1000)
+
+
+def startup_s(system: System, url: str, logdir: Path) -> tuple[float, float]:
+    """Spawn of a worker process -> its first job completed (one job waiting): wall-clock
+    seconds, and the CPU seconds the process used by then (steadier on a loaded machine)."""
+    r = SyncRedis.from_url(url)
+    ns = f"sbs{uuid.uuid4().hex[:8]}"
+    system.fill(url, ns, 1)
+    key = system.completed_key(ns)
+    started = time.perf_counter()
+    proc = system.worker(url, ns, 1, 4, logdir / f"{system.label}-{ns}-start.log")
+    try:
+        while not r.zcard(key):
+            if proc.poll() is not None or time.perf_counter() - started > 60:
+                raise RuntimeError(f"{system.label} did not start (logs in {logdir})")
+            time.sleep(0.001)
+        return time.perf_counter() - started, cpu_s(proc.pid)
+    finally:
+        stop([proc])
+        r.flushall()
+        r.close()
+
+
+def enqueue_one_at_a_time(system: System, url: str, jobs: int) -> float:
+    r = SyncRedis.from_url(url)
+    try:
+        return system.enqueue_rate(url, f"sbs{uuid.uuid4().hex[:8]}", jobs)
+    finally:
+        r.flushall()
+        r.close()
+
+
+# --- servers and set-up -----------------------------------------------------------------------
+
+def start_server(kind: str, logdir: Path) -> tuple[str, Callable[[], None], str]:
+    from jobq.embedded import ServerProcess, redis_binary, valkey_binary
+
+    binary = redis_binary() if kind == "redis" else valkey_binary()
+    server = ServerProcess(binary, logdir / kind).start()
+    r = SyncRedis.from_url(server.url)
+    info = r.info("server")
+    r.close()
+    version = info.get("valkey_version") or info["redis_version"]
+    return server.url, server.stop, f"{info.get('server_name', 'redis')} {version}"
+
+
+def install_bullmq() -> None:
+    """node_modules from the lock file (not committed); npm ci only when missing."""
+    if not (BULL / "node_modules" / "bullmq").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BULL,
+                       check=True)
+
+
+def baseline_tree(ref: str, into: Path) -> str:
+    """jobq's code at ``ref`` laid out as the installed package (jobq.worker = worker/ ...)."""
+    archive = into / "baseline.tar"
+    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), ref,
+                    "jobq", "worker", "api", "operator"], check=True)
+    src = into / "src"
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    root = into / "baseline"
+    shutil.copytree(src / "jobq", root / "jobq")
+    for part in ("worker", "api", "operator"):
+        shutil.copytree(src / part, root / "jobq" / part)
+    return str(root)
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+@dataclass
+class Table:
+    systems: list[System]
+    rows: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, row: str, system: str, value: float) -> None:
+        self.rows.setdefault(row, {}).setdefault(system, []).append(value)
+
+    def print(self, title: str) -> None:
+        labels = [s.label for s in self.systems]
+        ratio_head = " | ".join(f"{s} / bullmq" for s in labels if s != "bullmq")
+        print(f"\n{title}\n")
+        print(f"| | {' | '.join(labels)} | {ratio_head} |")
+        print("|---|" + "---:|" * (len(labels) * 2 - 1))
+        for row, per in self.rows.items():
+            med = {s: statistics.median(per[s]) for s in labels if s in per}
+            cells = " | ".join(fmt(row, med[s]) if s in med else "" for s in labels)
+            bull = med.get("bullmq")
+            ratios = " | ".join(
+                f"{med[s] / bull:.2f}" if bull and s in med else "" for s in labels
+                if s != "bullmq")
+            print(f"| {row} | {cells} | {ratios} |", flush=True)
+
+
+def fmt(row: str, value: float) -> str:
+    if "ms/job" in row:
+        return f"{value:.3f}"
+    if row.startswith("start-up"):
+        return f"{value:.2f} s"
+    return f"{value:,.0f}"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--produce":
+        produce_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", default="10000,100000", help="comma-separated job counts")
+    parser.add_argument("--concurrency", default="4,64")
+    parser.add_argument("--workers", default="1,2", help="worker processes")
+    parser.add_argument("--servers", default="redis,valkey")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--enqueue-jobs", type=int, default=5000)
+    parser.add_argument("--baseline", metavar="REF", help="also run jobq at this git commit")
+    parser.add_argument("--quick", action="store_true",
+                        help="--jobs 10000 --servers valkey --trials 1")
+    args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.servers, args.trials = "10000", "valkey", 1
+    install_bullmq()
+    logdir = Path(tempfile.mkdtemp(prefix="jobq-sbs-"))
+    systems = [System("jobq"), System("bullmq")]
+    if args.baseline:
+        systems.insert(1, System(f"jobq@{args.baseline}", baseline_tree(args.baseline, logdir)))
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    bull = json.loads((BULL / "node_modules" / "bullmq" / "package.json").read_text())["version"]
+    print(f"machine: {platform.node()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; "
+          f"Python {platform.python_version()}, Node {node}, BullMQ {bull}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    for kind in args.servers.split(","):
+        url, stop_server, name = start_server(kind, logdir)
+        table = Table(systems)
+        try:
+            for trial in range(args.trials):
+                order = systems if trial % 2 == 0 else systems[::-1]
+                for jobs in map(int, args.jobs.split(",")):
+                    for workers in map(int, args.workers.split(",")):
+                        for conc in map(int, args.concurrency.split(",")):
+                            for s in order:
+                                d = drain(s, url, jobs, workers, conc, logdir)
+                                head = f"{jobs:,} jobs, {workers} proc x {conc}"
+                                table.add(f"drain {head}, steady jobs/s", s.label, d.rate)
+                                table.add(f"  worker CPU ms/job ({head})", s.label,
+                                          d.worker_cpu_ms)
+                                table.add(f"  Redis CPU ms/job ({head})", s.label,
+                                          d.redis_cpu_ms)
+                for s in order:
+                    table.add("enqueue, one call at a time, jobs/s", s.label,
+                              enqueue_one_at_a_time(s, url, args.enqueue_jobs))
+                    wall, cpu = startup_s(s, url, logdir)
+                    table.add("start-up, spawn -> first job done", s.label, wall)
+                    table.add("start-up CPU, spawn -> first job done", s.label, cpu)
+                for s in order:
+                    if not s.is_bull:  # the engine alone: no-op body, logs off (warning)
+                        d = drain(s, url, int(args.jobs.split(",")[0]), 1, 64, logdir, "noop")
+                        table.add("engine overhead: no-op jobs, logs off, 1 proc x 64, jobs/s",
+                                  s.label, d.rate)
+        finally:
+            stop_server()
+        table.print(f"{name} (median of {args.trials} interleaved trial(s)):")
+    shutil.rmtree(logdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
