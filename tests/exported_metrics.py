@@ -16,6 +16,7 @@ from fixtures import Proc, events, process_env
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
+from promql_names import names_in
 
 from jobq.embedded import free_port
 from jobq.operator.metrics import OperatorMetrics
@@ -178,3 +179,16 @@ def exported_catalog(redis_url: str, workdir: Path) -> Catalog:
     for name in PROMETHEUS_SERIES:
         catalog.setdefault(name, set()).update(TARGET_LABELS | WORKER_TARGET_LABELS)
     return catalog
+
+
+def unknown_names(expr: str, exported: Catalog) -> list[str]:
+    """Metrics and labels ``expr`` names that no jobq process (or Prometheus itself) exports."""
+    found = names_in(expr)
+    problems = [f"metric {m}" for m in sorted(found.metrics - set(exported))]
+    for selector in found.selectors:
+        if selector.metric in exported:
+            problems += [f"label {selector.metric}{{{label}}}"
+                         for label in sorted(set(selector.labels) - exported[selector.metric])]
+    every_label = set().union(*exported.values())
+    problems += [f"grouping label {label}" for label in sorted(found.grouping - every_label)]
+    return problems

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from exported_metrics import Catalog, exported_catalog
+from exported_metrics import Catalog, exported_catalog, unknown_names
 from monitoring_tools import (
     CHART,
     NAMESPACE,
@@ -335,19 +335,6 @@ def test_a_broken_rule_fails_the_alert_tests(mutant: str, helm: Path, promtool_b
     rules.path.write_text(text.replace(old, new))
     result = promtool(promtool_bin, "test", "rules", tests)
     assert result.returncode != 0, f"{mutant}: promtool passed a broken rule\n{result.stdout}"
-
-
-def unknown_names(expr: str, exported: Catalog) -> list[str]:
-    """Metrics and labels ``expr`` names that no jobq process (or Prometheus itself) exports."""
-    found = names_in(expr)
-    problems = [f"metric {m}" for m in sorted(found.metrics - set(exported))]
-    for selector in found.selectors:
-        if selector.metric in exported:
-            problems += [f"label {selector.metric}{{{label}}}"
-                         for label in sorted(set(selector.labels) - exported[selector.metric])]
-    every_label = set().union(*exported.values())
-    problems += [f"grouping label {label}" for label in sorted(found.grouping - every_label)]
-    return problems
 
 
 def test_alerts_name_only_exported_metrics_and_labels(rules: Rules, exported: Catalog) -> None:
