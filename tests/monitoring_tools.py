@@ -1,4 +1,5 @@
-"""helm and promtool for the monitoring tests, and the chart rendered with its monitoring objects.
+"""helm and promtool for the monitoring tests, the chart rendered with its monitoring objects,
+and the dashboard's queries as Prometheus receives them.
 
 helm is the pinned one hack/k8s-tools.sh builds (hack/test.sh builds it before the suite, so
 here it is only looked up); promtool is Debian's (package ``prometheus``, installed by
@@ -24,6 +25,10 @@ from fixtures import REPO
 CHART = REPO / "charts" / "jobq"
 RELEASE = "jq"
 NAMESPACE = "jq-mon"
+DASHBOARD = CHART / "dashboards" / "jobq.json"
+# What Grafana substitutes before a query reaches Prometheus.
+VARIABLES = {"$__rate_interval": "2m", "${datasource}": "", "$namespace": NAMESPACE,
+             "$queue": ".+"}
 # Only a lookup when the cache is built; a cold build belongs to hack/test.sh, not to a test.
 LOOKUP_TIMEOUT_S = 90.0
 DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
@@ -106,3 +111,36 @@ def minutes(duration: str) -> int:
     seconds = sum(int(n) * UNIT_S[unit] for n, unit in DURATION.findall(duration))
     assert DURATION.sub("", duration) == "" and seconds % 60 == 0, duration
     return int(seconds // 60)
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for panel in board["panels"]:
+        found += [panel, *panel.get("panels", [])]
+    return found
+
+
+def queries(board: dict[str, Any]) -> dict[str, str]:
+    """Panel title / refId -> PromQL as Prometheus receives it (variables substituted)."""
+    found = {}
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            found[f"{panel['title']} / {target['refId']}"] = substitute(target["expr"])
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            query = re.fullmatch(r"label_values\((.*),\s*\w+\)", variable["query"]["query"])
+            assert query, variable
+            found[f"variable {variable['name']}"] = substitute(query.group(1))
+    return found
+
+
+def substitute(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    assert "$" not in expr, f"unknown dashboard variable in {expr!r}"
+    return expr

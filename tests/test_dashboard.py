@@ -5,22 +5,27 @@ names only metrics and labels real jobq processes export."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from exported_metrics import Catalog, exported_catalog, unknown_names
-from monitoring_tools import CHART, NAMESPACE, helm_binary, promtool, promtool_binary, render
+from monitoring_tools import (
+    CHART,
+    NAMESPACE,
+    dashboard,
+    helm_binary,
+    panels,
+    promtool,
+    promtool_binary,
+    queries,
+    render,
+)
 from promql_names import names_in
 
 from jobq.embedded import ServerProcess
 
-DASHBOARD = CHART / "dashboards" / "jobq.json"
-# What Grafana substitutes before a query reaches Prometheus.
-VARIABLES = {"$__rate_interval": "2m", "${datasource}": "", "$namespace": NAMESPACE,
-             "$queue": ".+"}
 # Every series the issue asks the dashboard to show, by metric it must read.
 REQUIRED = {
     "throughput per queue": "jobq_jobs_completed_total",
@@ -43,39 +48,6 @@ def helm() -> Path:
 @pytest.fixture(scope="module")
 def exported(redis_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     return exported_catalog(redis_server.url, tmp_path_factory.mktemp("scraped"))
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return loaded
-
-
-def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for panel in board["panels"]:
-        found += [panel, *panel.get("panels", [])]
-    return found
-
-
-def queries(board: dict[str, Any]) -> dict[str, str]:
-    """Panel title / refId -> PromQL as Prometheus receives it (variables substituted)."""
-    found = {}
-    for panel in panels(board):
-        for target in panel.get("targets", []):
-            found[f"{panel['title']} / {target['refId']}"] = substitute(target["expr"])
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            query = re.fullmatch(r"label_values\((.*),\s*\w+\)", variable["query"]["query"])
-            assert query, variable
-            found[f"variable {variable['name']}"] = substitute(query.group(1))
-    return found
-
-
-def substitute(expr: str) -> str:
-    for name, value in VARIABLES.items():
-        expr = expr.replace(name, value)
-    assert "$" not in expr, f"unknown dashboard variable in {expr!r}"
-    return expr
 
 
 def dashboard_maps(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
