@@ -31,14 +31,15 @@ from jobq.embedded import ServerProcess
 
 OTHER_NS = "someone-else"
 ALERTS = {"JobqDeadLetterGrowing", "JobqBacklogHigh", "JobqNoWorkers", "JobqWorkersDown",
-          "JobqJobFailureRatioHigh"}
+          "JobqJobFailureRatioHigh", "JobqRedisUnreachable"}
 # Value sets the cases are derived from: the defaults, the example values file, and odd numbers
 # (so a case that only passes for the defaults fails here).
 ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.backlogFor": "3m",
        "metrics.prometheusRule.noWorkersFor": "7m", "metrics.prometheusRule.workersDownFor": "2m",
        "metrics.prometheusRule.failureRatioThreshold": 0.1,
        "metrics.prometheusRule.failureRatioFor": "4m",
-       "metrics.prometheusRule.deadLetterWindow": "30m"}
+       "metrics.prometheusRule.deadLetterWindow": "30m",
+       "metrics.prometheusRule.redisDownFor": "6m"}
 VARIANTS = {"defaults": ([], {}),
             "ingress-monitoring": ([CHART / "ci" / "ingress-monitoring-values.yaml"], {}),
             "odd": ([], ODD)}
@@ -280,9 +281,31 @@ def failure_ratio_cases(r: Rules) -> list[dict[str, Any]]:
         check(alert, hold), check(alert, hold + 2, fired)]}]
 
 
+def redis_unreachable_cases(r: Rules) -> list[dict[str, Any]]:
+    """Fires after `for` when no API pod can read Redis; not while one still can, not for
+    another namespace."""
+    hold = minutes(r.values["redisDownFor"])
+    span = hold + 5
+    ns = {"namespace": NAMESPACE}
+    down = [series("jobq_api_redis_up", f"0x{span}", **ns, pod="api-a"),
+            series("jobq_api_redis_up", f"0x{span}", **ns, pod="api-b"),
+            series("jobq_api_redis_up", f"1x{span}", namespace=OTHER_NS, pod="api-z")]
+    one_left = [series("jobq_api_redis_up", f"0x{span}", **ns, pod="api-a"),
+                series("jobq_api_redis_up", f"1x{span}", **ns, pod="api-b"),
+                series("jobq_api_redis_up", f"0x{span}", namespace=OTHER_NS, pod="api-z")]
+    alert = "JobqRedisUnreachable"
+    return [
+        {"interval": "1m", "input_series": down, "alert_rule_test": [
+            check(alert, hold - 1), check(alert, hold + 1, firing(r, alert, {}, 0))]},
+        {"interval": "1m", "input_series": one_left, "alert_rule_test": [
+            check(alert, hold + 1)]},
+    ]
+
+
 CASES = {"JobqDeadLetterGrowing": dead_letter_cases, "JobqBacklogHigh": backlog_cases,
          "JobqNoWorkers": no_workers_cases, "JobqWorkersDown": workers_down_cases,
-         "JobqJobFailureRatioHigh": failure_ratio_cases}
+         "JobqJobFailureRatioHigh": failure_ratio_cases,
+         "JobqRedisUnreachable": redis_unreachable_cases}
 
 
 def write_tests(rules: Rules, rules_file: Path, out: Path) -> Path:
@@ -321,6 +344,7 @@ MUTANTS = {
     "worker job regex wrong": ("-worker-.*", "-workers-.*"),
     "annotation label typo": ("$labels.queue", "$labels.qeue"),
     "grouping dropped": ("sum by (queue, type) (increase", "sum by (queue) (increase"),
+    "any pod instead of every pod": ("max(jobq_api_redis_up", "min(jobq_api_redis_up"),
 }
 
 
@@ -337,6 +361,7 @@ def test_a_broken_rule_fails_the_alert_tests(mutant: str, helm: Path, promtool_b
     assert result.returncode != 0, f"{mutant}: promtool passed a broken rule\n{result.stdout}"
 
 
+@pytest.mark.timeout(240)  # the first to use `exported` runs the scrape scenario
 def test_alerts_name_only_exported_metrics_and_labels(rules: Rules, exported: Catalog) -> None:
     problems = {alert: unknown_names(rule["expr"], exported)
                 for alert, rule in rules.rules.items()}
@@ -347,6 +372,7 @@ def test_alerts_name_only_exported_metrics_and_labels(rules: Rules, exported: Ca
     assert unknown_names("sum by (tenant) (jobq_queue_jobs)", exported)
 
 
+@pytest.mark.timeout(240)  # the first to use `exported` runs the scrape scenario
 def test_exported_catalog_has_what_the_alerts_read(exported: Catalog) -> None:
     """The scrape really saw the series (with their labels), not only their names."""
     assert {"queue", "type"} <= exported["dlq_jobs_total"]

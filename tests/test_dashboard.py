@@ -104,6 +104,7 @@ def promtool_bin() -> str:
     return promtool_binary()
 
 
+@pytest.mark.timeout(240)  # the first to use `exported` runs the scrape scenario
 def test_every_panel_query_names_only_exported_metrics(exported: Catalog) -> None:
     problems = {where: unknown_names(expr, exported) for where, expr in queries(dashboard()).items()}
     assert not {k: v for k, v in problems.items() if v}, problems
