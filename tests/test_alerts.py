@@ -161,13 +161,17 @@ def dead_letter_cases(r: Rules) -> list[dict[str, Any]]:
                queue="cleanup-queue", type="cleanup-temp"),  # worker restarted
         series("dlq_jobs_total", f"0x{start - 1} 9x{span}", namespace=OTHER_NS, pod="x",
                queue="report-queue", type="flaky"),
+        # a fresh worker's series appears with its first entry, already at 1 (`_xN` is N gaps)
+        series("dlq_jobs_total", f"_x{start} 1x{span}", **ns, pod="w4",
+               queue="email-queue", type="fresh"),
     ]
     alert = "JobqDeadLetterGrowing"
     fired = firing(r, alert, {"queue": "report-queue", "type": "flaky"}, 3)
+    fresh = firing(r, alert, {"queue": "email-queue", "type": "fresh"}, 1)
     return [{"interval": "1m", "input_series": inputs, "alert_rule_test": [
         check(alert, start - 1),
-        check(alert, start + 1, fired),
-        check(alert, start + window - 1, fired),
+        check(alert, start + 1, fresh, fired),
+        check(alert, start + window - 1, fresh, fired),
         check(alert, start + window + 1),  # nothing new within the window: resolved
     ]}]
 
@@ -335,17 +339,30 @@ def test_alerts_fire_when_they_must_and_only_then(rules: Rules, promtool_bin: st
     assert "SUCCESS" in result.stdout, result.stdout
 
 
-# Broken rules the tests must catch: each is a mistake someone could make in the template.
+# Broken rules the tests must catch: each is a mistake someone could make in the template, as
+# (alert, field, old, new): `old` replaced by `new` in that field of that alert's rule.
 MUTANTS = {
-    "metric renamed": ("jobq_jobs_completed_total", "jobq_jobs_complete_total"),
-    "label value typo": ('state="waiting"', 'state="wating"'),
-    "threshold inclusive": ("> 0\n", ">= 0\n"),
-    "for removed": ("for: ", "for: 0s # "),
-    "worker job regex wrong": ("-worker-.*", "-workers-.*"),
-    "annotation label typo": ("$labels.queue", "$labels.qeue"),
-    "grouping dropped": ("sum by (queue, type) (increase", "sum by (queue) (increase"),
-    "any pod instead of every pod": ("max(jobq_api_redis_up", "min(jobq_api_redis_up"),
+    "metric renamed": ("JobqJobFailureRatioHigh", "expr", "jobq_jobs_completed_total",
+                       "jobq_jobs_complete_total"),
+    "label value typo": ("JobqBacklogHigh", "expr", 'state="waiting"', 'state="wating"'),
+    "threshold inclusive": ("JobqDeadLetterGrowing", "expr", ") > 0", ") >= 0"),
+    "for removed": ("JobqBacklogHigh", "for", None, "0s"),
+    "worker job regex wrong": ("JobqNoWorkers", "expr", "-worker-.*", "-workers-.*"),
+    "annotation label typo": ("JobqDeadLetterGrowing", "description", "$labels.queue",
+                              "$labels.qeue"),
+    "grouping dropped": ("JobqDeadLetterGrowing", "expr", "by (queue, type)", "by (queue)"),
+    "new series not counted": ("JobqDeadLetterGrowing", "expr", "dlq_jobs_total{", "dlq_jobs{"),
+    "any pod instead of every pod": ("JobqRedisUnreachable", "expr", "max(", "min("),
 }
+
+
+def mutate(rule: dict[str, Any], field: str, old: str | None, new: str) -> None:
+    holder = rule["annotations"] if field in rule.get("annotations", {}) else rule
+    if old is None:
+        holder[field] = new
+        return
+    assert old in holder[field], f"mutation does not apply to {holder[field]!r}"
+    holder[field] = holder[field].replace(old, new, 1)
 
 
 @pytest.mark.parametrize("mutant", list(MUTANTS))
@@ -353,10 +370,9 @@ def test_a_broken_rule_fails_the_alert_tests(mutant: str, helm: Path, promtool_b
                                              tmp_path: Path) -> None:
     rules = Rules(render(helm), chart_values(), tmp_path / "rules.yaml")
     tests = write_tests(rules, rules.path, tmp_path / "tests.yaml")  # cases of the good rules
-    old, new = MUTANTS[mutant]
-    text = rules.path.read_text()
-    assert old in text, f"mutation {mutant!r} does not apply"
-    rules.path.write_text(text.replace(old, new))
+    alert, field, old, new = MUTANTS[mutant]
+    mutate(rules.rules[alert], field, old, new)  # rules.rules holds the spec's own rule dicts
+    rules.path.write_text(yaml.safe_dump(rules.spec))
     result = promtool(promtool_bin, "test", "rules", tests)
     assert result.returncode != 0, f"{mutant}: promtool passed a broken rule\n{result.stdout}"
 

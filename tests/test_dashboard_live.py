@@ -1,4 +1,4 @@
-"""The dashboard's queries against a real Prometheus (Debian's server, the one promtool ships
+"""The dashboard's queries and the chart's rules against a real Prometheus (Debian's server, the one promtool ships
 with) scraping real ``jobq api`` and ``jobq worker`` processes after jobs ran: every panel query
 that does not need the operator returns data. The targets carry the labels the chart's
 ServiceMonitors give them (namespace, job = Service name, pod, jobq_queue on workers), so the
@@ -22,7 +22,16 @@ import httpx
 import pytest
 import yaml
 from fixtures import Proc, events, process_env
-from monitoring_tools import NAMESPACE, RELEASE, dashboard, missing, queries
+from monitoring_tools import (
+    NAMESPACE,
+    RELEASE,
+    dashboard,
+    helm_binary,
+    missing,
+    only,
+    queries,
+    render,
+)
 
 from jobq.embedded import free_port
 from jobq.settings import Settings
@@ -46,10 +55,12 @@ def _until(check: Callable[[], Any], what: str, logs: Callable[[], str]) -> Any:
 class Prometheus:
     """A Prometheus server on a free port with a static scrape config, and its HTTP API."""
 
-    def __init__(self, binary: str, workdir: Path, targets: list[dict[str, Any]]) -> None:
+    def __init__(self, binary: str, workdir: Path, targets: list[dict[str, Any]],
+                 rule_files: list[Path]) -> None:
         self.port = free_port()
-        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                  "scrape_configs": targets}
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s",
+                             "evaluation_interval": "1s"},
+                  "rule_files": [str(f) for f in rule_files], "scrape_configs": targets}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = (workdir / "prometheus.log").open("wb")
         self.popen = subprocess.Popen(
@@ -113,7 +124,9 @@ def _metrics_port(proc: Proc) -> int | None:
 def live(spawn: Callable[..., Proc], settings: Settings, prometheus_binary: str,
          tmp_path: Path) -> Iterator[Prometheus]:
     """API + one worker per queue (one lost an attempt with a killed worker), jobs run, and a
-    Prometheus scraping them all every second."""
+    Prometheus scraping them all every second with the chart's rules loaded."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(only(render(helm_binary()), "PrometheusRule")["spec"]))
     env = process_env(settings)
     api_port = free_port()
     api = spawn(["api", "--port", str(api_port)], env, name="api")
@@ -145,7 +158,7 @@ def live(spawn: Callable[..., Proc], settings: Settings, prometheus_binary: str,
         port = _until(lambda p=proc: _metrics_port(p), f"{queue} worker", proc.output)
         targets.append(_target(f"{FULLNAME}-worker-{queue}", port, f"{queue}-0",
                                container="worker", jobq_queue=queue))
-    prometheus = Prometheus(prometheus_binary, tmp_path, targets)
+    prometheus = Prometheus(prometheus_binary, tmp_path, targets, [rules])
     try:
         _until(prometheus.ready, "Prometheus to be ready", prometheus.output)
         _until(lambda: len(prometheus.query("up == 1")) == len(targets), "every target up",
@@ -175,3 +188,20 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(live: Prometheus)
         return not empty
 
     _until(all_answered, "every panel query to return data", lambda: f"still empty: {empty}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_dead_lettered_job_fires_the_dlq_alert_on_a_real_prometheus(live: Prometheus) -> None:
+    """The chart's rule, on real scrapes labelled as the ServiceMonitors label them, sees the
+    flaky job that used its only attempt (JobqDeadLetterGrowing has no `for:`: it fires)."""
+
+    def fired() -> list[dict[str, Any]]:
+        return live.query('ALERTS{alertname="JobqDeadLetterGrowing", alertstate="firing"}')
+
+    alerts = _until(fired, "JobqDeadLetterGrowing to fire", live.output)
+    assert [(a["metric"]["queue"], a["metric"]["type"]) for a in alerts] == [
+        ("report-queue", "flaky")]
+    # nothing else fires on this healthy little install
+    others = live.query('ALERTS{alertname!="JobqDeadLetterGrowing", alertstate="firing"}')
+    assert others == [], others
