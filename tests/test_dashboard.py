@@ -26,7 +26,7 @@ from promql_names import names_in
 
 from jobq.embedded import ServerProcess
 
-# Every series the issue asks the dashboard to show, by metric it must read.
+# What an operator needs to see on the dashboard, by the metric that shows it.
 REQUIRED = {
     "throughput per queue": "jobq_jobs_completed_total",
     "failures per queue": "jobq_job_attempts_failed_total",
