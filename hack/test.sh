@@ -22,6 +22,17 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
+step "promtool (Debian's prometheus package) for the alert and dashboard tests"
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    # The package starts a Prometheus service on 9090; the tests only need promtool.
+    (service prometheus stop || systemctl stop prometheus || true) >/dev/null 2>&1
+  else
+    echo "promtool missing and cannot apt-get it: the alert tests will skip (fail in CI)" >&2
+  fi
+fi
+
 step "Kubernetes binaries (etcd, kube-apiserver, kubectl, helm, ...) — cached, built once"
 if ! bash hack/k8s-tools.sh >/dev/null; then
   # The cluster tier then skips with the reason (and fails when CI is set).
