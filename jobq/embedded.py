@@ -47,19 +47,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen on ``host:port`` right now. SO_REUSEADDR as servers set it,
-    so a port whose last connections linger in TIME_WAIT counts as free, as it is for them."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def die_with(parent: int) -> Callable[[], None]:
     """A preexec hook: the child gets SIGTERM when ``parent`` dies, even by SIGKILL (Linux), so
     a killed ``jobq dev`` leaves no server or worker behind to hold its ports and data."""

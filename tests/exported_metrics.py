@@ -112,8 +112,8 @@ def scrape_processes(redis_url: str, workdir: Path) -> dict[str, Catalog]:
     workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(redis_url=redis_url, key_prefix=f"m{uuid.uuid4().hex[:10]}",
                         tasks=["jobq.demo", "testtasks"], lease_s=2.0, shutdown_grace_s=2.0,
-                        outbox=str(workdir / "outbox.jsonl"), log_level="info")
-    env = process_env(settings)
+                        log_level="info")
+    env = process_env(settings, JOBQ_DEMO_OUTBOX=str(workdir / "outbox.jsonl"))
     procs: list[Proc] = []
 
     def start(args: list[str], name: str) -> Proc:

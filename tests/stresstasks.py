@@ -1,12 +1,13 @@
 """Tasks of the shutdown and Redis-restart stress tests (``JOBQ_TASKS=...,stresstasks``).
 
-Every run of a handler appends ``<jobId> <attempt>`` to the outbox, so a test can count how
+Every run of a handler appends ``<jobId> <attempt>`` to ``$JOBQ_TEST_EFFECTS_FILE``, so a test can count how
 many times each job really ran, whatever Redis says about it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,7 +27,7 @@ class FinishOrFail(BaseModel):
 
 
 def _record(ctx: JobContext) -> None:
-    with open(ctx.settings.outbox, "a") as out:
+    with open(os.environ["JOBQ_TEST_EFFECTS_FILE"], "a") as out:
         out.write(f"{ctx.job_id} {ctx.attempt}\n")
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobq.embedded import free_port, is_port_free
+from jobq.embedded import free_port
+from jobq.ports import is_port_free
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -30,10 +30,10 @@ async def test_outcomes_ending_during_a_redis_restart_are_recorded_once_and_righ
     # A lease long enough to outlast the outage: nothing here may be recovered as "worker lost".
     local = settings.model_copy(update={"redis_url": own.url, "tasks": tasks, "lease_s": 10.0})
     worker = spawn(["worker", "--queue", f"stress-queue:{2 * JOBS_EACH}", "--metrics-port", "0"],
-                   process_env(local), name="worker")
+                   process_env(local, JOBQ_TEST_EFFECTS_FILE=str(tmp_path / "outbox.txt")), name="worker")
     redis = connect(own.url)
     client = Client(redis, load_registry(tasks), local)
-    outbox = Path(local.outbox)
+    outbox = tmp_path / "outbox.txt"
 
     def runs() -> Counter[str]:
         lines = outbox.read_text().splitlines() if outbox.exists() else []

@@ -27,8 +27,7 @@ DEMO_ONLY = ["jobq.demo"]  # the reader's tasks: testtasks' bench-queue is not a
 
 def jobq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([JOBQ, *args], env=process_env(settings, JOBQ_TASKS=",".join(DEMO_ONLY)),
-                          capture_output=True, text=True, timeout=60,
-                          cwd=Path(settings.outbox).parent)
+                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ class Cycle:
     settings: Settings
     client: Client
     rng: random.Random
+    effects: Path
     job_ids: list[str] = field(default_factory=list)
 
     @property
@@ -84,7 +85,7 @@ async def _run_cycle(cycle: Cycle, forker: Forker, redis: Redis, concurrency: in
         await cycle.enqueue(delay_s=rng.uniform(0.05, 1.0))
     worker = forker.start(
         ["worker", "--queue", f"{QUEUE}:{concurrency}", "--metrics-port", "0"],
-        process_env(cycle.settings), name=f"worker-{cycle.number}",
+        process_env(cycle.settings, JOBQ_TEST_EFFECTS_FILE=str(cycle.effects)), name=f"worker-{cycle.number}",
     )
     stop_trickle = asyncio.Event()
     producer = asyncio.create_task(cycle.trickle(stop_trickle))
@@ -128,7 +129,7 @@ async def _run_cycle(cycle: Cycle, forker: Forker, redis: Redis, concurrency: in
 
 
 async def _job_problems(cycle: Cycle, redis: Redis, worker: ForkedProc) -> list[str]:
-    outbox = Path(cycle.settings.outbox)
+    outbox = cycle.effects
     lines = outbox.read_text().splitlines() if outbox.exists() else []
     runs = Counter(line.split()[0] for line in lines)
     async with redis.pipeline(transaction=False) as pipe:
@@ -186,10 +187,10 @@ async def test_sigterm_at_random_moments_loses_nothing_and_always_exits(
     async def one(number: int) -> str | None:
         own = settings.model_copy(update={
             "key_prefix": f"{settings.key_prefix}-{number}", "tasks": tasks,
-            "outbox": str(tmp_path / f"outbox-{number}.txt"), "shutdown_grace_s": GRACE_S,
+            "shutdown_grace_s": GRACE_S,
         })
         cycle = Cycle(number, PHASES[number % len(PHASES)], own, Client(redis, registry, own),
-                      random.Random(master.random()))
+                      random.Random(master.random()), tmp_path / f"outbox-{number}.txt")
         async with slots:
             return await _run_cycle(cycle, forker, redis, concurrency)
 

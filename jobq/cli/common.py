@@ -12,10 +12,10 @@ import click
 
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
-from jobq.embedded import is_port_free
 from jobq.errors import ConfigError, InvalidPayload, JobExpired, JobqError, NotFound
 from jobq.logs import configure_logging
 from jobq.loop import run
+from jobq.ports import is_port_free
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
 

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from jobq.cli.common import make_cwd_importable, require_free_port
-from jobq.embedded import ServerProcess, die_with, free_port, is_port_free, valkey_binary
+from jobq.embedded import ServerProcess, die_with, free_port, valkey_binary
 from jobq.errors import ConfigError
+from jobq.ports import is_port_free
 from jobq.settings import load_settings
 from jobq.tasks import Registry, load_registry
 
