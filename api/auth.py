@@ -3,6 +3,7 @@ runs before routing (unknown paths answer 401 too, telling nothing about what ex
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -13,6 +14,17 @@ from jobq.api.errors import error_bytes
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+def token_id(token: bytes) -> str:
+    """What logs name a caller by: a short digest of its token, never the token."""
+    return "token:" + hashlib.sha256(token).hexdigest()[:8]
+
+
+def caller(scope: Scope) -> str:
+    """Who made this request, for the logs of state changes ("anonymous" without auth)."""
+    state = scope.get("state") or {}
+    return str(state.get("token_id", "anonymous"))
+
+
 class BearerAuth:
     """Answer 401 unless ``Authorization: Bearer <token>`` names one of ``tokens``."""
 
@@ -21,6 +33,7 @@ class BearerAuth:
         self.tokens = [t.encode() for t in tokens]
 
     def _allowed(self, scope: Scope) -> bool:
+        """True for a known token, which is then named in ``scope["state"]["token_id"]``."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
             return False
@@ -32,6 +45,8 @@ class BearerAuth:
         found = False
         for token in self.tokens:
             found |= hmac.compare_digest(given, token)
+        if found:
+            scope.setdefault("state", {})["token_id"] = token_id(given)
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

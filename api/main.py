@@ -13,7 +13,7 @@ from jobq.api import errors, openapi
 from jobq.api.auth import BearerAuth
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware
-from jobq.api.routes import dlq, health, jobs, queues
+from jobq.api.routes import admin, dlq, health, jobs, queues, workers
 from jobq.api.schemas import JobCreate
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
@@ -68,6 +68,8 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
         # Added as they are (no prefix or shared dependencies to merge): include_router would
         # put one more dispatch layer in front of every request.
         app.router.routes.extend(router.routes)
+    app.include_router(admin.router)
+    app.include_router(workers.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[JobCreate])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.

@@ -66,7 +66,8 @@ async def test_queues_match_the_cli(
     assert by_queue["email-queue"]["waiting"] == 1
     assert by_queue["report-queue"]["delayed"] == 1
     assert set(by_queue["cleanup-queue"]) == {"queue", "waiting", "active", "delayed",
-                                              "completed", "failed", "dlq"}
+                                              "completed", "failed", "cancelled", "dlq",
+                                              "paused"}
 
     cli = spawn(["queues", "--json"], process_env(settings), name="queues")
     assert cli.wait(timeout=30) == 0, cli.output()
@@ -221,7 +222,9 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
     paths = doc["paths"]
     assert set(paths) == {"/jobs", "/jobs/{job_id}/status", "/jobs/{job_id}", "/queues", "/dlq",
                           "/dlq/{dlq_id}", "/dlq/{dlq_id}/replay", "/healthz", "/readyz",
-                          "/metrics"}
+                          "/metrics", "/queues/{queue}/pause", "/queues/{queue}/resume",
+                          "/queues/{queue}/jobs", "/queues/{queue}/throughput",
+                          "/jobs/{job_id}/cancel", "/dlq/replay", "/workers"}
     create = paths["/jobs"]["post"]["responses"]
     assert set(create) == {"200", "202", "401", "409", "413", "415", "422", "503"}
     body = paths["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -12,7 +12,7 @@ import click
 import orjson
 
 from jobq import keys
-from jobq.cli import api_cmd
+from jobq.cli import admin_cmd, api_cmd
 from jobq.cli.common import EXIT_USAGE, fail, open_client, run_async, settings_and_registry
 from jobq.cli.dev import dev
 from jobq.cli.operator_cmd import operator
@@ -199,6 +199,7 @@ cli.add_command(api_cmd.api)
 cli.add_command(scheduler)
 cli.add_command(dev)
 cli.add_command(operator)
+admin_cmd.register(cli, dlq)
 
 
 def main() -> None:
