@@ -12,6 +12,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from jobq.api.errors import error_bytes
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UI_DATA_PREFIX = "/ui/f/"  # the dashboard's data: behind the token like the API
+
+
+def is_open(path: str) -> bool:
+    """Health, metrics, and the dashboard's shells and assets, which hold no data (its data
+    fragments under UI_DATA_PREFIX need the token)."""
+    if path in OPEN_PATHS:
+        return True
+    return (path == "/ui" or path.startswith("/ui/")) and not path.startswith(UI_DATA_PREFIX)
 
 
 def token_id(token: bytes) -> str:
@@ -50,7 +59,7 @@ class BearerAuth:
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allowed(scope):
+        if scope["type"] != "http" or is_open(scope["path"]) or self._allowed(scope):
             await self.app(scope, receive, send)
             return
         body = error_bytes("unauthorized", "a valid bearer token is required")

@@ -13,6 +13,7 @@ from jobq.api import errors, openapi
 from jobq.api.auth import BearerAuth
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware
+from jobq.api.origin import SameOrigin
 from jobq.api.routes import admin, dlq, health, jobs, queues, workers
 from jobq.api.schemas import JobCreate
 from jobq.client import Client
@@ -70,10 +71,15 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
         app.router.routes.extend(router.routes)
     app.include_router(admin.router)
     app.include_router(workers.router)
+    if settings.ui:
+        from jobq.api import ui
+
+        app.include_router(ui.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[JobCreate])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SameOrigin)
     if settings.api_tokens:
         app.add_middleware(BearerAuth, tokens=settings.api_tokens)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
