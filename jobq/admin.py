@@ -142,16 +142,26 @@ async def list_workers(client: Client) -> WorkerList:
 
 
 async def throughput(client: Client, queue: str) -> Throughput:
-    """The last hour's per-minute counters of ``queue`` (two round trips, any API replica)."""
-    q = client.keys(await known_queue(client, queue))
+    """The last hour's per-minute counters of ``queue`` (any API replica can read them)."""
+    return (await throughputs(client, [await known_queue(client, queue)]))[0]
+
+
+async def throughputs(client: Client, queues: list[str]) -> list[Throughput]:
+    """The last hour of several queues: Redis's clock, then one pipeline for all of them."""
     this_minute = await redis_now_ms(client.redis) // 60_000
     minutes = range(this_minute - keys.THROUGHPUT_WINDOW_MIN + 1, this_minute + 1)
     async with client.redis.pipeline(transaction=False) as pipe:
-        for minute in minutes:
-            pipe.hmget(q.throughput(minute), "completed", "failed")
+        for queue in queues:
+            q = client.keys(queue)
+            for minute in minutes:
+                pipe.hmget(q.throughput(minute), "completed", "failed")
         counts = await pipe.execute()
-    return Throughput(queue=queue, minutes=[
-        ThroughputMinute(minute=iso(minute * 60_000) or "", completed=int(c or 0),
-                         failed=int(f or 0))
-        for minute, (c, f) in zip(minutes, counts, strict=True)
-    ])
+    per = len(minutes)
+    return [
+        Throughput(queue=queue, minutes=[
+            ThroughputMinute(minute=iso(minute * 60_000) or "", completed=int(c or 0),
+                             failed=int(f or 0))
+            for minute, (c, f) in zip(minutes, counts[n * per:(n + 1) * per], strict=True)
+        ])
+        for n, queue in enumerate(queues)
+    ]

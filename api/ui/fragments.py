@@ -22,7 +22,7 @@ PAGE = 50  # rows per page of a queue's jobs and of the DLQ
 @router.get("/overview")
 async def overview(request: Request, client: ClientDep) -> Response:
     counts = await client.counts()
-    series = {q: await admin.throughput(client, q) for q in counts}
+    series = {s.queue: s for s in await admin.throughputs(client, list(counts))}
     workers = await admin.list_workers(client)
     return render(request, "overview.html", counts=counts, series=series,
                   workers=workers.workers)
