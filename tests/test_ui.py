@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from test_api_support import ApiServer, assert_error, start_api
+from fixtures import Proc, process_env
+from test_api_support import ApiServer, assert_error, start_api, wait_healthy
+
+from jobq.embedded import free_port
+from jobq.settings import Settings
 
 __all__ = ["start_api"]  # fixture used below
 
@@ -61,3 +65,19 @@ async def test_ui_off_with_a_setting(start_api: Callable[..., ApiServer]) -> Non
         assert_error(await http.get("/ui"), 404, "not_found")
         assert_error(await http.get("/ui/f/overview"), 404, "not_found")
         assert (await http.get("/queues")).status_code == 200
+
+
+async def test_links_carry_the_root_path_behind_an_ingress_prefix(
+    spawn: Callable[..., Proc], settings: Settings,
+) -> None:
+    port = free_port()
+    proc = spawn(["api", "--port", str(port), "--root-path", "/jobq"], process_env(settings),
+                 name="api")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        shell = await http.get("/ui")  # the Ingress stripped /jobq before passing it on
+        assert 'src="/jobq/ui/static/app.js"' in shell.text
+        assert 'data-root="/jobq"' in shell.text
+        overview = await http.get("/ui/f/overview")
+        assert overview.status_code == 200
