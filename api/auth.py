@@ -3,6 +3,7 @@ runs before routing (unknown paths answer 401 too, telling nothing about what ex
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -11,6 +12,26 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from jobq.api.errors import error_bytes
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UI_DATA_PREFIX = "/ui/f/"  # the dashboard's data: behind the token like the API
+
+
+def is_open(path: str) -> bool:
+    """Health, metrics, and the dashboard's shells and assets, which hold no data (its data
+    fragments under UI_DATA_PREFIX need the token)."""
+    if path in OPEN_PATHS:
+        return True
+    return (path == "/ui" or path.startswith("/ui/")) and not path.startswith(UI_DATA_PREFIX)
+
+
+def token_id(token: bytes) -> str:
+    """What logs name a caller by: a short digest of its token, never the token."""
+    return "token:" + hashlib.sha256(token).hexdigest()[:8]
+
+
+def caller(scope: Scope) -> str:
+    """Who made this request, for the logs of state changes ("anonymous" without auth)."""
+    state = scope.get("state") or {}
+    return str(state.get("token_id", "anonymous"))
 
 
 class BearerAuth:
@@ -21,6 +42,7 @@ class BearerAuth:
         self.tokens = [t.encode() for t in tokens]
 
     def _allowed(self, scope: Scope) -> bool:
+        """True for a known token, which is then named in ``scope["state"]["token_id"]``."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
             return False
@@ -32,10 +54,12 @@ class BearerAuth:
         found = False
         for token in self.tokens:
             found |= hmac.compare_digest(given, token)
+        if found:
+            scope.setdefault("state", {})["token_id"] = token_id(given)
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allowed(scope):
+        if scope["type"] != "http" or is_open(scope["path"]) or self._allowed(scope):
             await self.app(scope, receive, send)
             return
         body = error_bytes("unauthorized", "a valid bearer token is required")

@@ -13,7 +13,8 @@ from jobq.api import errors, openapi
 from jobq.api.auth import BearerAuth
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
-from jobq.api.routes import dlq, health, jobs, queues
+from jobq.api.origin import SameOrigin
+from jobq.api.routes import admin, dlq, health, jobs, queues, workers
 from jobq.api.schemas import ReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
@@ -67,10 +68,17 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
     errors.install(app)
     for router in (jobs.router, dlq.router, queues.router, health.router):
         app.include_router(router)
+    app.include_router(admin.router)
+    app.include_router(workers.router)
+    if settings.ui:
+        from jobq.api import ui
+
+        app.include_router(ui.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[ReplayRequest])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SameOrigin)
     if settings.api_tokens:
         app.add_middleware(BearerAuth, tokens=settings.api_tokens)
     app.add_middleware(MetricsMiddleware, metrics=metrics, templates=lambda: route_templates(app))

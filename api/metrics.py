@@ -84,6 +84,8 @@ class ApiMetrics:
         else:
             for queue, states in counts.items():
                 for state, n in states.items():
+                    if state == "paused":  # a flag, not a job count (workers export it)
+                        continue
                     self.queue_jobs.labels(queue, state).set(n)
             self.redis_up.set(1)
         return generate_latest(self.registry)

@@ -104,7 +104,9 @@ class QueueCounts(BaseModel):
     delayed: int
     completed: int
     failed: int
+    cancelled: int
     dlq: int
+    paused: bool = Field(description="Workers claim nothing from a paused queue.")
 
 
 class QueueList(BaseModel):

@@ -177,8 +177,9 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout}s")
 
 
-def start_stack(stack: list[subprocess.Popen[bytes]]) -> str:
-    """Start Redis (unless REDIS_URL is set) and one ``jobq api``; return the API's URL."""
+def start_stack(stack: list[subprocess.Popen[bytes]], *, with_details: bool = False) -> Any:
+    """Start Redis (unless REDIS_URL is set) and one ``jobq api``; return the API's URL (with
+    ``with_details``: the URL, the Redis URL and the key prefix)."""
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         from jobq.embedded import ServerProcess, valkey_binary
@@ -190,15 +191,16 @@ def start_stack(stack: list[subprocess.Popen[bytes]]) -> str:
         redis_url = server.url
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
-    env.update(REDIS_URL=redis_url, JOBQ_KEY_PREFIX=f"bench{uuid.uuid4().hex[:8]}",
-               JOBQ_TASKS="jobq.demo", JOBQ_LOG_LEVEL="warning")
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env.update(REDIS_URL=redis_url, JOBQ_KEY_PREFIX=prefix, JOBQ_TASKS="jobq.demo",
+               JOBQ_LOG_LEVEL="warning")
     # cwd elsewhere: from the repository root, ./jobq would shadow the installed package.
     stack.append(subprocess.Popen([sys.executable, "-m", "jobq", "api", "--port", str(port)],
                                   env=env, cwd=tempfile.gettempdir()))
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz")
     print(f"api {url} (one uvicorn process), redis {redis_url}", flush=True)
-    return url
+    return (url, redis_url, prefix) if with_details else url
 
 
 async def measure(url: str, args: argparse.Namespace) -> None:

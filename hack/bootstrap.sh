@@ -48,7 +48,7 @@ fi
 stamp=.venv/.jobq-installed
 # Reinstall when pyproject.toml, the lock or the set of package files changed (strict editable
 # installs link files one by one, so a new module needs a reinstall).
-want=$( (cat pyproject.toml "$DEV_LOCK"; find jobq api worker operator -name '*.py' -o -name '*.lua' | sort) | sha256sum | cut -c1-16)
+want=$( (cat pyproject.toml "$DEV_LOCK"; find jobq api worker operator -name '*.py' -o -name '*.lua' -o -name '*.html' -o -name '*.js' -o -name '*.css' | sort) | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Dependencies first, exactly as locked and hash-checked; then jobq itself without resolving
   # anything again, so nothing newer than the lock can slip in.

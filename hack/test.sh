@@ -33,6 +33,15 @@ if ! command -v promtool >/dev/null; then
   fi
 fi
 
+step "Chromium (Debian's) for the dashboard's browser tests"
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium missing and cannot apt-get it: the browser tests will skip (fail in CI)" >&2
+  fi
+fi
+
 step "Kubernetes binaries (etcd, kube-apiserver, kubectl, helm, ...) — cached, built once"
 if ! bash hack/k8s-tools.sh >/dev/null; then
   # The cluster tier then skips with the reason (and fails when CI is set).

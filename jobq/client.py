@@ -29,7 +29,7 @@ from jobq.tasks import Registry
 
 log = get_logger("jobq.client")
 
-COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "dlq")
+COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "cancelled", "dlq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +116,8 @@ class Client:
                              "by count and age, sooner than idempotency keys")
         raise NotFound(f"no job {job_id}")
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs per state, per queue."""
+    async def counts(self) -> dict[str, dict[str, int | bool]]:
+        """Jobs per state, per queue, and whether the queue is paused."""
         queues = await self.queues()
         async with self.redis.pipeline(transaction=False) as pipe:
             for queue in queues:
@@ -127,13 +127,16 @@ class Client:
                 pipe.zcard(q.delayed)
                 pipe.zcard(q.completed)
                 pipe.zcard(q.failed)
+                pipe.zcard(q.cancelled)
                 pipe.zcard(q.dlq)
+                pipe.exists(q.paused)
             raw = await pipe.execute()
-        per = len(COUNT_STATES)
-        return {
-            queue: dict(zip(COUNT_STATES, raw[i * per:(i + 1) * per], strict=True))
-            for i, queue in enumerate(queues)
-        }
+        per = len(COUNT_STATES) + 1
+        out: dict[str, dict[str, int | bool]] = {}
+        for i, queue in enumerate(queues):
+            row = raw[i * per:(i + 1) * per]
+            out[queue] = {**dict(zip(COUNT_STATES, row, strict=False)), "paused": bool(row[-1])}
+        return out
 
     async def get_dlq_entry(self, dlq_id: str) -> DlqEntry:
         queue = keys.queue_of_dlq_id(dlq_id)

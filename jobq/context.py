@@ -29,6 +29,9 @@ class JobContext:
     _scripts: Scripts
     _keys: QueueKeys
     _loop: asyncio.AbstractEventLoop
+    cancelled: bool = False
+    """Set when the job was cancelled while running. Async handlers are cancelled outright;
+    a sync handler (on a thread, which cannot be interrupted) should check this and return."""
 
     async def side_effect(self, name: str, effect: Callable[[], Awaitable[Any] | Any]) -> bool:
         """Run ``effect`` unless an earlier attempt of this job reserved ``name`` already.

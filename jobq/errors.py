@@ -53,3 +53,15 @@ class ConfigError(JobqError):
 
 class InvalidCursor(JobqError):
     """A pagination cursor that this server did not hand out."""
+
+
+class QueuePaused(JobqError):
+    """The queue is paused: claim leased nothing (the worker asks again shortly)."""
+
+
+class JobFinished(JobqError):
+    """The job has finished already (completed, failed or cancelled): nothing to cancel."""
+
+
+class UnknownQueue(NotFound):
+    """No job was ever created in that queue and no loaded task names it."""

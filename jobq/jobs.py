@@ -22,6 +22,7 @@ class State(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # terminal: cancelled on request, never a failure (no DLQ entry)
 
 
 class Backoff(BaseModel):
@@ -83,7 +84,7 @@ class HistoryEntry(BaseModel):
     startedAt: str | None
     finishedAt: str | None
     worker: str | None
-    outcome: str | None  # completed | failed | lost | timeout | None while running
+    outcome: str | None  # completed | failed | lost | timeout | cancelled | None while running
     error: str | None
 
 
@@ -114,6 +115,7 @@ class JobPublic(JobStatus):
     replayedFromJobId: str | None
     replayedAt: str | None
     dlqId: str | None
+    cancelRequestedAt: str | None = None
 
 
 def job_from_hash(raw: dict[str, str]) -> JobPublic:
@@ -154,6 +156,7 @@ def job_from_hash(raw: dict[str, str]) -> JobPublic:
         replayedFromJobId=raw.get("replayedFromJobId") or None,
         replayedAt=iso(_int(raw.get("replayedAt"))),
         dlqId=raw.get("dlqId") or None,
+        cancelRequestedAt=iso(_int(raw.get("cancelRequested"))),
     )
 
 

@@ -26,6 +26,12 @@ MAX_BODY_BYTES = 1024 * 1024  # largest request body the API reads (413 above it
 HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
 RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)
+HEARTBEAT_LATE_S = 3 * HEARTBEAT_S  # GET /workers marks a worker stale after three missed beats
+PAUSED_RECHECK_S = 0.5  # a worker of a paused queue asks again this often (resume latency)
+THROUGHPUT_WINDOW_MIN = 60  # minutes of per-queue throughput kept and shown
+THROUGHPUT_TTL_S = (THROUGHPUT_WINDOW_MIN + 2) * 60  # a per-minute counter outlives the window
+JOBS_PAGE_MAX = 500  # jobs per page of GET /queues/{queue}/jobs at most (one read per job)
+BULK_REPLAY_MAX = 10_000  # DLQ entries one bulk replay touches at most (bounded request time)
 
 
 def job_id_for(idempotency_key: str) -> str:
@@ -84,6 +90,25 @@ class QueueKeys:
     def workers(self) -> str:
         """Hash of worker id -> JSON heartbeat (in-flight jobs, time)."""
         return f"{self.base}:workers"
+
+    @property
+    def cancelled(self) -> str:
+        """Zset of cancelled jobs (score = finishedAt, ms), trimmed like completed ones."""
+        return f"{self.base}:cancelled"
+
+    @property
+    def paused(self) -> str:
+        """Present while the queue is paused: claim leases nothing (producers still enqueue)."""
+        return f"{self.base}:paused"
+
+    @property
+    def throughput_prefix(self) -> str:
+        """Per-minute hashes ``<prefix><minute since epoch>`` of completed/failed counts,
+        written by the finishing scripts and expiring after THROUGHPUT_TTL_S."""
+        return f"{self.base}:tp:"
+
+    def throughput(self, minute: int) -> str:
+        return f"{self.throughput_prefix}{minute}"
 
     def job(self, job_id: str) -> str:
         return f"{self.job_prefix}{job_id}"

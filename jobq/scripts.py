@@ -20,7 +20,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
-from jobq.errors import IdempotencyConflict, JobqError, LeaseLost, NotFound
+from jobq.errors import (
+    IdempotencyConflict,
+    JobFinished,
+    JobqError,
+    LeaseLost,
+    NotFound,
+    QueuePaused,
+)
 from jobq.keys import QueueKeys, known_queues
 
 # The answers of lua/lib/codes.lua, same names and values (tests/test_scripts.py compares them).
@@ -32,17 +39,23 @@ LEASE_LOST = -1
 CONFLICT = -2
 NOT_FOUND = -3
 KEEP_IDLE = 2  # connections a Scripts keeps between calls instead of returning to the pool
+PAUSED = -4
+CANCEL_REQUESTED = 2
+FINISHED = -5
 
 _ERRORS: dict[int, type[JobqError]] = {
     LEASE_LOST: LeaseLost,
     CONFLICT: IdempotencyConflict,
     NOT_FOUND: NotFound,
+    PAUSED: QueuePaused,
+    FINISHED: JobFinished,
 }
 _HEADER_KEY = re.compile(r"^\s*KEYS\[(\d+)\]", re.MULTILINE)
 _INCLUDE = re.compile(r'^--- @include "(lib/[a-z_]+)"\n', re.MULTILINE)
 _ANY_INCLUDE = re.compile(r"^-+\s*@include", re.MULTILINE)
 SCRIPT_NAMES = (
     "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
+    "cancel", "end_cancelled", "discard",
 )
 
 
@@ -239,10 +252,13 @@ class Scripts:
         self, q: QueueKeys, most: int, lease_ms: int, worker: str
     ) -> tuple[int, int | None, list[Claimed]]:
         """Lease up to ``most`` jobs. Also returns Redis's clock (ms) and when the next delayed
-        job falls due, both on that clock."""
+        job falls due, both on that clock. Raises QueuePaused while the queue is paused."""
         raw = await self._call(
-            "claim", [q.wait, q.active, q.delayed, q.job_prefix], [most, lease_ms, worker]
+            "claim", [q.wait, q.active, q.delayed, q.job_prefix, q.paused],
+            [most, lease_ms, worker],
         )
+        if isinstance(raw, int):
+            _raise_for(raw, f"queue {q.queue} is paused")
         now, next_due = int(raw[0]), int(raw[1])
         jobs = [
             Claimed(
@@ -256,11 +272,12 @@ class Scripts:
 
     async def renew(
         self, q: QueueKeys, lease_ms: int, leases: list[tuple[str, str]]
-    ) -> list[bool]:
-        """Extend leases by ``lease_ms`` from now; False for each one that was lost."""
+    ) -> list[int]:
+        """Extend leases by ``lease_ms`` from now; per lease DONE, CANCEL_REQUESTED (renewed,
+        and the job was asked to cancel) or LEASE_LOST."""
         flat = [x for pair in leases for x in pair]
         raw = await self._call("renew", [q.active, q.job_prefix], [lease_ms, *flat])
-        return [r == DONE for r in raw]
+        return [int(r) for r in raw]
 
     async def complete(
         self, q: QueueKeys, keep: int, max_age_ms: int, done: list[tuple[str, str, str]],
@@ -268,7 +285,8 @@ class Scripts:
         """Complete jobs (id, token, result JSON); False for each refused for a lost lease."""
         flat = [x for triple in done for x in triple]
         raw = await self._call(
-            "complete", [q.active, q.completed, q.job_prefix], [keep, max_age_ms, *flat]
+            "complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix],
+            [keep, max_age_ms, *flat],
         )
         return [r == DONE for r in raw]
 
@@ -279,7 +297,8 @@ class Scripts:
         """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
         raw = await self._call(
             "fail",
-            [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix],
+            [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix,
+             q.throughput_prefix],
             [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms,
              dlq_max_age_ms],
         )
@@ -334,3 +353,30 @@ class Scripts:
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
                    if code == CONFLICT else f"no DLQ entry {dlq_id}")
         return bool(code == DUPLICATE)
+
+    async def cancel(self, q: QueueKeys, job_id: str, keep: int, max_age_ms: int) -> bool:
+        """Cancel a job: True when it is cancelled now, False when it runs and its worker was
+        asked to cancel it. Raises NotFound, or JobFinished when it ended already."""
+        code = await self._call(
+            "cancel", [q.job(job_id), q.wait, q.delayed, q.cancelled, q.job_prefix],
+            [job_id, keep, max_age_ms],
+        )
+        _raise_for(code, f"no job {job_id}" if code == NOT_FOUND
+                   else f"job {job_id} has finished already")
+        return bool(code == DONE)
+
+    async def end_cancelled(
+        self, q: QueueKeys, job_id: str, token: str, keep: int, max_age_ms: int
+    ) -> None:
+        """End a running attempt as ``cancelled`` (terminal). Raises LeaseLost."""
+        code = await self._call(
+            "end_cancelled", [q.active, q.cancelled, q.job_prefix],
+            [job_id, token, keep, max_age_ms],
+        )
+        _raise_for(code, f"lease on job {job_id} was lost")
+
+    async def discard(self, q: QueueKeys, dlq_id: str) -> None:
+        """Delete a DLQ entry and its replay log. Raises NotFound."""
+        code = await self._call("discard", [q.dlq, q.dlq_entry(dlq_id), q.dlq_replays(dlq_id)],
+                                [dlq_id])
+        _raise_for(code, f"no DLQ entry {dlq_id}")

@@ -56,6 +56,8 @@ class Settings(BaseSettings):  # type: ignore[misc]
     """Seconds a failed job record is kept at most (R12)."""
     dlq_max_age_s: int = Field(keys.DLQ_MAX_AGE_S, ge=0)
     """Seconds a DLQ entry is kept (with its replay log); 0 keeps entries forever."""
+    ui: bool = True
+    """Serve the dashboard under /ui (false: the API only)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest log level written."""
     log_format: Literal["json", "console"] = "json"

@@ -57,7 +57,7 @@ class SyncClient:
     def get_job(self, job_id: str) -> JobPublic:
         return self._run(self._client.get_job(job_id))
 
-    def counts(self) -> dict[str, dict[str, int]]:
+    def counts(self) -> dict[str, dict[str, int | bool]]:
         return self._run(self._client.counts())
 
     def list_dlq(self, queue: str | None = None, limit: int = 50,

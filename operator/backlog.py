@@ -12,14 +12,19 @@ from jobq.keys import QueueKeys
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """Work a queue has for its workers: waiting, delayed jobs already due, and running."""
+    """Work a queue has for its workers: waiting, delayed jobs already due, and running.
+    A paused queue's waiting and due jobs cannot start, so only its running ones count: the
+    autoscaler never scales a paused queue up."""
 
     waiting: int
     due_delayed: int
     active: int
+    paused: bool = False
 
     @property
     def total(self) -> int:
+        if self.paused:
+            return self.active
         return self.waiting + self.due_delayed + self.active
 
 
@@ -31,8 +36,9 @@ async def read_backlog(redis: Redis, queue: QueueKeys) -> Backlog:
         pipe.llen(queue.wait)
         pipe.zcount(queue.delayed, "-inf", now_ms)
         pipe.zcard(queue.active)
-        waiting, due, active = await pipe.execute()
-    return Backlog(int(waiting), int(due), int(active))
+        pipe.exists(queue.paused)
+        waiting, due, active, paused = await pipe.execute()
+    return Backlog(int(waiting), int(due), int(active), bool(paused))
 
 
 async def read_heartbeats(redis: Redis, queue: QueueKeys) -> dict[str, str]:

@@ -68,7 +68,8 @@ async def test_queues_match_the_cli(
     assert by_queue["email-queue"]["waiting"] == 1
     assert by_queue["report-queue"]["delayed"] == 1
     assert set(by_queue["cleanup-queue"]) == {"queue", "waiting", "active", "delayed",
-                                              "completed", "failed", "dlq"}
+                                              "completed", "failed", "cancelled", "dlq",
+                                              "paused"}
 
     cli = spawn(["queues", "--json"], process_env(settings), name="queues")
     assert cli.wait(timeout=30) == 0, cli.output()

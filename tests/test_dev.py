@@ -146,6 +146,8 @@ def test_dev_runs_everything_stops_cleanly_and_keeps_jobs(
     dev = dev_runs()
     dev.wait_ready()
     assert "jobq dev: API http://127.0.0.1:" in dev.output()
+    assert f"dashboard {dev.url}/ui" in dev.output()
+    assert httpx.get(f"{dev.url}/ui", timeout=5).status_code == 200
     created = httpx.post(f"{dev.url}/jobs", timeout=5, json={
         "type": "welcome-email", "idempotencyKey": "dev-test-welcome",
         "payload": {"email": "ada@example.com", "name": "Ada"},

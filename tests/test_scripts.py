@@ -89,10 +89,10 @@ async def test_every_script_answers_a_lost_lease_with_one_code(client: Client) -
     call = client.scripts._call
     assert await call("renew", [q.active, q.job_prefix], [60_000, job_id, "stale"]) == [
         scripts.LEASE_LOST]
-    assert await call("complete", [q.active, q.completed, q.job_prefix],
+    assert await call("complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix],
                       [10, 60_000, job_id, "stale", "{}"]) == [scripts.LEASE_LOST]
     assert await call("fail", [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix,
-                               q.dlq_prefix],
+                               q.dlq_prefix, q.throughput_prefix],
                       [job_id, "stale", "x", 0, 0, "failed", q.queue, 10, 60_000, 0]
                       ) == scripts.LEASE_LOST
     assert await call("reserve", [q.job(job_id), q.side_effect(job_id, "fx")],
@@ -152,7 +152,7 @@ async def test_renew_and_complete_are_fenced_by_the_token(client: Client) -> Non
     c = await claim_one(client)
     q = client.keys("email-queue")
     assert await client.scripts.renew(q, 60_000, [(job_id, c.token),
-                                                              (job_id, "stale")]) == [True, False]
+                                                              (job_id, "stale")]) == [1, -1]
     assert await client.scripts.complete(q, 10, 60_000, [(job_id, "stale", "1")]) == [
         False]
     assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, '{"a":1}')]

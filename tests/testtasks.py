@@ -92,3 +92,16 @@ async def retry_later(ctx: JobContext, payload: Empty) -> dict[str, Any]:
     if ctx.attempt == 1:
         raise RetryLater("upstream busy", delay_s=0.3)
     return {"attempt": ctx.attempt}
+
+
+class Spin(BaseModel):
+    seconds: float = Field(ge=0)
+
+
+@task("sync-until-cancelled", queue="report-queue", payload=Spin, attempts=2)
+def sync_until_cancelled(ctx: JobContext, payload: Spin) -> dict[str, Any]:
+    """A sync handler that checks ``ctx.cancelled`` and stops when asked (or after a while)."""
+    deadline = time.monotonic() + payload.seconds
+    while not ctx.cancelled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"sawCancel": ctx.cancelled}

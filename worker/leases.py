@@ -15,7 +15,7 @@ from collections.abc import Callable
 from jobq.connection import REDIS_DOWN, connect
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
-from jobq.scripts import Scripts
+from jobq.scripts import CANCEL_REQUESTED, LEASE_LOST, Scripts
 
 log = get_logger("jobq.worker.leases")
 
@@ -58,6 +58,7 @@ class LeaseRenewer(threading.Thread):
     def __init__(
         self, table: LeaseTable, redis_url: str, prefix: str, lease_s: float,
         on_lost: Callable[[str, str], None],
+        on_cancel: Callable[[str, str], object] = lambda queue, job_id: None,
     ) -> None:
         super().__init__(name="lease-renewer", daemon=True)
         self.table = table
@@ -66,6 +67,7 @@ class LeaseRenewer(threading.Thread):
         self.lease_ms = int(lease_s * 1000)
         self.interval_s = lease_s / 3
         self.on_lost = on_lost
+        self.on_cancel = on_cancel  # called on this thread: must hand over thread-safely
         self._stopping = threading.Event()
 
     def stop(self, timeout_s: float = STOP_WAIT_S) -> bool:
@@ -106,7 +108,9 @@ class LeaseRenewer(threading.Thread):
             except (*REDIS_DOWN, TimeoutError) as exc:
                 log.warning("lease.renew_failed", queue=queue, error=repr(exc))
                 continue
-            for (job_id, token), ok in zip(leases, renewed, strict=True):
+            for (job_id, token), answer in zip(leases, renewed, strict=True):
                 # A job acked meanwhile has left the table: that is not a lost lease.
-                if not ok and self.table.discard(queue, job_id, token):
+                if answer == LEASE_LOST and self.table.discard(queue, job_id, token):
                     self.on_lost(queue, job_id)
+                elif answer == CANCEL_REQUESTED:
+                    self.on_cancel(queue, job_id)

@@ -72,17 +72,21 @@ async def run_worker(
     loop_beat = LoopBeat()
     http = serve(metrics.registry, metrics_port, loop_beat)
     leases = LeaseTable()
+    runners = [QueueRunner(s, worker_id, settings, registry, scripts, leases, metrics)
+               for s in specs]
+    by_queue = {r.spec.name: r for r in runners}
+    loop = asyncio.get_running_loop()
     renewer = LeaseRenewer(
         leases, settings.redis_url, settings.key_prefix, settings.lease_s,
         on_lost=lambda queue, job_id: log.warning("job.lease_lost", queue=queue, jobId=job_id),
+        # The renewer runs on its own thread: hand the cancel to the event loop.
+        on_cancel=lambda queue, job_id: loop.call_soon_threadsafe(
+            by_queue[queue].cancel_job, job_id),
     )
     renewer.start()
-    runners = [QueueRunner(s, worker_id, settings, registry, scripts, leases, metrics)
-               for s in specs]
     sweepers = [Sweeper(r) for r in runners]
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases,
                                 settings.redis_url, settings.key_prefix, loop)
     watchdog.start()

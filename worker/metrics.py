@@ -37,6 +37,12 @@ class WorkerMetrics:
                             LABELS, registry=r)
         self.in_flight = Gauge("jobq_worker_jobs_in_flight", "Jobs running now.", ("queue",),
                                registry=r)
+        self.cancelled = Counter("jobq_jobs_cancelled_total",
+                                 "Running jobs whose attempt ended cancelled on request.", LABELS,
+                                 registry=r)
+        self.paused = Gauge("jobq_queue_paused",
+                            "1 while this worker finds the queue paused (it claims nothing).",
+                            ("queue",), registry=r)
         self._children: dict[tuple[str, str], TaskMetrics] = {}
 
     def of(self, queue: str, task_type: str) -> TaskMetrics:

@@ -16,14 +16,15 @@ from redis.asyncio import Redis
 
 from jobq.connection import REDIS_DOWN, connect, retrying
 from jobq.context import JobContext
-from jobq.errors import UnknownTask
+from jobq.errors import QueuePaused, UnknownTask
 from jobq.jobs import loads
-from jobq.keys import QueueKeys
+from jobq.keys import PAUSED_RECHECK_S, QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
+from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import Finished, Finisher
 from jobq.worker.leases import LeaseTable
@@ -65,6 +66,7 @@ class QueueRunner:
         self.keys = QueueKeys(settings.key_prefix, spec.name)
         self.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake)
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.contexts: dict[str, JobContext] = {}  # of the running jobs, for cancel_job
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
         self._slot_free = asyncio.Event()
         self._wake = asyncio.Event()  # set when this process scheduled a retry: look again
@@ -120,9 +122,17 @@ class QueueRunner:
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
-            redis_now, next_due, jobs = await self.scripts.claim(
-                self.keys, free, self._lease_ms, self.worker_id
-            )
+            try:
+                redis_now, next_due, jobs = await self.scripts.claim(
+                    self.keys, free, self._lease_ms, self.worker_id
+                )
+            except QueuePaused:
+                # Nothing was leased; ask again after a bounded wait (ended early by stop()),
+                # never in a busy loop.
+                self.metrics.paused.labels(self.spec.name).set(1)
+                await wait_event(self._stopping, PAUSED_RECHECK_S)
+                continue
+            self.metrics.paused.labels(self.spec.name).set(0)
             for claimed in jobs:
                 self._start(claimed, redis_now)
             if not jobs:
@@ -161,6 +171,22 @@ class QueueRunner:
     def wake(self) -> None:
         self._wake.set()
 
+    def cancel_job(self, job_id: str) -> None:
+        """The job was asked to cancel (learnt at lease renewal): flag it, and cancel an async
+        handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
+        ctx = self.contexts.get(job_id)
+        if ctx is None or ctx.cancelled:
+            return
+        ctx.cancelled = True
+        self._log.info("job.cancel_requested", jobId=job_id)
+        task = self.running.get(job_id)
+        try:
+            is_async = self.registry.get(ctx.type).is_async
+        except UnknownTask:
+            is_async = True
+        if task is not None and is_async:
+            task.cancel()
+
     def _start(self, claimed: Claimed, redis_now_ms: int) -> None:
         self.leases.add(self.spec.name, claimed.job_id, claimed.token)
         if self._stopping.is_set():
@@ -179,6 +205,7 @@ class QueueRunner:
             settings=self.settings, log=job_log, _scripts=self.scripts, _keys=self.keys,
             _loop=asyncio.get_running_loop(),
         )
+        self.contexts[c.job_id] = ctx
         try:
             job_log.info("job.started")
             try:
@@ -189,18 +216,30 @@ class QueueRunner:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s)
             done = Finished(c, ctx, outcome)
-            if outcome.ok:
+            if ctx.cancelled:  # whatever the handler did after the cancel, it was cancelled
+                await self._end_cancelled(c, ctx)
+            elif outcome.ok:
                 self.finisher.complete(done)
             else:
                 await self.finisher.fail(done)
         except asyncio.CancelledError:
-            pass  # shutdown: the lease stays in the table and is handed back (R9)
+            if ctx.cancelled:  # cancelled on request, not by shutdown: end the attempt
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                await self._end_cancelled(c, ctx)
+            # else shutdown: the lease stays in the table and is handed back (R9)
         except Exception:
             job_log.exception("job.worker_error")  # a bug of ours must not stop the queue
         finally:
+            self.contexts.pop(c.job_id, None)
             del self.running[c.job_id]
             self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
             self._slot_free.set()
+
+    async def _end_cancelled(self, c: Claimed, ctx: JobContext) -> None:
+        await end_cancelled(c, ctx, self.keys, self.scripts, self.settings, self.leases,
+                            self.metrics)
 
     async def drain(self, deadline: float) -> None:
         """Let running jobs finish until ``deadline`` (loop time); cancel the rest (R9)."""

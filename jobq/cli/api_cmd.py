@@ -15,7 +15,10 @@ GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTER
               help="Address to listen on (0.0.0.0 in a container).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="Port to listen on.")
-def api(host: str, port: int) -> None:
+@click.option("--root-path", default="", metavar="PREFIX",
+              help="Path prefix an Ingress serves the API under (it strips it before passing "
+                   "requests on); the dashboard builds its links with it.")
+def api(host: str, port: int, root_path: str) -> None:
     """Serve the HTTP API (POST /jobs, /dlq, /queues, /metrics ...) until SIGTERM."""
     import uvicorn
 
@@ -30,6 +33,6 @@ def api(host: str, port: int) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, workers=1, loop="auto", http="auto", lifespan="on",
         access_log=False, log_config=None, server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, root_path=root_path,
     )
     uvicorn.Server(config).run()

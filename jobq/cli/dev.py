@@ -117,7 +117,9 @@ def dev(port: int, metrics_port_base: int, redis_port: int | None,
         if schedule_file is not None:
             commands.append(("scheduler", ["scheduler", "--file", str(schedule_file)]))
         last_metrics = metrics_port_base + len(queues) - 1
-        banner = (f"jobq dev: API http://127.0.0.1:{port} (docs /docs), metrics :{port}/metrics "
+        dashboard = f", dashboard http://127.0.0.1:{port}/ui" if settings.ui else ""
+        banner = (f"jobq dev: API http://127.0.0.1:{port} (docs /docs){dashboard}, "
+                  f"metrics :{port}/metrics "
                   f"and workers :{metrics_port_base}-{last_metrics}, Redis {_safe_url(url)} "
                   "— Ctrl-C to stop\n"
                   f"jobq dev: for the CLI in another terminal: export REDIS_URL={_safe_url(url)} "

@@ -13,6 +13,7 @@ import click
 import orjson
 
 from jobq import keys, logs
+from jobq.cli import admin_cmd
 from jobq.cli.common import (
     EXIT_USAGE,
     describe,
@@ -236,6 +237,9 @@ def dlq_replay(dlq_id: str, idempotency_key: str | None, as_json: bool) -> None:
                        + ("\t(duplicate)" if r.duplicate else ""))
 
     run_async(go)
+
+
+admin_cmd.register(cli, dlq)
 
 
 def main() -> None:

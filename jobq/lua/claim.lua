@@ -5,6 +5,7 @@
   KEYS[2] active zset           (score = lease deadline, ms)
   KEYS[3] delayed zset          (score = due time, ms)
   KEYS[4] job hash key prefix   (job key = prefix .. jobId; same hash tag as the lists)
+  KEYS[5] paused flag           (present = the queue is paused)
 
   ARGV[1] most jobs to lease
   ARGV[2] lease length (ms)
@@ -13,11 +14,15 @@
   Returns {now (ms, Redis's clock), nextDelayedDue (ms, -1 = none), then per leased job:
            jobId, token, type, payload, attempts, maxAttempts, backoff, readyAt, timeoutS}
   The lease token is "<worker>:<attempt>", unique per attempt; every later write checks it.
+  Returns -4 (PAUSED) and leases nothing while the queue is paused.
 ]]
 --- @include "lib/clock"
+--- @include "lib/codes"
 local waitKey, activeKey, delayedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local pausedKey = KEYS[5]
 local most, leaseMs, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local rcall = redis.call
+if rcall("EXISTS", pausedKey) == 1 then return PAUSED end
 local now = redisNowMs()
 
 -- At most 1000 promotions per call keep the script short; the rest go on the next claim.
@@ -33,7 +38,9 @@ local ids = rcall("RPOP", waitKey, most)
 if ids then
   for _, jobId in ipairs(ids) do
     local jobKey = jobPrefix .. jobId
-    if rcall("EXISTS", jobKey) == 1 then
+    -- A job cancelled while waiting left the list in the same script; this guards the rest.
+    local state = rcall("HGET", jobKey, "state")
+    if state and state ~= "cancelled" then
       local attempt = rcall("HINCRBY", jobKey, "attempts", 1)
       local token = worker .. ":" .. attempt
       rcall("HSET", jobKey, "state", "active", "token", token,

@@ -4,6 +4,7 @@
   KEYS[1] active zset
   KEYS[2] completed zset        (score = finishedAt, ms)
   KEYS[3] job hash key prefix
+  KEYS[4] throughput key prefix (per-minute hash = prefix .. minute; field "completed")
 
   ARGV[1] completed jobs to keep (count)
   ARGV[2] completed jobs' maximum age (ms)
@@ -15,7 +16,8 @@
 --- @include "lib/codes"
 --- @include "lib/attempt"
 --- @include "lib/trim"
-local activeKey, completedKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
+--- @include "lib/throughput"
+local activeKey, completedKey, jobPrefix, tpPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local keep, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rcall = redis.call
 local now = redisNowMs()
@@ -37,5 +39,8 @@ for i = 3, #ARGV, 3 do
   end
 end
 
+local completed = 0
+for _, code in ipairs(out) do if code == DONE then completed = completed + 1 end end
+countThroughput(tpPrefix, now, "completed", completed)
 trimFinished(completedKey, jobPrefix, keep, maxAgeMs, now)
 return out

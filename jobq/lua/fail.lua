@@ -10,6 +10,7 @@
   KEYS[5] dlq sequence counter
   KEYS[6] job hash key prefix   (job key = prefix .. jobId)
   KEYS[7] dlq entry key prefix  (entry key = prefix .. dlqId)
+  KEYS[8] throughput key prefix (per-minute hash = prefix .. minute; field "failed")
 
   ARGV[1] jobId
   ARGV[2] lease token
@@ -28,8 +29,9 @@
 --- @include "lib/codes"
 --- @include "lib/attempt"
 --- @include "lib/trim"
+--- @include "lib/throughput"
 local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dlqSeqKey, jobPrefix, dlqPrefix = KEYS[5], KEYS[6], KEYS[7]
+local dlqSeqKey, jobPrefix, dlqPrefix, tpPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
 local delayMs, permanent, outcome, queue = tonumber(ARGV[4]), ARGV[5] == "1", ARGV[6], ARGV[7]
 local keep, maxAgeMs, dlqMaxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -57,6 +59,7 @@ rcall("HSET", dlqPrefix .. dlqId, "dlqId", dlqId, "originalJobId", jobId, "type"
 rcall("ZADD", dlqKey, now, dlqId)
 rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
 rcall("ZADD", failedKey, now, jobId)
+countThroughput(tpPrefix, now, "failed", 1)
 
 -- Trim old failed job records; their DLQ entries outlive them.
 trimFinished(failedKey, jobPrefix, keep, maxAgeMs, now)

@@ -9,3 +9,6 @@ local SKIPPED = 0      -- reserve: an earlier attempt already reserved the side 
 local LEASE_LOST = -1  -- the lease token is no longer current: the write was refused (R3)
 local CONFLICT = -2    -- the idempotency key is known with other content (R2)
 local NOT_FOUND = -3   -- replay: no such DLQ entry
+local PAUSED = -4       -- claim: the queue is paused, nothing was leased
+local CANCEL_REQUESTED = 2  -- renew: renewed, and the job was asked to cancel
+local FINISHED = -5    -- cancel: the job has finished already, nothing to cancel

@@ -1,0 +1,33 @@
+--[[
+  end_cancelled: end a running attempt whose job was cancelled (fenced by token, R3). The
+  attempt's outcome is "cancelled" and the job becomes `cancelled`: terminal, not a failure,
+  no retry and no DLQ entry.
+
+  KEYS[1] active zset
+  KEYS[2] cancelled zset        (score = finishedAt, ms)
+  KEYS[3] job hash key prefix
+
+  ARGV[1] jobId
+  ARGV[2] lease token
+  ARGV[3] cancelled jobs to keep (count)
+  ARGV[4] cancelled jobs' maximum age (ms)
+
+  Returns 1 done, -1 lease lost (the write was refused).
+]]
+--- @include "lib/clock"
+--- @include "lib/codes"
+--- @include "lib/attempt"
+--- @include "lib/trim"
+local activeKey, cancelledKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
+local jobId, token, keep, maxAgeMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local rcall = redis.call
+local now = redisNowMs()
+local jobKey = jobPrefix .. jobId
+
+local f = rcall("HMGET", jobKey, "token", "attempts")
+if f[1] ~= token then return LEASE_LOST end
+closeAttempt(activeKey, jobKey, jobId, f[2], now, "cancelled", "cancelled on request")
+rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
+rcall("ZADD", cancelledKey, now, jobId)
+trimFinished(cancelledKey, jobPrefix, keep, maxAgeMs, now)
+return DONE
