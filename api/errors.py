@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from jobq.api.schemas import ErrorBody
 from jobq.connection import REDIS_DOWN
@@ -96,6 +97,21 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
+def allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for this path. Starlette's 405 names only the
+    first route whose path matches, but a path may have several (GET and DELETE /dlq/{dlq_id});
+    the most literal template wins (/dlq/replay over /dlq/{dlq_id}), as a reader expects."""
+    path = request.scope["path"]
+    matching = [(template.count("/") - template.count("{"), operations)
+                for template, operations in request.app.openapi()["paths"].items()
+                if compile_path(template)[0].match(path)]
+    if not matching:
+        return ""
+    best = max(literal for literal, _ in matching)
+    return ", ".join(sorted({method.upper() for literal, operations in matching
+                             if literal == best for method in operations}))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
     last_outage_log = [0.0]
@@ -105,11 +121,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, "validation_error", "the request is invalid",
                               _validation_details(exc))
 
-    async def http(_: Request, exc: Exception) -> Response:
+    async def http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return error_response(exc.status_code, CODES.get(exc.status_code, "http_error"),
-                              message, headers=exc.headers)
+                              message, headers=headers)
 
     async def redis_down(request: Request, exc: Exception) -> Response:
         now = time.monotonic()

@@ -16,6 +16,7 @@ from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.api.origin import SameOrigin
 from jobq.api.routes import admin, dlq, health, jobs, queues, workers
 from jobq.api.schemas import ReplayRequest
+from jobq.bulk_replay import BulkReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
 from jobq.logs import get_logger
@@ -74,7 +75,8 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
         from jobq.api import ui
 
         app.include_router(ui.router)
-    openapi.customize(app, registry, bearer=bool(settings.api_tokens), bodies=[ReplayRequest])
+    openapi.customize(app, registry, bearer=bool(settings.api_tokens),
+                      bodies=[ReplayRequest, BulkReplayRequest])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

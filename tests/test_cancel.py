@@ -8,13 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from api_fixtures import assert_error
 from fixtures import Proc, eventually, job_in, metrics_port, scrape
-from test_api_support import api, assert_error, start_api
 
 from jobq.client import Client
 from jobq.jobs import State
-
-__all__ = ["api", "start_api"]  # fixtures used below
 
 
 async def post_job(api: httpx.AsyncClient, task_type: str, key: str, payload: dict[str, object],

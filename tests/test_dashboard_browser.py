@@ -12,10 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from api_fixtures import ApiServer
 from fixtures import Proc, eventually, metrics_port, scrape
-from test_api_support import ApiServer, start_api
-
-__all__ = ["start_api"]  # fixture used below
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,17 +7,15 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
+from api_fixtures import assert_error
 from fixtures import Proc, eventually, job_in, metrics_port, scrape
 from redis.asyncio import Redis
-from test_api_support import api, assert_error, start_api
 from test_cancel import post_job
 
 from jobq.client import Client
 from jobq.jobs import State
 from jobq.operator.autoscale import ScalePolicy, desired_replicas
 from jobq.operator.backlog import read_backlog
-
-__all__ = ["api", "start_api"]  # fixtures used below
 
 PAUSED = 'jobq_queue_paused{queue="report-queue"}'
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from api_fixtures import ApiServer, assert_error, wait_healthy
 from fixtures import Proc, process_env
-from test_api_support import ApiServer, assert_error, start_api, wait_healthy
 
 from jobq.embedded import free_port
 from jobq.settings import Settings
-
-__all__ = ["start_api"]  # fixture used below
 
 TOKEN = "ui-test-token"
 SCRIPT = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'

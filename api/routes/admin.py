@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from jobq import admin, keys
 from jobq.admin import JobCancel, QueuePause, Throughput
 from jobq.api.auth import caller
+from jobq.api.bodies import json_body, read_json
 from jobq.api.deps import ClientDep
 from jobq.api.errors import DESCRIPTIONS, HEADERS, error_response
 from jobq.api.schemas import ErrorBody
@@ -60,7 +61,7 @@ async def list_queue_jobs(
     state: Annotated[ListState, Query(description="Which jobs.")] = "waiting",
     limit: Annotated[int, Query(ge=1, le=keys.JOBS_PAGE_MAX,
                                 description="Jobs per page.")] = 50,
-    cursor: Annotated[str | None, Query(max_length=16,
+    cursor: Annotated[str | None, Query(max_length=12, pattern=r"^[0-9]{1,12}$",
                                         description="nextCursor of the previous page.")] = None,
 ) -> JobPage:
     """A page of a queue's jobs in one state: waiting in queue order, delayed by due time,
@@ -95,12 +96,13 @@ async def cancel_job(job_id: str, client: ClientDep, request: Request) -> JobCan
 
 
 @router.post("/dlq/replay", operation_id="replay_dlq_entries", response_model=BulkReplayResult,
-             responses=errors(e401="", e413="", e422="", e503=""))
-async def replay_dlq_entries(
-    body: Annotated[BulkReplayRequest, Body()], client: ClientDep, request: Request,
-) -> BulkReplayResult:
+             responses=errors(e401="", e413="", e415="", e422="", e503=""),
+             openapi_extra=json_body("BulkReplayRequest"))
+async def replay_dlq_entries(client: ClientDep, request: Request) -> BulkReplayResult:
     """Replay every DLQ entry that matches a filter (or a list of ids); `dryRun` only counts.
     With `idempotencyKey`, repeating the request makes no second job for any entry."""
+    # Read like every other body of ours: malformed JSON is a 422, not Starlette's 400.
+    body = await read_json(request, BulkReplayRequest)
     return await bulk_replay(client, body, who=caller(request.scope))
 
 
