@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast test-cluster lint bench kind-e2e install clean
+.PHONY: dev test test-fast test-cluster test-node image lint bench kind-e2e install clean
 
 install:  ## create .venv and install jobq with its dev tools
 	bash hack/bootstrap.sh
@@ -27,6 +27,9 @@ lint: install
 bench: install  ## throughput and latency figures (printed, not asserted)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/api.py
+
+image:  ## build the image from the Dockerfile with buildah, no Docker engine (root, Debian)
+	bash hack/image.sh
 
 kind-e2e:  ## end to end on kind (needs Docker and kind)
 	bash hack/kind-e2e.sh
