@@ -107,6 +107,23 @@ build_module() {  # build_module NAME MODULE VERSION PACKAGE LDFLAGS
   install_built "$out" "$name"
 }
 
+# The node's Debian packages (the tier runs as root; elsewhere it skips, so only say what is missing).
+node_packages=(containerd runc containernetworking-plugins iptables conntrack)
+missing=()
+for p in "${node_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]} (apt-get)"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+      die "apt-get install ${missing[*]} failed"
+  else
+    log "warning: the node needs the Debian packages ${missing[*]} (as root: apt-get install)"
+  fi
+fi
+
 started=$SECONDS
 wanted=()
 for name in kubelet kube-proxy; do [[ -x "$bin_dir/$name" ]] || wanted+=("$name"); done

@@ -1,0 +1,238 @@
+"""The chart on real pods: `helm install --wait` into a namespace enforcing the restricted Pod
+Security Standard, every pod Ready through its own probes, Valkey's PVC bound to a local
+PersistentVolume; `helm test` (a job through the API Service by DNS name); then the Ingress,
+served by a real Traefik, carrying a job there and its status back."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster.controlplane import ControlPlane
+from cluster.processes import Processes, free_ports, wait_until
+
+from .conftest import NodeCluster
+from .host import NODE_ROOT
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "jobq"
+RELEASE = "jq"
+FULLNAME = f"{RELEASE}-jobq"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+LOCAL_CLASS = "jobq-local"
+INGRESS_HOST = "jobq.node.test"
+INSTALL_TIMEOUT = "600s"
+
+
+@dataclass(frozen=True)
+class Release:
+    namespace: str
+    token: str
+    values: Path
+
+
+def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
+    repository, _, tag = cluster.images.jobq.rpartition(":")
+    valkey_repository, _, valkey_tag = cluster.images.valkey.rpartition(":")
+    values: dict[str, Any] = {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "redis": {
+            "image": {"repository": valkey_repository, "tag": valkey_tag, "pullPolicy": "Never"},
+            "persistence": {"storageClass": LOCAL_CLASS, "size": "1Gi"},
+        },
+        "api": {"replicas": 1, "auth": {"tokens": [token]}},
+        "operator": {"replicas": 1},
+        "ingress": {
+            "enabled": True,
+            "className": "traefik",
+            "hosts": [{"host": INGRESS_HOST, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        },
+    }
+    path.write_text(json.dumps(values))
+    return path
+
+
+def _local_volume(namespace: str, node_name: str) -> str:
+    """A StorageClass without provisioner and one local PersistentVolume on the node for Valkey."""
+    directory = NODE_ROOT / "volumes" / namespace
+    directory.mkdir(parents=True, exist_ok=True)
+    storage_class = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": LOCAL_CLASS},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "reclaimPolicy": "Delete",
+    }
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"valkey-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": LOCAL_CLASS,
+            "local": {"path": str(directory)},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}]}},
+        },
+    }
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [storage_class, volume]})
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    cluster, plane = node_cluster, node_cluster.plane
+    namespace = f"jobq-{uuid.uuid4().hex[:6]}"
+    token = secrets.token_urlsafe(24)
+    plane.kubectl("create", "namespace", namespace)
+    plane.kubectl("label", "namespace", namespace, RESTRICTED)
+    plane.kubectl("apply", "-f", "-", input=_local_volume(namespace, cluster.node.name))
+    values = _values(cluster, token, tmp_path_factory.mktemp("values") / "values.json")
+    cluster.phase(f"helm install --wait {RELEASE} into {namespace} (restricted)")
+    result = plane.helm("install", RELEASE, CHART, "--namespace", namespace, "-f", values,
+                        "--wait", "--timeout", INSTALL_TIMEOUT, check=False, timeout_s=700)
+    if result.returncode != 0:
+        pytest.fail(f"helm install --wait failed:\n{result.stderr}\n{_diagnose(plane, namespace)}",
+                    pytrace=False)
+    yield Release(namespace, token, values)
+    cluster.phase(f"helm uninstall {RELEASE}")
+    plane.helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "180s",
+               check=False, timeout_s=240)
+    plane.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False,
+                  timeout_s=240)
+    plane.kubectl("delete", "pv", f"valkey-{namespace}", "--wait=false", check=False)
+
+
+def _diagnose(plane: ControlPlane, namespace: str) -> str:
+    parts = [plane.kubectl("get", "pods,pvc,pv,events", "-n", namespace, "-o", "wide",
+                           check=False).stdout]
+    pods = plane.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False).stdout.split()
+    for pod in pods:
+        logs = plane.kubectl("logs", pod, "-n", namespace, "--all-containers", "--tail=20",
+                             check=False)
+        parts.append(f"--- {pod}\n{logs.stdout}{logs.stderr}")
+    return "\n".join(parts)
+
+
+def _pods(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(
+        plane.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    return items
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_helm_install_wait_makes_every_pod_ready_and_helm_test_passes(
+    node_cluster: NodeCluster, release: Release
+) -> None:
+    plane = node_cluster.plane
+    pods = [p for p in _pods(plane, release.namespace) if p["status"].get("phase") == "Running"]
+    components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
+    assert {"api", "worker", "operator", "redis"} <= components, components
+    not_ready = [p["metadata"]["name"] for p in pods if not _ready(p)]
+    assert not not_ready, f"not Ready: {not_ready}\n{_diagnose(plane, release.namespace)}"
+    # Every container really runs on the node (containerd knows it), not just in the API.
+    assert all(p["spec"]["nodeName"] == node_cluster.node.name for p in pods)
+    pvc = json.loads(plane.kubectl("get", "pvc", "-n", release.namespace, "-o", "json").stdout)
+    assert [(c["status"]["phase"], c["spec"]["volumeName"]) for c in pvc["items"]] == [
+        ("Bound", f"valkey-{release.namespace}")]
+
+    node_cluster.phase("helm test")
+    result = plane.helm("test", RELEASE, "--namespace", release.namespace, "--logs",
+                        "--timeout", "300s", check=False, timeout_s=360)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "state: completed" in result.stdout
+
+
+# --- Ingress ---
+
+
+@dataclass(frozen=True)
+class Ingress:
+    url: str  # http://127.0.0.1:<port>, the Host header selects the chart's Ingress
+    token: str
+
+    def call(self, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Host": INGRESS_HOST, "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()[:500]
+
+    def answers(self) -> bool:
+        try:
+            return self.call("GET", "/readyz")[0] == 200
+        except OSError:
+            return False
+
+
+@pytest.fixture(scope="module")
+def ingress(node_cluster: NodeCluster, release: Release, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Ingress]:
+    """Traefik (built from its Go module) as the node's ingress controller, on a loopback port;
+    it watches Ingresses of IngressClass `traefik` and proxies to the Service's pod endpoints."""
+    plane = node_cluster.plane
+    plane.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "traefik"}, "spec": {"controller": "traefik.io/ingress-controller"}}))
+    web, ping = free_ports(2)
+    token = json.loads(plane.kubeconfig.read_text())["users"][0]["user"]["token"]
+    processes = Processes(tmp_path_factory.mktemp("traefik"))
+    node_cluster.phase("starting Traefik")
+    traefik = processes.start("traefik", [
+        node_cluster.node_bin / "traefik",
+        f"--entryPoints.web.address=127.0.0.1:{web}",
+        f"--entryPoints.ping.address=127.0.0.1:{ping}",
+        "--ping=true", "--ping.entryPoint=ping",
+        "--providers.kubernetesIngress=true",
+        f"--providers.kubernetesIngress.endpoint={plane.server}",
+        f"--providers.kubernetesIngress.token={token}",
+        f"--providers.kubernetesIngress.certAuthFilePath={plane.ca_cert}",
+        "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+        "--log.level=INFO",
+    ])
+    try:
+        found = Ingress(f"http://127.0.0.1:{web}", release.token)
+        wait_until(found.answers, what="Traefik to route the chart's Ingress to the API",
+                   timeout_s=120, alive=[traefik])
+        yield found
+    finally:
+        processes.stop_all()
+        plane.kubectl("delete", "ingressclass", "traefik", check=False)
+
+
+def test_a_job_through_the_ingress(ingress: Ingress) -> None:
+    """The seed's example job POSTed to the Ingress host; its status read back through it."""
+    job = {"type": "welcome-email", "idempotencyKey": f"ingress-{uuid.uuid4().hex}",
+           "payload": {"email": "ingress@example.com", "name": "through the Ingress"}}
+    status, body = ingress.call("POST", "/jobs", job)
+    assert status == 202, body
+    assert body["status"] == "accepted"
+    job_id = body["jobId"]
+    wait_until(lambda: ingress.call("GET", f"/jobs/{job_id}/status")[1].get("state") == "completed",
+               what=f"job {job_id} completed (read through the Ingress)", timeout_s=120)
+    status, body = ingress.call("GET", f"/jobs/{job_id}/status")
+    assert (status, body["jobId"], body["attempts"]) == (200, job_id, 1)
+    # Without the token the Ingress passes the API's own 401 through.
+    request = urllib.request.Request(ingress.url + f"/jobs/{job_id}/status",
+                                     headers={"Host": INGRESS_HOST})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
