@@ -11,14 +11,17 @@ install:  ## create .venv and install jobq with its dev tools
 dev: install  ## run the whole system locally (embedded Valkey unless REDIS_URL is set)
 	$(BIN)/jobq dev
 
-test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier on a real API server
+test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier, real-node tier
 	bash hack/test.sh
 
 test-fast: install  ## the suite on the embedded Valkey only, no cluster tier
-	$(BIN)/pytest tests --ignore=tests/cluster -q
+	$(BIN)/pytest tests --ignore=tests/cluster --ignore=tests/node -q
 
 test-cluster: install  ## the Kubernetes tier only
 	$(BIN)/pytest tests/cluster -q
+
+test-node: install  ## the real-node tier only: image, node, chart on real pods (root, Debian)
+	$(BIN)/pytest tests/node -q
 
 lint: install
 	$(BIN)/ruff check .

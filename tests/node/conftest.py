@@ -4,6 +4,7 @@ Everything is built or found before the first test (after collection), with the 
 live: the control plane's binaries (hack/k8s-tools.sh), the node's (hack/node-tools.sh), the jobq
 image from the Dockerfile (hack/image.sh) and the pause and Valkey images (hack/test-images.sh),
 all cached by version. The tier needs root on Linux; elsewhere it skips, and on CI it fails.
+JOBQ_K8S_BIN and JOBQ_NODE_BIN name ready bin dirs instead of the two build scripts.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _build(config: pytest.Config) -> Artefacts | str:
             phase("control-plane binaries (hack/k8s-tools.sh; cached)")
             k8s_bin = find_bin_dir(build_timeout_s=BUILD_TIMEOUT_S)
             phase("node binaries: kubelet, kube-proxy, CoreDNS, Traefik (hack/node-tools.sh; cached)")
-            node_bin = Path(run_script(REPO_ROOT / "hack" / "node-tools.sh", timeout_s=BUILD_TIMEOUT_S)[-1])
+            node_bin = Path(os.environ.get("JOBQ_NODE_BIN") or run_script(
+                REPO_ROOT / "hack" / "node-tools.sh", timeout_s=BUILD_TIMEOUT_S)[-1])
             phase(f"building {IMAGE} from the Dockerfile (hack/image.sh: buildah, local base image)")
             archive = cache / "images" / "archives" / "jobq-node-test.tar"
             run_script(REPO_ROOT / "hack" / "image.sh", "--tag", IMAGE, "--archive", str(archive),
