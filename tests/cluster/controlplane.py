@@ -56,7 +56,10 @@ CONTROLLERS = (
     "ttl-after-finished-controller,pod-garbage-collector-controller,"
     "garbage-collector-controller,namespace-controller,serviceaccount-controller,"
     "root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,"
-    "endpoints-controller,endpointslice-controller,persistentvolume-binder-controller"
+    "endpoints-controller,endpointslice-controller,persistentvolume-binder-controller,"
+    # Admission puts their finalizers on every PVC and PV: without them a namespace holding a
+    # PVC never finishes deleting.
+    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 )
 
 

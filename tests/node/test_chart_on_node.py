@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +32,9 @@ RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 LOCAL_CLASS = "jobq-local"
 INGRESS_HOST = "jobq.node.test"
 INSTALL_TIMEOUT = "600s"
+NOT_YET = pytest.mark.skip(reason="written, not yet run on the node: the Traefik build was not done")
+# Setup and teardown of the module's release count against the first and last test's timeout.
+pytestmark = pytest.mark.timeout(1500)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,15 @@ def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
         },
         "api": {"replicas": 1, "auth": {"tokens": [token]}},
         "operator": {"replicas": 1},
+        # report-queue scales from zero and back quickly; its 1 s shutdown grace is shorter than
+        # the test's jobs, so a pod removed on scale-down hands its running jobs back.
+        "queues": [
+            {"name": "email-queue", "concurrency": 3, "minReplicas": 1, "maxReplicas": 2,
+             "jobsPerReplica": 50, "scaleDownDelaySeconds": 300},
+            {"name": "report-queue", "concurrency": 2, "minReplicas": 0, "maxReplicas": 3,
+             "jobsPerReplica": 20, "scaleDownDelaySeconds": 10, "shutdownGraceSeconds": 1,
+             "terminationGracePeriodSeconds": 15},
+        ],
         "ingress": {
             "enabled": True,
             "className": "traefik",
@@ -108,8 +122,8 @@ def release(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory)
     cluster.phase(f"helm uninstall {RELEASE}")
     plane.helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "180s",
                check=False, timeout_s=240)
-    plane.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False,
-                  timeout_s=240)
+    plane.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False,
+                  timeout_s=150)
     plane.kubectl("delete", "pv", f"valkey-{namespace}", "--wait=false", check=False)
 
 
@@ -218,6 +232,7 @@ def ingress(node_cluster: NodeCluster, release: Release, tmp_path_factory: pytes
         plane.kubectl("delete", "ingressclass", "traefik", check=False)
 
 
+@NOT_YET
 def test_a_job_through_the_ingress(ingress: Ingress) -> None:
     """The seed's example job POSTed to the Ingress host; its status read back through it."""
     job = {"type": "welcome-email", "idempotencyKey": f"ingress-{uuid.uuid4().hex}",
@@ -236,3 +251,165 @@ def test_a_job_through_the_ingress(ingress: Ingress) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
+
+
+# --- autoscaling real workers ---
+
+
+def _replicas(plane: ControlPlane, namespace: str, queue: str) -> tuple[int, int]:
+    """(spec.replicas, running worker pods) of that queue's Deployment."""
+    name = f"{FULLNAME}-worker-{queue}"
+    spec = plane.kubectl("get", "deployment", name, "-n", namespace, "-o",
+                         "jsonpath={.spec.replicas}").stdout.strip()
+    pods = [p for p in _pods(plane, namespace)
+            if p["metadata"]["labels"].get("jobq.io/queue") == queue
+            and p["status"].get("phase") == "Running"]
+    return int(spec or 0), len(pods)
+
+
+def _submit(ingress: Ingress, jobs: list[dict[str, Any]]) -> list[str]:
+    ids = []
+    for job in jobs:
+        status, body = ingress.call("POST", "/jobs", job)
+        assert status == 202, body
+        ids.append(body["jobId"])
+    return ids
+
+
+def _unfinished(ingress: Ingress, ids: list[str]) -> list[str]:
+    left = []
+    for job_id in ids:
+        status, body = ingress.call("GET", f"/jobs/{job_id}/status")
+        if status != 200 or body.get("state") != "completed":
+            left.append(job_id)
+    return left
+
+
+def _await_completed(ingress: Ingress, ids: list[str], *, what: str, timeout_s: float) -> None:
+    pending = list(ids)
+
+    def done() -> bool:
+        pending[:] = _unfinished(ingress, pending)
+        return not pending
+
+    wait_until(done, what=what, timeout_s=timeout_s)
+
+
+def _attempts(ingress: Ingress, job_id: str) -> tuple[int, list[str | None]]:
+    status, body = ingress.call("GET", f"/jobs/{job_id}")
+    assert status == 200, body
+    return body["attempts"], [h["outcome"] for h in body["history"]]
+
+
+@NOT_YET
+@pytest.mark.timeout(1200)
+def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a_job(
+    node_cluster: NodeCluster, release: Release, ingress: Ingress
+) -> None:
+    plane, ns = node_cluster.plane, release.namespace
+    wait_until(lambda: _replicas(plane, ns, "report-queue") == (0, 0),
+               what="report-queue's workers at zero before the load", timeout_s=180)
+    run = uuid.uuid4().hex[:8]
+    jobs = [{"type": "generate-report", "idempotencyKey": f"scale-{run}-{i}",
+             "payload": {"reportId": f"r-{i}", "rows": 10, "sleepSeconds": 3}} for i in range(200)]
+    node_cluster.phase("autoscaling: 200 jobs on report-queue, its workers at zero")
+    ids = _submit(ingress, jobs)
+    peak = [0]
+
+    def scaled_up() -> bool:
+        _, running = _replicas(plane, ns, "report-queue")
+        peak[0] = max(peak[0], running)
+        return running >= 2
+
+    wait_until(scaled_up, what="the operator to scale report-queue up from zero", timeout_s=180)
+    _await_completed(ingress, ids, what="all 200 jobs completed", timeout_s=900)
+    wait_until(lambda: _replicas(plane, ns, "report-queue") == (0, 0),
+               what="report-queue back to zero after the scale-down delay", timeout_s=300)
+    # Each job ran to completion once: one attempt, completed (a hand-back on scale-down gives
+    # its attempt back, so a job picked up again still shows exactly one).
+    repeated = {}
+    for job_id in ids:
+        attempts, outcomes = _attempts(ingress, job_id)
+        if (attempts, outcomes) != (1, ["completed"]):
+            repeated[job_id] = (attempts, outcomes)
+    assert not repeated, f"jobs not completed in exactly one attempt: {repeated}"
+    assert peak[0] >= 2
+
+
+# --- upgrade and failure ---
+
+
+def _load(ingress: Ingress, tag: str, count: int) -> list[dict[str, Any]]:
+    return [{"type": "welcome-email", "idempotencyKey": f"{tag}-{i}",
+             "payload": {"email": f"u{i}@example.com", "name": f"load {i}"}} for i in range(count)]
+
+
+def _submit_accepted(ingress: Ingress, jobs: list[dict[str, Any]]) -> list[str]:
+    """POST each job (retrying a refused or failed request, same idempotency key); the ids of
+    those the API accepted. During a rollout or a Redis restart some requests fail: those jobs
+    were never accepted, and the retry either gets them accepted or leaves them out."""
+    ids = []
+    for job in jobs:
+        for _ in range(30):
+            try:
+                status, body = ingress.call("POST", "/jobs", job)
+            except OSError:
+                status, body = 0, None
+            if status in (200, 202):
+                ids.append(body["jobId"])
+                break
+            time.sleep(0.5)
+    return ids
+
+
+@NOT_YET
+@pytest.mark.timeout(1200)
+def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_accepted_job(
+    node_cluster: NodeCluster, release: Release, ingress: Ingress
+) -> None:
+    plane, ns = node_cluster.plane, release.namespace
+    repository, _, tag = node_cluster.images.jobq.rpartition(":")
+    new_tag = f"{tag}-upgraded"
+    node_cluster.node.tag_image(node_cluster.images.jobq, f"{repository}:{new_tag}")
+    run = uuid.uuid4().hex[:8]
+    before = _submit_accepted(ingress, _load(ingress, f"pre-{run}", 30))
+    node_cluster.phase(f"helm upgrade to image tag {new_tag} under load")
+    upgrade = subprocess.Popen(
+        [str(plane.bin_dir / "helm"), "upgrade", RELEASE, str(CHART), "--namespace", ns,
+         "-f", str(release.values), "--set", f"image.tag={new_tag}", "--wait",
+         "--timeout", INSTALL_TIMEOUT],
+        env=plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    during: list[str] = []
+    batch = 0
+    while upgrade.poll() is None:
+        during += _submit_accepted(ingress, _load(ingress, f"during-{run}-{batch}", 5))
+        batch += 1
+    output = upgrade.stdout.read() if upgrade.stdout else ""
+    assert upgrade.returncode == 0, output
+    images = {c["image"] for p in _pods(plane, ns) if p["status"].get("phase") == "Running"
+              and p["metadata"]["labels"].get("app.kubernetes.io/component") in {"api", "worker", "operator"}
+              for c in p["spec"]["containers"]}
+    assert images == {f"{repository}:{new_tag}"}, images
+    after = _submit_accepted(ingress, _load(ingress, f"post-{run}", 10))
+    assert during, "no job was accepted while the upgrade rolled"
+    _await_completed(ingress, before + during + after, what="every accepted job completed",
+                     timeout_s=300)
+
+
+@NOT_YET
+@pytest.mark.timeout(900)
+def test_deleting_the_valkey_pod_mid_load_loses_no_accepted_job(
+    node_cluster: NodeCluster, release: Release, ingress: Ingress
+) -> None:
+    plane, ns = node_cluster.plane, release.namespace
+    run = uuid.uuid4().hex[:8]
+    accepted = _submit_accepted(ingress, _load(ingress, f"valkey-pre-{run}", 40))
+    node_cluster.phase("deleting the Valkey pod mid-load (AOF on its local volume)")
+    plane.kubectl("delete", "pod", f"{FULLNAME}-redis-0", "-n", ns, "--wait=false")
+    accepted += _submit_accepted(ingress, _load(ingress, f"valkey-during-{run}", 20))
+    plane.kubectl("rollout", "status", f"statefulset/{FULLNAME}-redis", "-n", ns,
+                  "--timeout=300s", timeout_s=330)
+    accepted += _submit_accepted(ingress, _load(ingress, f"valkey-post-{run}", 10))
+    # The workers come back by themselves: nobody restarts them.
+    _await_completed(ingress, accepted, what="every accepted job completed after the restart",
+                     timeout_s=300)
