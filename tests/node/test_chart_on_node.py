@@ -6,12 +6,14 @@ served by a real Traefik, carrying a job there and its status back."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 from cluster.controlplane import ControlPlane
-from cluster.processes import Processes, free_ports, wait_until
+from cluster.processes import ComponentFailed, Processes, free_ports, wait_until
 
 from .conftest import NodeCluster
 from .host import NODE_ROOT
@@ -32,7 +34,12 @@ RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 LOCAL_CLASS = "jobq-local"
 INGRESS_HOST = "jobq.node.test"
 INSTALL_TIMEOUT = "600s"
-NOT_YET = pytest.mark.skip(reason="written, not yet run on the node: the Traefik build was not done")
+# Not passing yet on the node (see the reason); JOBQ_NODE_RUN_UNFINISHED=1 runs them anyway.
+UNFINISHED = pytest.mark.skipif(
+    not os.environ.get("JOBQ_NODE_RUN_UNFINISHED"),
+    reason="fails on the real node: after `helm upgrade --wait` to a new image tag under load, "
+    "'timed out after 300s waiting for every accepted job completed' (cause not found yet)",
+)
 # Setup and teardown of the module's release count against the first and last test's timeout.
 pytestmark = pytest.mark.timeout(1500)
 
@@ -188,7 +195,8 @@ class Ingress:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()[:500]
+            with exc:  # it holds the connection open until closed
+                return exc.code, exc.read()[:500]
 
     def answers(self) -> bool:
         try:
@@ -232,7 +240,6 @@ def ingress(node_cluster: NodeCluster, release: Release, tmp_path_factory: pytes
         plane.kubectl("delete", "ingressclass", "traefik", check=False)
 
 
-@NOT_YET
 def test_a_job_through_the_ingress(ingress: Ingress) -> None:
     """The seed's example job POSTed to the Ingress host; its status read back through it."""
     job = {"type": "welcome-email", "idempotencyKey": f"ingress-{uuid.uuid4().hex}",
@@ -250,7 +257,8 @@ def test_a_job_through_the_ingress(ingress: Ingress) -> None:
                                      headers={"Host": INGRESS_HOST})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
-    assert refused.value.code == 401
+    with refused.value:
+        assert refused.value.code == 401
 
 
 # --- autoscaling real workers ---
@@ -263,7 +271,7 @@ def _replicas(plane: ControlPlane, namespace: str, queue: str) -> tuple[int, int
                          "jsonpath={.spec.replicas}").stdout.strip()
     pods = [p for p in _pods(plane, namespace)
             if p["metadata"]["labels"].get("jobq.io/queue") == queue
-            and p["status"].get("phase") == "Running"]
+            and p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"]]
     return int(spec or 0), len(pods)
 
 
@@ -292,7 +300,12 @@ def _await_completed(ingress: Ingress, ids: list[str], *, what: str, timeout_s: 
         pending[:] = _unfinished(ingress, pending)
         return not pending
 
-    wait_until(done, what=what, timeout_s=timeout_s)
+    try:
+        wait_until(done, what=what, timeout_s=timeout_s)
+    except ComponentFailed as exc:
+        states = Counter(str(ingress.call("GET", f"/jobs/{job_id}/status")[1]) for job_id in pending[:20])
+        raise AssertionError(f"{exc}\n{len(pending)} of {len(ids)} not completed; "
+                             f"first ones: {dict(states)}") from None
 
 
 def _attempts(ingress: Ingress, job_id: str) -> tuple[int, list[str | None]]:
@@ -301,7 +314,6 @@ def _attempts(ingress: Ingress, job_id: str) -> tuple[int, list[str | None]]:
     return body["attempts"], [h["outcome"] for h in body["history"]]
 
 
-@NOT_YET
 @pytest.mark.timeout(1200)
 def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
@@ -339,7 +351,7 @@ def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a
 # --- upgrade and failure ---
 
 
-def _load(ingress: Ingress, tag: str, count: int) -> list[dict[str, Any]]:
+def _load(tag: str, count: int) -> list[dict[str, Any]]:
     return [{"type": "welcome-email", "idempotencyKey": f"{tag}-{i}",
              "payload": {"email": f"u{i}@example.com", "name": f"load {i}"}} for i in range(count)]
 
@@ -362,7 +374,7 @@ def _submit_accepted(ingress: Ingress, jobs: list[dict[str, Any]]) -> list[str]:
     return ids
 
 
-@NOT_YET
+@UNFINISHED
 @pytest.mark.timeout(1200)
 def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_accepted_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
@@ -372,7 +384,7 @@ def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_acc
     new_tag = f"{tag}-upgraded"
     node_cluster.node.tag_image(node_cluster.images.jobq, f"{repository}:{new_tag}")
     run = uuid.uuid4().hex[:8]
-    before = _submit_accepted(ingress, _load(ingress, f"pre-{run}", 30))
+    before = _submit_accepted(ingress, _load(f"pre-{run}", 30))
     node_cluster.phase(f"helm upgrade to image tag {new_tag} under load")
     upgrade = subprocess.Popen(
         [str(plane.bin_dir / "helm"), "upgrade", RELEASE, str(CHART), "--namespace", ns,
@@ -382,34 +394,35 @@ def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_acc
     during: list[str] = []
     batch = 0
     while upgrade.poll() is None:
-        during += _submit_accepted(ingress, _load(ingress, f"during-{run}-{batch}", 5))
+        during += _submit_accepted(ingress, _load(f"during-{run}-{batch}", 5))
         batch += 1
     output = upgrade.stdout.read() if upgrade.stdout else ""
     assert upgrade.returncode == 0, output
     images = {c["image"] for p in _pods(plane, ns) if p["status"].get("phase") == "Running"
+              and "deletionTimestamp" not in p["metadata"]
               and p["metadata"]["labels"].get("app.kubernetes.io/component") in {"api", "worker", "operator"}
               for c in p["spec"]["containers"]}
     assert images == {f"{repository}:{new_tag}"}, images
-    after = _submit_accepted(ingress, _load(ingress, f"post-{run}", 10))
+    after = _submit_accepted(ingress, _load(f"post-{run}", 10))
     assert during, "no job was accepted while the upgrade rolled"
     _await_completed(ingress, before + during + after, what="every accepted job completed",
                      timeout_s=300)
 
 
-@NOT_YET
+@UNFINISHED
 @pytest.mark.timeout(900)
 def test_deleting_the_valkey_pod_mid_load_loses_no_accepted_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
 ) -> None:
     plane, ns = node_cluster.plane, release.namespace
     run = uuid.uuid4().hex[:8]
-    accepted = _submit_accepted(ingress, _load(ingress, f"valkey-pre-{run}", 40))
+    accepted = _submit_accepted(ingress, _load(f"valkey-pre-{run}", 40))
     node_cluster.phase("deleting the Valkey pod mid-load (AOF on its local volume)")
     plane.kubectl("delete", "pod", f"{FULLNAME}-redis-0", "-n", ns, "--wait=false")
-    accepted += _submit_accepted(ingress, _load(ingress, f"valkey-during-{run}", 20))
+    accepted += _submit_accepted(ingress, _load(f"valkey-during-{run}", 20))
     plane.kubectl("rollout", "status", f"statefulset/{FULLNAME}-redis", "-n", ns,
                   "--timeout=300s", timeout_s=330)
-    accepted += _submit_accepted(ingress, _load(ingress, f"valkey-post-{run}", 10))
+    accepted += _submit_accepted(ingress, _load(f"valkey-post-{run}", 10))
     # The workers come back by themselves: nobody restarts them.
     _await_completed(ingress, accepted, what="every accepted job completed after the restart",
                      timeout_s=300)
