@@ -40,6 +40,11 @@ UNFINISHED = pytest.mark.skipif(
     reason="fails on the real node: after `helm upgrade --wait` to a new image tag under load, "
     "'timed out after 300s waiting for every accepted job completed' (cause not found yet)",
 )
+NOT_RUN = pytest.mark.skipif(
+    not os.environ.get("JOBQ_NODE_RUN_UNFINISHED"),
+    reason="written, never run to the end on the node: every run so far stopped at the upgrade "
+    "test's failure before it",
+)
 # Setup and teardown of the module's release count against the first and last test's timeout.
 pytestmark = pytest.mark.timeout(1500)
 
@@ -409,7 +414,7 @@ def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_acc
                      timeout_s=300)
 
 
-@UNFINISHED
+@NOT_RUN
 @pytest.mark.timeout(900)
 def test_deleting_the_valkey_pod_mid_load_loses_no_accepted_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
