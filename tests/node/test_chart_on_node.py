@@ -37,8 +37,10 @@ INSTALL_TIMEOUT = "600s"
 # Not passing yet on the node (see the reason); JOBQ_NODE_RUN_UNFINISHED=1 runs them anyway.
 UNFINISHED = pytest.mark.skipif(
     not os.environ.get("JOBQ_NODE_RUN_UNFINISHED"),
-    reason="fails on the real node: after `helm upgrade --wait` to a new image tag under load, "
-    "'timed out after 300s waiting for every accepted job completed' (cause not found yet)",
+    reason="not passing yet on the real node: a first version flooded 1710 jobs during the "
+    "upgrade and 710 read 'no job ...' (completed records trimmed at JOBQ_COMPLETED_KEEP=1000, "
+    "not lost); the bounded version's last run failed on 'ResourceWarning: unclosed file' "
+    "(helm's Popen pipe, now closed) and has not been rerun",
 )
 NOT_RUN = pytest.mark.skipif(
     not os.environ.get("JOBQ_NODE_RUN_UNFINISHED"),
@@ -391,17 +393,22 @@ def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_acc
     run = uuid.uuid4().hex[:8]
     before = _submit_accepted(ingress, _load(f"pre-{run}", 30))
     node_cluster.phase(f"helm upgrade to image tag {new_tag} under load")
-    upgrade = subprocess.Popen(
+    with subprocess.Popen(
         [str(plane.bin_dir / "helm"), "upgrade", RELEASE, str(CHART), "--namespace", ns,
          "-f", str(release.values), "--set", f"image.tag={new_tag}", "--wait",
          "--timeout", INSTALL_TIMEOUT],
-        env=plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    during: list[str] = []
-    batch = 0
-    while upgrade.poll() is None:
-        during += _submit_accepted(ingress, _load(f"during-{run}-{batch}", 5))
-        batch += 1
-    output = upgrade.stdout.read() if upgrade.stdout else ""
+        env=plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as upgrade:
+        during: list[str] = []
+        batch = 0
+        # A steady trickle, bounded: completed records beyond JOBQ_COMPLETED_KEEP (1000 per queue)
+        # are trimmed, and a trimmed record would read as a lost job.
+        while upgrade.poll() is None:
+            if len(during) < 300:
+                during += _submit_accepted(ingress, _load(f"during-{run}-{batch}", 2))
+                batch += 1
+            time.sleep(1)
+        output = upgrade.stdout.read() if upgrade.stdout else ""
     assert upgrade.returncode == 0, output
     images = {c["image"] for p in _pods(plane, ns) if p["status"].get("phase") == "Running"
               and "deletionTimestamp" not in p["metadata"]
