@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast test-cluster lint bench kind-e2e install clean
+.PHONY: dev test test-fast test-cluster test-node image lint bench kind-e2e install clean
 
 install:  ## create .venv and install jobq with its dev tools
 	bash hack/bootstrap.sh
@@ -11,14 +11,17 @@ install:  ## create .venv and install jobq with its dev tools
 dev: install  ## run the whole system locally (embedded Valkey unless REDIS_URL is set)
 	$(BIN)/jobq dev
 
-test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier on a real API server
+test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier, real-node tier
 	bash hack/test.sh
 
 test-fast: install  ## the suite on the embedded Valkey only, no cluster tier
-	$(BIN)/pytest tests --ignore=tests/cluster -q
+	$(BIN)/pytest tests --ignore=tests/cluster --ignore=tests/node -q
 
 test-cluster: install  ## the Kubernetes tier only
 	$(BIN)/pytest tests/cluster -q
+
+test-node: install  ## the real-node tier only: image, node, chart on real pods (root, Debian)
+	$(BIN)/pytest tests/node -q
 
 lint: install
 	$(BIN)/ruff check .
@@ -29,6 +32,9 @@ bench: install  ## throughput and latency figures (printed, not asserted)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/logline.py
 	$(BIN)/python bench/sidebyside.py --quick
+
+image:  ## build the image from the Dockerfile with buildah, no Docker engine (root, Debian)
+	bash hack/image.sh
 
 kind-e2e:  ## end to end on kind (needs Docker and kind)
 	bash hack/kind-e2e.sh

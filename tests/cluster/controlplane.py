@@ -56,7 +56,10 @@ CONTROLLERS = (
     "ttl-after-finished-controller,pod-garbage-collector-controller,"
     "garbage-collector-controller,namespace-controller,serviceaccount-controller,"
     "root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,"
-    "endpoints-controller,endpointslice-controller,persistentvolume-binder-controller"
+    "endpoints-controller,endpointslice-controller,persistentvolume-binder-controller,"
+    # Admission puts their finalizers on every PVC and PV: without them a namespace holding a
+    # PVC never finishes deleting.
+    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 )
 
 
@@ -193,21 +196,39 @@ class ControlPlane:
 
 
 @contextlib.contextmanager
-def running_control_plane(bin_dir: Path, workdir: Path) -> Iterator[ControlPlane]:
-    """Start etcd, kube-apiserver and (when built) the workload components; stop them all on exit."""
+def running_control_plane(
+    bin_dir: Path, workdir: Path, *, address: str = "127.0.0.1", fake_node: bool = True
+) -> Iterator[ControlPlane]:
+    """Start etcd, kube-apiserver and (when built) the workload components; stop them all on exit.
+
+    address: where kube-apiserver listens. On loopback (the default) nothing outside this host's
+    network namespace reaches it, so the `kubernetes` Service has no endpoints; any other local
+    address (a real node's, that its pods reach) is advertised as that Service's endpoint.
+    fake_node: start kwok with its fake Node (pods only look Running); False leaves the pods to
+    a real kubelet that the caller joins.
+    """
     processes = Processes(workdir / "logs")
     etcd_data = workdir / "etcd"
     try:
-        yield _start(bin_dir, workdir, processes, etcd_data)
+        yield _start(bin_dir, workdir, processes, etcd_data, address=address, fake_node=fake_node)
     finally:
         processes.stop_all()
         shutil.rmtree(etcd_data, ignore_errors=True)  # etcd preallocates 64 MB WAL files
 
 
-def _start(bin_dir: Path, workdir: Path, processes: Processes, etcd_data: Path) -> ControlPlane:
+def _start(
+    bin_dir: Path,
+    workdir: Path,
+    processes: Processes,
+    etcd_data: Path,
+    *,
+    address: str,
+    fake_node: bool,
+) -> ControlPlane:
+    loopback = address == "127.0.0.1"
     pki = write_pki(
         workdir / "pki",
-        ip_sans=["127.0.0.1", SERVICE_IP],
+        ip_sans=sorted({"127.0.0.1", address, SERVICE_IP}),
         dns_sans=[
             "localhost",
             "kubernetes",
@@ -241,14 +262,16 @@ def _start(bin_dir: Path, workdir: Path, processes: Processes, etcd_data: Path) 
     )
     wait_until(lambda: http_ok(f"{etcd_url}/health"), what="etcd /health", alive=[etcd])
 
-    server = f"https://127.0.0.1:{apiserver_port}"
+    server = f"https://{address}:{apiserver_port}"
+    # A loopback address cannot back the `kubernetes` Service; any other is kept as its endpoint.
+    reconciler = ["--endpoint-reconciler-type=none"] if loopback else []
     apiserver = processes.start(
         "kube-apiserver",
         [
             bin_dir / "kube-apiserver",
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
             f"--secure-port={apiserver_port}",
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
@@ -259,7 +282,8 @@ def _start(bin_dir: Path, workdir: Path, processes: Processes, etcd_data: Path) 
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--endpoint-reconciler-type=none",  # a loopback address cannot back the `kubernetes` Service
+            *reconciler,
+            "--kubelet-preferred-address-types=InternalIP",  # a real node's name is not in DNS
             "--allow-privileged=true",
             # It taints new Nodes not-ready until node-lifecycle-controller, which we don't run, clears it.
             "--disable-admission-plugins=TaintNodesByCondition",
@@ -280,13 +304,16 @@ def _start(bin_dir: Path, workdir: Path, processes: Processes, etcd_data: Path) 
         token=admin_token,
     )
     plane = ControlPlane(bin_dir, kubeconfig, server, pki.ca_cert, workdir, node_name=None)
-    if all((bin_dir / tool).is_file() for tool in WORKLOAD_TOOLS):
-        _start_workloads(plane, processes, [etcd, apiserver])
+    needed = WORKLOAD_TOOLS if fake_node else ("kube-controller-manager", "kube-scheduler")
+    if all((bin_dir / tool).is_file() for tool in needed):
+        _start_workloads(plane, processes, [etcd, apiserver], fake_node=fake_node)
     return plane
 
 
-def _start_workloads(plane: ControlPlane, processes: Processes, core: list[Process]) -> None:
-    """Controllers, scheduler and kwok with one fake Node: Deployments get Running pods."""
+def _start_workloads(
+    plane: ControlPlane, processes: Processes, core: list[Process], *, fake_node: bool
+) -> None:
+    """Controllers, scheduler and (fake_node) kwok with one fake Node: Deployments get pods."""
     bin_dir, kubeconfig = plane.bin_dir, plane.kubeconfig
     kcm = processes.start(
         "kube-controller-manager",
@@ -308,6 +335,9 @@ def _start_workloads(plane: ControlPlane, processes: Processes, core: list[Proce
             "--secure-port=0",
         ],
     )
+    if not fake_node:
+        _await_default_service_account(plane, [*core, kcm, scheduler])
+        return
     kwok = processes.start(
         "kwok",
         [
@@ -324,13 +354,17 @@ def _start_workloads(plane: ControlPlane, processes: Processes, core: list[Proce
     alive = [*core, kcm, scheduler, kwok]
     plane.kubectl("apply", "-f", "-", input=json.dumps(_fake_node_manifests()))
     wait_until(lambda: _node_ready(plane), what=f"kwok to make Node {FAKE_NODE} Ready", alive=alive)
-    # Pods are refused until the namespace's default ServiceAccount exists.
+    _await_default_service_account(plane, alive)
+    plane.node_name = FAKE_NODE
+
+
+def _await_default_service_account(plane: ControlPlane, alive: list[Process]) -> None:
+    """Pods are refused until the namespace's default ServiceAccount exists."""
     wait_until(
         lambda: plane.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
         what="the serviceaccount controller to create default/default",
         alive=alive,
     )
-    plane.node_name = FAKE_NODE
 
 
 def _node_ready(plane: ControlPlane) -> bool:

@@ -51,12 +51,20 @@ def find_bin_dir(*, build_timeout_s: float) -> Path:
 
 
 def _run_tools_script(timeout_s: float) -> Path:
-    """Run the script (killing its whole process group after timeout_s); its last stdout line."""
+    """Run hack/k8s-tools.sh; the bin dir it prints last."""
+    return Path(run_script(TOOLS_SCRIPT, timeout_s=timeout_s)[-1])
+
+
+def run_script(script: Path, *args: str, timeout_s: float) -> list[str]:
+    """Run a bash script (killing its whole process group after timeout_s); its stdout lines.
+
+    Its stderr (progress) is copied to ours as it comes, so a cold build is visibly alive.
+    """
     if shutil.which("bash") is None:
-        raise ToolsUnavailable("bash is not on PATH, so hack/k8s-tools.sh cannot run")
+        raise ToolsUnavailable(f"bash is not on PATH, so {script.name} cannot run")
     tail: collections.deque[str] = collections.deque(maxlen=30)
     with subprocess.Popen(
-        ["bash", str(TOOLS_SCRIPT)],
+        ["bash", str(script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,13 +82,14 @@ def _run_tools_script(timeout_s: float) -> Path:
         finally:
             timer.cancel()
             _kill_group(proc)
+    name = f"hack/{script.name}"
     if returncode != 0:
         why = "timed out" if returncode == -signal.SIGKILL else f"exited {returncode}"
-        raise ToolsUnavailable(f"hack/k8s-tools.sh {why}:\n{''.join(tail)}")
+        raise ToolsUnavailable(f"{name} {why}:\n{''.join(tail)}")
     lines = stdout.strip().splitlines()
     if not lines:
-        raise ToolsUnavailable("hack/k8s-tools.sh printed no bin dir")
-    return Path(lines[-1])
+        raise ToolsUnavailable(f"{name} printed nothing")
+    return lines
 
 
 def _kill_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
