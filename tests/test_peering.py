@@ -21,35 +21,37 @@ from kopf._core.engines.peering import process_peering_event
 from jobq.operator.peering import Peering, is_leader, pausing_peers
 
 ME = "me"
-NOW = datetime.now(UTC)
-FRESH = (NOW - timedelta(seconds=5)).isoformat()
-OLD = (NOW - timedelta(seconds=120)).isoformat()
+FRESH = 5.0  # seconds since a peer was last seen: alive (kopf's default lifetime is 60 s)
+OLD = 120.0  # dead
 
 
-def peer(priority: int | None = None, lastseen: str | None = FRESH, **more: Any) -> dict[str, Any]:
+def peer(priority: int | None = None, age_s: float | None = FRESH, **more: Any) -> dict[str, Any]:
+    """A peering entry last seen ``age_s`` ago, stamped now: the suite may run for minutes."""
     entry: dict[str, Any] = dict(more)
     if priority is not None:
         entry["priority"] = priority
-    if lastseen is not None:
-        entry["lastseen"] = lastseen
+    if age_s is not None:
+        entry["lastseen"] = (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat()
     return entry
 
 
-OTHERS: dict[str, dict[str, Any]] = {
-    "alone": {},
-    "lower": {"low": peer(5)},
-    "higher": {"high": peer(20)},
-    "same": {"same": peer(10)},
-    "higher but dead": {"high": peer(20, OLD)},
-    "higher, left (lifetime 0)": {"high": peer(20, lifetime=0)},
-    "higher, long lifetime": {"high": peer(20, OLD, lifetime=300)},
-    "higher, no lastseen": {"high": peer(20, None)},
-    "no priority": {"quiet": peer(None)},
-    "higher, extra fields": {"high": peer(20, namespace="x", hostname="h")},
-    "lower and dead higher": {"low": peer(5), "high": peer(20, OLD)},
-    "same and lower": {"same": peer(10), "low": peer(1)},
-    "many lower": {f"low-{i}": peer(i) for i in range(5)},
-}
+def others() -> dict[str, dict[str, Any]]:
+    """The other peers of each case, stamped at the time of the call."""
+    return {
+        "alone": {},
+        "lower": {"low": peer(5)},
+        "higher": {"high": peer(20)},
+        "same": {"same": peer(10)},
+        "higher but dead": {"high": peer(20, OLD)},
+        "higher, left (lifetime 0)": {"high": peer(20, lifetime=0)},
+        "higher, long lifetime": {"high": peer(20, OLD, lifetime=300)},
+        "higher, no lastseen": {"high": peer(20, None)},
+        "no priority": {"quiet": peer(None)},
+        "higher, extra fields": {"high": peer(20, namespace="x", hostname="h")},
+        "lower and dead higher": {"low": peer(5), "high": peer(20, OLD)},
+        "same and lower": {"same": peer(10), "low": peer(1)},
+        "many lower": {f"low-{i}": peer(i) for i in range(5)},
+    }
 
 
 async def kopf_pauses(status: dict[str, Any], priority: int) -> bool:
@@ -81,9 +83,9 @@ async def kopf_pauses(status: dict[str, Any], priority: int) -> bool:
 
 
 @pytest.mark.parametrize("priority", [10, 0])
-@pytest.mark.parametrize("case", sorted(OTHERS))
+@pytest.mark.parametrize("case", sorted(others()))
 async def test_the_copied_rule_agrees_with_the_installed_kopf(case: str, priority: int) -> None:
-    status = {ME: peer(priority), **OTHERS[case]}
+    status = {ME: peer(priority), **others()[case]}
     paused = await kopf_pauses(status, priority)
     now = datetime.now(UTC)
     assert pausing_peers(status, ME, priority, now) is paused
@@ -91,7 +93,7 @@ async def test_the_copied_rule_agrees_with_the_installed_kopf(case: str, priorit
 
 
 async def test_the_cases_cover_both_verdicts() -> None:
-    verdicts = {await kopf_pauses({ME: peer(10), **others}, 10) for others in OTHERS.values()}
+    verdicts = {await kopf_pauses({ME: peer(10), **peers}, 10) for peers in others().values()}
     assert verdicts == {True, False}
 
 
@@ -110,12 +112,12 @@ async def test_peering_follows_the_streamed_object_and_the_clock() -> None:
     assert not peering.active
     peering.judge(datetime.now(UTC))
     assert not peering.active  # nothing streamed yet: kopf has not let this process act
-    peering.observe({ME: peer(10, datetime.now(UTC).isoformat())})
+    peering.observe({ME: peer(10, 0)})
     assert peering.active
     assert await peering.wait_active(0.0)
     peering.judge(datetime.now(UTC) + timedelta(seconds=61))  # no keep-alive seen for 61 s
     assert not peering.active
-    peering.observe({ME: peer(10, datetime.now(UTC).isoformat()), "high": peer(20)})
+    peering.observe({ME: peer(10, 0), "high": peer(20)})
     assert not peering.active
     peering.observe(None)  # the KopfPeering was deleted
     assert not peering.active
