@@ -1,4 +1,4 @@
-"""Autoscaling worker Deployments from their queue's backlog (SPEC §9).
+"""Autoscaling worker Deployments from their queue's backlog (docs/operations.md, Autoscaling).
 
 The decision is pure (``parse_policy``, ``desired_replicas``, ``decide``, ``deletion_costs``) and
 tested without a cluster; ``autoscale_deployment`` is the thin loop that reads Redis and the

@@ -1,4 +1,5 @@
-"""The operator's Prometheus metrics (SPEC §10); served by jobq.health with /healthz."""
+"""The operator's Prometheus metrics (listed in docs/operations.md, Monitoring); served by
+jobq.health with /healthz."""
 
 from __future__ import annotations
 

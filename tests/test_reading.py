@@ -114,3 +114,22 @@ async def test_jobs_and_queues_are_found_whatever_tasks_the_reader_loaded(
     await _finish(client, "bench-queue", job_id, keep=10)
     assert (await reader.get_job(job_id)).state is State.COMPLETED
 
+
+
+async def test_readers_need_no_task_modules_at_all(client: Client, settings: Settings) -> None:
+    """``status``, ``queues`` and ``dlq list`` read Redis only: no JOBQ_TASKS is needed, while a
+    command that creates jobs still refuses to start without tasks."""
+    job_id = (await client.enqueue("noop", "no-tasks", {"n": 1})).job_id
+    bare = process_env(settings, JOBQ_TASKS="")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([JOBQ, *args], env=bare, capture_output=True, text=True, timeout=60)
+
+    status = run("status", job_id, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["queue"] == "bench-queue"
+    queues = {q["queue"] for q in json.loads(run("queues", "--json").stdout)["queues"]}
+    assert "bench-queue" in queues
+    assert run("dlq", "list", "--json").returncode == 0
+    refused = run("enqueue", "noop", "--key", "k", "--payload", "{}")
+    assert refused.returncode != 0 and "no tasks configured" in refused.stderr

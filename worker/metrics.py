@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics (SPEC §10); served by jobq.health with /healthz."""
+"""The worker's Prometheus metrics (listed in docs/operations.md, Monitoring); served by
+jobq.health with /healthz."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 
 class WorkerMetrics:
-    """SPEC §10's worker metrics, in a registry of this process's own."""
+    """The worker's metrics, in a registry of this process's own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -56,13 +56,18 @@ def require_free_port(port: int, what: str, flag: str, host: str = "127.0.0.1") 
         raise port_taken(port, what, flag)
 
 
-def settings_and_registry(*, logs_to_stderr: bool = False) -> tuple[Settings, Registry]:
+def settings_and_registry(
+    *, logs_to_stderr: bool = False, tasks_required: bool = True
+) -> tuple[Settings, Registry]:
     """Settings and tasks of this process. One-shot commands log to stderr, so their stdout
-    (e.g. ``--json``) stays exactly what they print."""
+    (e.g. ``--json``) stays exactly what they print. Readers (``status``, ``queues``, ``dlq
+    list/show``) find queues in Redis, so they also run with no ``JOBQ_TASKS`` at all."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format,
                       sys.stderr if logs_to_stderr else sys.stdout)
     make_cwd_importable()
+    if not settings.tasks and not tasks_required:
+        return settings, Registry([])
     return settings, load_registry(settings.tasks)
 
 
@@ -76,8 +81,8 @@ def make_cwd_importable() -> None:
 
 
 @asynccontextmanager
-async def open_client() -> AsyncIterator[Client]:
-    settings, registry = settings_and_registry(logs_to_stderr=True)
+async def open_client(*, tasks_required: bool = True) -> AsyncIterator[Client]:
+    settings, registry = settings_and_registry(logs_to_stderr=True, tasks_required=tasks_required)
     redis = connect(settings.redis_url)
     try:
         yield Client(redis, registry, settings)

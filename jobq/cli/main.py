@@ -148,7 +148,7 @@ def status(job_id: str, as_json: bool, full: bool) -> None:
     """
 
     async def go() -> None:
-        async with open_client() as client:
+        async with open_client(tasks_required=False) as client:
             job = await client.get_job(job_id)
         view = job if full else status_of(job)
         if as_json or full:
@@ -166,7 +166,7 @@ def queues(as_json: bool) -> None:
     """Jobs per state in every queue."""
 
     async def go() -> None:
-        async with open_client() as client:
+        async with open_client(tasks_required=False) as client:
             counts = await client.counts()
         if as_json:
             _print_json({"queues": [{"queue": q, **c} for q, c in counts.items()]})
@@ -193,7 +193,7 @@ def dlq_list(queue: str | None, limit: int, cursor: str | None, as_json: bool) -
     """DLQ entries, newest first."""
 
     async def go() -> None:
-        async with open_client() as client:
+        async with open_client(tasks_required=False) as client:
             page = await client.list_dlq(queue, limit, cursor)
         if as_json:
             _print_json(page.model_dump(mode="json"))
@@ -213,7 +213,7 @@ def dlq_show(dlq_id: str) -> None:
     """One DLQ entry with its replays (as JSON)."""
 
     async def go() -> None:
-        async with open_client() as client:
+        async with open_client(tasks_required=False) as client:
             _print_json((await client.get_dlq_entry(dlq_id)).model_dump(mode="json"))
 
     run_async(go)
