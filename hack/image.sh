@@ -47,7 +47,7 @@ printf '[global]\ncert = /run/jobq-build/ca.pem\n' >"$build_dir/pip.conf"
 
 log "building $tag from Dockerfile on $base"
 started=$SECONDS
-"${BUILDAH[@]}" bud --quiet --isolation chroot --network host --pull-never --layers \
+"${BUILDAH[@]}" bud --isolation chroot --network host --pull-never --layers \
   --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$version" \
   --volume "$ca_bundle:/run/jobq-build/ca.pem:ro" \
   --volume "$build_dir/pip.conf:/etc/pip.conf:ro" \
