@@ -22,7 +22,7 @@ local keep, maxAgeMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rcall = redis.call
 local now = redisNowMs()
 
-local out = {}
+local out, completed = {}, 0
 for i = 3, #ARGV, 3 do
   local jobId, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jobKey = jobPrefix .. jobId
@@ -34,13 +34,12 @@ for i = 3, #ARGV, 3 do
     rcall("HDEL", jobKey, "failedReason")
     rcall("ZADD", completedKey, now, jobId)
     out[#out + 1] = DONE
+    completed = completed + 1
   else
     out[#out + 1] = LEASE_LOST
   end
 end
 
-local completed = 0
-for _, code in ipairs(out) do if code == DONE then completed = completed + 1 end end
 countThroughput(tpPrefix, now, "completed", completed)
 trimFinished(completedKey, jobPrefix, keep, maxAgeMs, now)
 return out
