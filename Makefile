@@ -15,7 +15,7 @@ test:  ## everything: lint, suite on Valkey and on Redis 7, cluster tier, real-n
 	bash hack/test.sh
 
 test-fast: install  ## the suite on the embedded Valkey only, no cluster tier
-	$(BIN)/pytest tests --ignore=tests/cluster --ignore=tests/node -q
+	$(BIN)/pytest tests --ignore=tests/cluster --ignore=tests/node -q -n $${JOBQ_TEST_PROCESSES:-4}
 
 test-cluster: install  ## the Kubernetes tier only
 	$(BIN)/pytest tests/cluster -q

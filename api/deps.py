@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from jobq.api.metrics import ApiMetrics
 from jobq.client import Client
 from jobq.settings import Settings
+from jobq.watch import JobWatch
 
 
 async def get_client(request: Request) -> Client:
@@ -27,6 +28,12 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return metrics
 
 
+async def get_watch(request: Request) -> JobWatch:
+    watch: JobWatch = request.app.state.watch
+    return watch
+
+
 ClientDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+WatchDep = Annotated[JobWatch, Depends(get_watch)]

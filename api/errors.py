@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from jobq.api.schemas import ErrorBody
-from jobq.connection import REDIS_DOWN
+from jobq.connection import REDIS_DOWN, NotReplicated
 from jobq.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -46,7 +46,9 @@ DESCRIPTIONS = {
     413: "The request body is larger than the configured limit.",
     415: "The request body is not JSON (Content-Type must be application/json).",
     422: "The request is invalid (missing fields, unknown task type, invalid payload...).",
-    503: "Redis is unreachable; retry after the number of seconds in Retry-After.",
+    503: "Redis is unreachable (on a cluster: the slot has no primary now), or a write was not "
+         "confirmed by JOBQ_ACK_REPLICAS replicas in time (code not_replicated: the job was "
+         "possibly created); retry after the number of seconds in Retry-After.",
 }
 
 HEADERS: dict[int, dict[str, Any]] = {
@@ -84,6 +86,23 @@ def error_response(
 def unavailable(message: str = "Redis is unreachable, retry later") -> Response:
     return error_response(503, "redis_unavailable", message,
                           headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+# What a refused job answers, by the error the core raised (POST /jobs and each batch item).
+JOB_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    UnknownTask: (422, "unknown_task"),
+    InvalidPayload: (422, "invalid_payload"),
+    IdempotencyConflict: (409, "conflict"),
+}
+
+
+def job_error(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The status and ``error`` object a refused job answers, or None for other errors."""
+    for kind, (status, code) in JOB_ERRORS.items():
+        if isinstance(exc, kind):
+            details = exc.details if isinstance(exc, InvalidPayload) else []
+            return status, {"code": code, "message": str(exc), "details": details}
+    return None
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -137,6 +156,15 @@ def install(app: FastAPI) -> None:
             log.warning("api.redis_unavailable", path=request.url.path, error=str(exc))
         return unavailable()
 
+    async def not_replicated(request: Request, exc: Exception) -> Response:
+        log.warning("api.write_not_replicated", path=request.url.path, error=str(exc))
+        return error_response(
+            503, "not_replicated",
+            "the write was not confirmed by enough replicas in time; retry after the seconds "
+            "in Retry-After (with the same idempotency key: that is safe)",
+            [{"possiblyCreated": True, "reason": str(exc)}],
+            headers={"Retry-After": str(RETRY_AFTER_S)})
+
     def simple(status: int, code: str) -> Handler:
         async def handle(_: Request, exc: Exception) -> Response:
             details = exc.details if isinstance(exc, InvalidPayload) else None
@@ -150,13 +178,13 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http)
-    app.add_exception_handler(UnknownTask, simple(422, "unknown_task"))
-    app.add_exception_handler(InvalidPayload, simple(422, "invalid_payload"))
+    for kind, (status, code) in JOB_ERRORS.items():
+        app.add_exception_handler(kind, simple(status, code))
     app.add_exception_handler(orjson.JSONEncodeError, simple(422, "invalid_payload"))
     app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
-    app.add_exception_handler(IdempotencyConflict, simple(409, "conflict"))
     app.add_exception_handler(NotFound, simple(404, "not_found"))
     app.add_exception_handler(JobExpired, simple(410, "job_expired"))
+    app.add_exception_handler(NotReplicated, not_replicated)  # before its base, ConnectionError
     for exc_type in REDIS_DOWN:
         app.add_exception_handler(exc_type, redis_down)
     app.add_exception_handler(Exception, unexpected)

@@ -14,14 +14,15 @@ from jobq.api.auth import BearerAuth
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.api.origin import SameOrigin
-from jobq.api.routes import admin, dlq, health, jobs, queues, workers
-from jobq.api.schemas import ReplayRequest
+from jobq.api.routes import admin, batch, dlq, events, health, jobs, queues, workers
+from jobq.api.schemas import JobBatchCreate, ReplayRequest
 from jobq.bulk_replay import BulkReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
 from jobq.logs import get_logger
 from jobq.settings import Settings
 from jobq.tasks import Registry
+from jobq.watch import JobWatch
 
 # Redis connections one API process may hold: more than one uvicorn process can keep busy,
 # so the pool never limits throughput; past it, requests queue for a free connection.
@@ -39,6 +40,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
         redis = connect(settings.redis_url, max_connections=REDIS_CONNECTIONS)
         client = Client(redis, registry, settings)
         app.state.client = client
+        app.state.watch = JobWatch(client)
         try:
             await client.scripts.load()
         except REDIS_DOWN as exc:  # scripts load again on first use (NOSCRIPT)
@@ -53,6 +55,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
             yield
         finally:
             gc.unfreeze()  # an app that stops in a process that goes on (tests) is garbage
+            await app.state.watch.close()
             with suppress(*REDIS_DOWN):
                 await redis.aclose()
 
@@ -67,7 +70,8 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
     app.state.registry = registry
     app.state.metrics = metrics
     errors.install(app)
-    for router in (jobs.router, dlq.router, queues.router, health.router):
+    for router in (batch.router, events.router, jobs.router, dlq.router, queues.router,
+                   health.router):
         app.include_router(router)
     app.include_router(admin.router)
     app.include_router(workers.router)
@@ -76,7 +80,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
 
         app.include_router(ui.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens),
-                      bodies=[ReplayRequest, BulkReplayRequest])
+                      bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate])
 
     # Outermost last: metrics see every answer, auth runs before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

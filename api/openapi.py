@@ -1,7 +1,7 @@
 """Finishing touches on the OpenAPI document FastAPI generates, so it says exactly what this
 deployment does: the task types it accepts with each one's payload model, its queues, which
-operations need the bearer token, and no 422 in FastAPI's own shape (this API answers every
-error in ``ErrorBody``)."""
+operations need the bearer token, the 403 every state change may get from a cross-site page,
+and no 422 in FastAPI's own shape (this API answers every error in ``ErrorBody``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from jobq.api.auth import OPEN_PATHS
+from jobq.api.origin import SAFE_METHODS
 from jobq.api.task_bodies import REF, UNION_NAME, union_schema
 from jobq.tasks import Registry
 
@@ -34,6 +35,7 @@ def customize(
         _job_bodies(doc, registry)
         _dlq_queues(doc, registry)
         _drop_default_422(doc)
+        _cross_site_403(doc)
         if bearer:
             _security(doc)
         return doc
@@ -51,6 +53,22 @@ def _drop_default_422(doc: dict[str, Any]) -> None:
                 del operation["responses"]["422"]
     for name in ("HTTPValidationError", "ValidationError"):
         doc.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+CROSS_SITE = ("A browser page of another origin sent this state change (`Origin` or "
+              "`Sec-Fetch-Site` says so): refused as a cross-site request before the operation "
+              "runs (code `cross_site_request`).")
+
+
+def _cross_site_403(doc: dict[str, Any]) -> None:
+    """SameOrigin answers 403 to any state change a cross-site page sends, whatever the route
+    (routes added later included): every operation but the safe methods documents it."""
+    body = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
+    for operations in doc.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method.upper() not in SAFE_METHODS:
+                operation.setdefault("responses", {}).setdefault(
+                    "403", {"description": CROSS_SITE, "content": body})
 
 
 def _add_schemas(doc: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from jobq.jobs import Backoff
+from jobq.keys import BATCH_MAX_JOBS, DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN
 
 MAX_ATTEMPTS = 100  # more attempts than this is a mistake, not a policy
 MAX_DELAY_S = 365 * 24 * 3600  # a job delayed by more than a year is a mistake too
@@ -27,7 +28,10 @@ def _unicode(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_unicode)]
 IdempotencyKey = Annotated[Text, Field(
-    min_length=1, max_length=1024, description="Repeats with this key return the same job.")]
+    min_length=1, max_length=1024,
+    description="Repeats with this key return the same job. Idempotency is per queue: the "
+                "same key for a task of another queue is another job; the same key with "
+                "another type or payload on the same queue is a conflict (409).")]
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
@@ -39,6 +43,7 @@ def _integral(value: object) -> object:
 # An int that takes 3.0 and is strict otherwise (no bools, no strings). The bounds come before
 # the validator, or the JSON schema would not call them minimum and maximum.
 Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS), BeforeValidator(_integral)]
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX), BeforeValidator(_integral)]
 
 
 class JobOptions(BaseModel):
@@ -52,6 +57,10 @@ class JobOptions(BaseModel):
     backoff: Backoff | None = Field(None, description="Delay between attempts (task default).")
     delaySeconds: float = Field(
         0, ge=0, le=MAX_DELAY_S, description="Seconds before the job becomes ready."
+    )
+    priority: Priority | None = Field(
+        None, description=f"{PRIORITY_MIN}-{PRIORITY_MAX}, higher runs first; FIFO within one "
+                    f"priority (task default if unset, else {DEFAULT_PRIORITY}).",
     )
 
 
@@ -106,6 +115,8 @@ class QueueCounts(BaseModel):
     failed: int
     cancelled: int
     dlq: int
+    limited: int = Field(0, description="Waiting or delayed jobs held back by a rate or a "
+                         "concurrency limit (counted in waiting and delayed too).")
     paused: bool = Field(description="Workers claim nothing from a paused queue.")
 
 
@@ -131,3 +142,36 @@ class ErrorBody(BaseModel):
     """The one error shape of every non-2xx answer."""
 
     error: ErrorInfo
+
+
+class JobBatchCreate(BaseModel):
+    """``POST /jobs/batch``: the envelope is checked as a whole, each job on its own."""
+
+    model_config = STRICT
+
+    jobs: list[dict[str, Any]] = Field(
+        min_length=1, max_length=BATCH_MAX_JOBS,
+        description=f"At most {BATCH_MAX_JOBS} jobs, each a `POST /jobs` body (`JobCreate`); "
+                    "a job that is not valid gets its own error in the answer, the others are "
+                    "still created.")
+
+
+class JobBatchItem(BaseModel):
+    """One job of a batch, in request order: accepted (``jobId``, ``duplicate``) or refused
+    with its own ``error`` (the error shape's object); ``httpStatus`` is what ``POST /jobs``
+    would have answered for it alone."""
+
+    status: Literal["accepted", "error"]
+    httpStatus: int = Field(description="What `POST /jobs` would answer for this job alone.")
+    jobId: str | None = None
+    duplicate: bool | None = None
+    error: ErrorInfo | None = None
+
+
+class JobBatchAccepted(BaseModel):
+    """Every job of the batch, in order, and how many were created, repeats or refused."""
+
+    items: list[JobBatchItem]
+    created: int
+    duplicates: int
+    errors: int

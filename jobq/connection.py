@@ -1,32 +1,69 @@
-"""Opening Redis: one URL, one client per process, retried with backoff while Redis is away."""
+"""Opening Redis: one URL, one client per process, retried with backoff while Redis is away.
+
+``redis+cluster://host:port`` (``rediss+cluster://`` with TLS) names any node of a Redis or
+Valkey Cluster: the process then uses redis-py's cluster client, which routes each command to
+the primary of its key's slot (docs/architecture.md, "Redis Cluster")."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
+import redis
 import redis.exceptions
 import tenacity
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis._parsers.commands import AsyncCommandsParser
+from redis.asyncio import BlockingConnectionPool, RedisCluster
+from redis.asyncio import Redis as SingleRedis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from jobq.shutdown import wait_event
 
 T = TypeVar("T")
 
-# What "Redis is away" looks like to redis-py: refused or reset connections, timeouts, and a
-# server still loading its AOF after a restart.
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+Redis: TypeAlias = SingleRedis | RedisCluster
+"""A client of one Redis server or of a Redis Cluster (``connect`` picks by URL)."""
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+CLUSTER_NODE_CONNECTIONS = 512  # per node; the cluster client fails (never waits) beyond it
+
+
+class NotReplicated(redis.exceptions.ConnectionError):
+    """A write was applied on the primary but fewer replicas than ``JOBQ_ACK_REPLICAS``
+    confirmed it in time: it may be lost if that primary fails now. The API answers 503 (the
+    job was possibly created; retrying with the same idempotency key is safe)."""
+
+    def __init__(self, message: str, *, answer: object = None) -> None:
+        super().__init__(message)
+        self.answer = answer  # the write's own answer, which stands on the primary
+
+
+# What "Redis is away" looks like to redis-py: refused or reset connections, timeouts, a
+# server still loading its AOF after a restart, and on a cluster a slot without a primary
+# (CLUSTERDOWN, TRYAGAIN, MASTERDOWN during a failover). NotReplicated is a ConnectionError.
+REDIS_DOWN = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError, redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.MaxConnectionsError,
+)
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:
     """A client for ``url``; connections are made lazily and re-made after a failure.
 
     The pool blocks (up to 5 s) for a free connection instead of failing when all are busy,
-    so a burst of concurrent calls queues up rather than erroring.
+    so a burst of concurrent calls queues up rather than erroring. A cluster URL gives a
+    cluster client whose per-node pools cannot block: they get a larger ceiling instead.
     """
+    if is_cluster_url(url):
+        return connect_cluster(url)
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
@@ -36,12 +73,96 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
         socket_keepalive=True,
         health_check_interval=15,
     )
-    client = Redis.from_pool(pool)
+    client = SingleRedis.from_pool(pool)
     # One immediate retry for a connection gone stale, no hidden backoff: redis-py's default
     # (10 retries, sleeps up to 1 s) would hide outages from our own retry policy (tenacity,
     # 503s) and stall blocking calls for a second after Redis comes back.
     client.set_retry(Retry(NoBackoff(), 1))
     return client
+
+
+class _CommandTable(AsyncCommandsParser):
+    """The server's COMMAND table, read once per client from any node that answers.
+
+    redis-py reads it again at every refresh of the slot map, from the first primary listed,
+    and gives up when that node is down: while one primary is dead (no replica promoted yet,
+    or none left), every refresh, hence every command on every queue, would then fail."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        super().__init__()
+        self._cluster = cluster
+
+    async def initialize(self, node: Any = None) -> None:
+        if self.commands:
+            return
+        error: Exception | None = None
+        for candidate in [node, *self._cluster.nodes_manager.nodes_cache.values()]:
+            if candidate is None:
+                continue
+            try:
+                await super().initialize(candidate)
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    OSError) as exc:
+                error = exc
+        if error is not None:
+            raise error
+
+
+class ClusterClient(RedisCluster):
+    """redis-py's cluster client, its slot map loaded before a command is routed: commands
+    sent at once on a fresh client can otherwise be routed before the map is in, on nodes that
+    the map's arrival then closes (``'NoneType' object has no attribute 'writelines'``,
+    redis-py 8.1; tests/test_redis_cluster.py sends such a burst). Its COMMAND table is read
+    once (``_CommandTable``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_parser = _CommandTable(self)
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> ClusterClient:
+        """Load the slot map; no node reachable is an outage like any other (ConnectionError,
+        retried by our policies), not redis-py's generic cluster error."""
+        try:
+            await super().initialize(*args, **kwargs)
+        except redis.exceptions.RedisClusterException as exc:
+            if "cannot be connected" in str(exc):
+                raise redis.exceptions.ConnectionError(str(exc)) from exc
+            raise
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()  # at once when loaded; else waits for the one loading
+        return await super().execute_command(*args, **kwargs)
+
+
+def connect_cluster(url: str) -> RedisCluster:
+    """A cluster client from a ``redis+cluster://`` URL (any node; the others are found).
+
+    A few quick retries ride over MOVED/ASK and a failover's first moments; anything longer is
+    an outage for our own policies (503 + Retry-After in the API, backoff in workers).
+    """
+    scheme, sep, rest = url.partition("://")
+    return ClusterClient.from_url(
+        f"{CLUSTER_SCHEMES[scheme.lower()]}{sep}{rest}",
+        decode_responses=True,
+        max_connections=CLUSTER_NODE_CONNECTIONS,
+        socket_connect_timeout=1.0,
+        socket_keepalive=True,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+    )
+
+
+def connect_sync(url: str, *, timeout_s: float) -> redis.Redis | redis.RedisCluster:
+    """A blocking client for ``url`` (one server or a cluster), for the rare code that cannot
+    use the event loop (the shutdown watchdog, when the loop is stuck)."""
+    if is_cluster_url(url):
+        scheme, sep, rest = url.partition("://")
+        return redis.RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme.lower()]}{sep}{rest}", socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s)
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
 
 def retrying(
@@ -85,7 +206,13 @@ class _StopWhenSet(tenacity.stop.stop_base):
         return self.event.is_set()
 
 
-async def redis_now_ms(redis: Redis) -> int:
-    """Redis's clock, the one every script stamps jobs with (ms since the epoch)."""
-    seconds, micros = await redis.time()
+async def redis_now_ms(redis: Redis, near: str | None = None) -> int:
+    """Redis's clock, the one every script stamps jobs with (ms since the epoch). On a
+    cluster, that of the primary holding key ``near`` (the node whose scripts stamp its jobs)."""
+    if isinstance(redis, RedisCluster):
+        node = redis.get_node_from_key(near) if near is not None else None
+        seconds, micros = await (redis.time(target_nodes=node) if node is not None
+                                 else redis.time())
+    else:
+        seconds, micros = await redis.time()
     return int(seconds) * 1000 + int(micros) // 1000

@@ -1,4 +1,5 @@
-"""What a handler is given besides its payload: who it is, and at-most-once side effects (R8)."""
+"""What a handler is given besides its payload: who it is, at-most-once side effects (R8), and
+a way to report its progress."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobq.keys import QueueKeys
+from jobq.errors import InvalidPayload
+from jobq.keys import PROGRESS_MESSAGE_MAX, QueueKeys
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 
@@ -51,6 +53,19 @@ class JobContext:
         if inspect.isawaitable(outcome):
             await outcome
         return True
+
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far the job is (``fraction`` from 0 to 1, and an optional message): stored
+        on the job, shown in its status view, and pushed at once to long polls and event
+        streams waiting on it. Raises LeaseLost when this attempt no longer holds the job."""
+        if not 0.0 <= fraction <= 1.0:  # also refuses NaN
+            raise InvalidPayload(f"progress fraction must be between 0 and 1, not {fraction!r}")
+        await self._scripts.progress(self._keys, self.job_id, self.token, float(fraction),
+                                     (message or "")[:PROGRESS_MESSAGE_MAX])
+
+    def progress_blocking(self, fraction: float, message: str | None = None) -> None:
+        """``progress`` for sync handlers, which run in a worker thread."""
+        asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop).result()
 
     def side_effect_blocking(self, name: str, effect: Callable[[], Any]) -> bool:
         """``side_effect`` for sync handlers, which run in a worker thread."""

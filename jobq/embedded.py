@@ -75,6 +75,7 @@ class ServerProcess:
     # dies (jobq dev, which stops it last).
     detach: bool = False
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # more config, e.g. a cluster node's (embedded_cluster.py)
 
     @property
     def url(self) -> str:
@@ -86,7 +87,7 @@ class ServerProcess:
             str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--protected-mode", "yes", "--loglevel", "warning",
+            "--protected-mode", "yes", "--loglevel", "warning", *self.extra_args,
         ]
         with (self.data_dir / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -111,6 +112,12 @@ class ServerProcess:
                 pass
             time.sleep(0.05)
         raise ConfigError(f"{self.binary.name} did not answer PING within {START_TIMEOUT_S}s")
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, with whatever it had not yet replicated."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobq.keys import BACKOFF_DELAY_S
+from jobq.keys import BACKOFF_DELAY_S, DEFAULT_PRIORITY
 
 
 class State(StrEnum):
@@ -77,6 +77,16 @@ def _json(value: str | None) -> Any:
     return None if value is None or value == "" else loads(value)
 
 
+TERMINAL = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
+
+
+def _progress(raw: dict[str, str]) -> Progress | None:
+    if not raw.get("progress"):
+        return None
+    return Progress(fraction=float(raw["progress"]), message=raw.get("progressMessage") or None,
+                    updatedAt=iso(raw.get("progressAt")))
+
+
 class HistoryEntry(BaseModel):
     """One attempt of a job."""
 
@@ -84,12 +94,21 @@ class HistoryEntry(BaseModel):
     startedAt: str | None
     finishedAt: str | None
     worker: str | None
-    outcome: str | None  # completed | failed | lost | timeout | cancelled | None while running
+    outcome: str | None  # completed | failed | lost | timeout | cancelled | handed-back | None
     error: str | None
+    handedBack: bool = False  # given back on shutdown: no attempt spent, the job ran again
+
+
+class Progress(BaseModel):
+    """What the handler last reported with ``ctx.progress`` (of any attempt)."""
+
+    fraction: float = Field(ge=0, le=1)
+    message: str | None
+    updatedAt: str | None
 
 
 class JobStatus(BaseModel):
-    """The seed's status view of a job (``GET /jobs/{id}/status``)."""
+    """The seed's status view of a job (``GET /jobs/{id}/status``), with its progress."""
 
     jobId: str
     type: str
@@ -101,6 +120,12 @@ class JobStatus(BaseModel):
     processedAt: str | None
     finishedAt: str | None
     failedReason: str | None
+    progress: Progress | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has finished for good (nothing more will happen to it)."""
+        return self.state in TERMINAL
 
 
 class JobPublic(JobStatus):
@@ -116,26 +141,52 @@ class JobPublic(JobStatus):
     replayedAt: str | None
     dlqId: str | None
     cancelRequestedAt: str | None = None
+    priority: int = Field(DEFAULT_PRIORITY, description="0-9: higher runs first.")
+    limitedBy: Literal["rate", "concurrency"] | None = Field(
+        None, description="Held back by a rate or a concurrency limit of its task or queue.")
+
+
+def _limited_by(raw: dict[str, str]) -> Literal["rate", "concurrency"] | None:
+    """Why a job that waits is held back (lua/lib/limits.lua): parked on its concurrency key,
+    or delayed by a rate limit (its readyAt is then when the window allows it)."""
+    held = raw.get("heldBy")
+    if held == "rate" and raw.get("state") == "delayed":
+        return "rate"
+    if held == "concurrency" and raw.get("state") == "waiting":
+        return "concurrency"
+    return None
 
 
 def job_from_hash(raw: dict[str, str]) -> JobPublic:
     """Turn the Redis hash of a job into its public record."""
     attempts = int(raw.get("attempts") or 0)
-    history = []
-    for n in range(1, attempts + 1):
-        entry = _json(raw.get(f"h:{n}"))
-        if entry is None:
-            continue
-        history.append(
-            HistoryEntry(
-                attempt=n,
-                startedAt=iso(entry.get("start")),
-                finishedAt=iso(entry.get("end")),
-                worker=entry.get("worker"),
-                outcome=entry.get("outcome"),
-                error=entry.get("error"),
-            )
+    return _job(raw, attempts, _history(raw, attempts))
+
+
+def _history(raw: dict[str, str], attempts: int) -> list[HistoryEntry]:
+    """The attempts ``h:1..attempts`` and the hand-backs ``b:1..handbacks`` in the order they
+    ran: a hand-back held the attempt number its job's next run took again."""
+    runs = [(n, _json(raw.get(f"h:{n}"))) for n in range(1, attempts + 1)]
+    for n in range(1, int(raw.get("handbacks") or 0) + 1):
+        entry = _json(raw.get(f"b:{n}"))
+        runs.append((int(entry.get("attempt", 0)) if entry else 0, entry))
+    history = [
+        HistoryEntry(
+            attempt=attempt,
+            startedAt=iso(entry.get("start")),
+            finishedAt=iso(entry.get("end")),
+            worker=entry.get("worker"),
+            outcome="handed-back" if entry.get("handedBack") else entry.get("outcome"),
+            error=entry.get("error"),
+            handedBack=bool(entry.get("handedBack")),
         )
+        for attempt, entry in runs
+        if entry is not None
+    ]
+    return sorted(history, key=lambda h: (h.startedAt or "", not h.handedBack))
+
+
+def _job(raw: dict[str, str], attempts: int, history: list[HistoryEntry]) -> JobPublic:
     return JobPublic(
         jobId=raw["id"],
         type=raw["type"],
@@ -147,6 +198,7 @@ def job_from_hash(raw: dict[str, str]) -> JobPublic:
         processedAt=iso(raw.get("processedAt")),
         finishedAt=iso(raw.get("finishedAt")),
         failedReason=raw.get("failedReason") or None,
+        progress=_progress(raw),
         idempotencyKey=raw.get("key") or None,
         payload=_json(raw.get("payload")) or {},
         backoff=Backoff.model_validate_json(raw.get("backoff") or "{}"),
@@ -157,6 +209,8 @@ def job_from_hash(raw: dict[str, str]) -> JobPublic:
         replayedAt=iso(_int(raw.get("replayedAt"))),
         dlqId=raw.get("dlqId") or None,
         cancelRequestedAt=iso(_int(raw.get("cancelRequested"))),
+        priority=int(raw.get("priority") or DEFAULT_PRIORITY),
+        limitedBy=_limited_by(raw),
     )
 
 

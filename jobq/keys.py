@@ -1,13 +1,16 @@
 """Every Redis key name, and the default of every setting and job option, one per line.
 
-All keys of one queue share the hash tag ``{queue}`` so a Redis Cluster could keep each queue
-on its own node. Two are outside any queue's tag: the idempotency records (a key must be unique
-across queues, R2) and the set of known queues (see docs/architecture.md).
+All keys of one queue share the hash tag ``{queue}``, idempotency records included, so every
+operation stays in one Redis Cluster slot and different queues can live on different primaries.
+One key is outside any tag: the set of known queues (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "jobq"  # namespace of every key, so one Redis can hold other data too
@@ -28,15 +31,76 @@ HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
 RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)
 HEARTBEAT_LATE_S = 3 * HEARTBEAT_S  # GET /workers marks a worker stale after three missed beats
 PAUSED_RECHECK_S = 0.5  # a worker of a paused queue asks again this often (resume latency)
+CANCEL_POLL_S = 0.25  # a worker reads its queues' cancel counters this often (cancel latency)
 THROUGHPUT_WINDOW_MIN = 60  # minutes of per-queue throughput kept and shown
 THROUGHPUT_TTL_S = (THROUGHPUT_WINDOW_MIN + 2) * 60  # a per-minute counter outlives the window
 JOBS_PAGE_MAX = 500  # jobs per page of GET /queues/{queue}/jobs at most (one read per job)
 BULK_REPLAY_MAX = 10_000  # DLQ entries one bulk replay touches at most (bounded request time)
+BATCH_MAX_JOBS = 1000  # jobs one POST /jobs/batch may carry (422 above; bounded request time)
+STATUS_WAIT_MAX_S = 30.0  # longest long poll of GET /jobs/{id}/status?wait= (longer is cut)
+EVENTS_MAX_S = 300.0  # a GET /jobs/{id}/events stream ends after this; EventSource reconnects
+EVENTS_HEARTBEAT_S = 15.0  # SSE comment this often, so proxies keep an idle stream open
+EVENTS_MAXLEN = 1000  # per-queue job-event stream entries kept (about; one names <= 500 jobs)
+PROGRESS_MESSAGE_MAX = 1000  # characters of a progress message kept (longer is cut)
+EVENTS_BLOCK_MS = 5000  # one XREAD BLOCK of a per-queue event reader at most
+EVENTS_KEEPALIVE_S = 5.0  # a reader renews its queue's event stream this often...
+EVENTS_TTL_MS = 15_000  # ...which expires this long after (scripts write events while it exists)
+PRIORITY_MIN = 0  # lowest job priority (runs last)
+PRIORITY_MAX = 9  # highest job priority (runs first); one wait list per level
+DEFAULT_PRIORITY = 5  # priority of a job whose task and request set none (lua/lib/waiting.lua)
+FLOW_KEY_MAX = 200  # longest rate or concurrency key a task may compute (characters)
 
 
-def job_id_for(idempotency_key: str) -> str:
-    """Derive a Redis-safe job id from an idempotency key (R2); never the raw key."""
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+ACK_TIMEOUT_S = 1.0  # how long a write waits for JOBQ_ACK_REPLICAS replicas before a 503
+KNOWN_QUEUE_RESEND_S = 60.0  # a cluster process re-adds a queue to the known set this often
+
+JOB_DIGEST_CHARS = 32  # hex characters of the key's digest that start every job id
+_PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")  # queue names a job id carries as they are
+_ENCODED_MARK = "~"  # then the queue name follows base64url-encoded (never in a plain name)
+
+
+def job_id_for(queue: str, idempotency_key: str) -> str:
+    """Derive a URL-safe job id from an idempotency key (R2; never the raw key) that names its
+    queue, so a job is found with one lookup in that queue's slot: ``<32 hex>-<queue>``, or
+    ``<32 hex>-~<base64url of the queue>`` for names outside ``[A-Za-z0-9_.-]``.
+    The digest has a fixed length, so the id splits unambiguously whatever the queue name.
+    Every producer (enqueue, replay, batch, scheduler) makes its ids here."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:JOB_DIGEST_CHARS]
+    return _join(digest, queue)
+
+
+def queue_of_job_id(job_id: str) -> str | None:
+    """The queue a job id names, or None for an id of the old format (32 hex characters, made
+    before ids carried their queue) or one no jobq made."""
+    digest, rest = job_id[:JOB_DIGEST_CHARS], job_id[JOB_DIGEST_CHARS:]
+    if not _is_hex(digest) or not rest.startswith("-"):
+        return None
+    name = rest[1:]
+    if not name.startswith(_ENCODED_MARK):
+        return name if _PLAIN_QUEUE.match(name) else None
+    encoded = name[1:]
+    try:
+        queue = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return queue if queue and _join(digest, queue) == job_id else None  # canonical form only
+
+
+def _join(digest: str, queue: str) -> str:
+    if _PLAIN_QUEUE.match(queue):
+        return f"{digest}-{queue}"
+    encoded = base64.urlsafe_b64encode(queue.encode()).decode().rstrip("=")
+    return f"{digest}-{_ENCODED_MARK}{encoded}"
+
+
+def is_legacy_job_id(job_id: str) -> bool:
+    """An id of the old format: 32 hex characters, no queue (still resolved by asking every
+    queue, see docs/operations.md)."""
+    return len(job_id) == JOB_DIGEST_CHARS and _is_hex(job_id)
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == JOB_DIGEST_CHARS and all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +161,12 @@ class QueueKeys:
         return f"{self.base}:cancelled"
 
     @property
+    def cancels(self) -> str:
+        """Counter bumped by every cancel of a running job; workers holding leases in the queue
+        read it every CANCEL_POLL_S and renew at once when it moved, to learn which job."""
+        return f"{self.base}:cancels"
+
+    @property
     def paused(self) -> str:
         """Present while the queue is paused: claim leases nothing (producers still enqueue)."""
         return f"{self.base}:paused"
@@ -107,11 +177,60 @@ class QueueKeys:
         written by the finishing scripts and expiring after THROUGHPUT_TTL_S."""
         return f"{self.base}:tp:"
 
+    @property
+    def events(self) -> str:
+        """Stream of job events (terminal states, retries, starts, progress) the finishing
+        scripts append to, capped at EVENTS_MAXLEN; the API's long polls and SSE read it."""
+        return f"{self.base}:events"
+
+    def wait_level(self, priority: int) -> str:
+        """The wait list of one priority; the default priority's is ``wait`` itself."""
+        return self.wait if priority == DEFAULT_PRIORITY else f"{self.wait}:{priority}"
+
+    @property
+    def levels(self) -> str:
+        """Zset of the non-default priorities whose wait lists may hold jobs (score = level)."""
+        return f"{self.base}:levels"
+
+    @property
+    def bell(self) -> str:
+        """List present while a wait list may hold jobs: idle workers block on it."""
+        return f"{self.base}:bell"
+
+    @property
+    def limited(self) -> str:
+        """Count of delayed jobs held back by a rate limit (they wait in ``delayed``)."""
+        return f"{self.base}:limited"
+
+    @property
+    def parked(self) -> str:
+        """Count of jobs parked by a concurrency limit, waiting for a slot of their key."""
+        return f"{self.base}:parked"
+
+    @property
+    def queue_rate(self) -> str:
+        """The queue's start log (zset, score = start in ms) for its rate limit."""
+        return f"{self.base}:rate"
+
+    def rate_log(self, key: str) -> str:
+        """The start log of one rate key (zset, score = start in ms)."""
+        return f"{self.base}:rate:{key}"
+
+    def concurrency(self, key: str) -> str:
+        """The running set of one concurrency key; ``<this>:parked`` lists its parked jobs."""
+        return f"{self.base}:conc:{key}"
+
     def throughput(self, minute: int) -> str:
         return f"{self.throughput_prefix}{minute}"
 
     def job(self, job_id: str) -> str:
         return f"{self.job_prefix}{job_id}"
+
+    def idempotency(self, job_id: str) -> str:
+        """The idempotency record of a job (R2): the fingerprint of the content first sent with
+        its key. Inside the queue's tag, so idempotency is per queue: the same key on another
+        queue is another job."""
+        return f"{self.base}:idem:{job_id}"
 
     def dlq_entry(self, dlq_id: str) -> str:
         return f"{self.dlq_prefix}{dlq_id}"
@@ -130,9 +249,9 @@ def known_queues(prefix: str) -> str:
     return f"{prefix}:queues"
 
 
-def idempotency_record(prefix: str, job_id: str) -> str:
-    """The Redis key of an idempotency record: the fingerprint of the content first sent with
-    the idempotency key that ``job_id`` was derived from (R2)."""
+def legacy_idempotency_record(prefix: str, job_id: str) -> str:
+    """Where idempotency records of old-format job ids were kept, outside any queue's tag: read
+    only, so ``GET /jobs/{id}`` of such a job can still tell "expired" from "never existed"."""
     return f"{prefix}:idem:{job_id}"
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from jobq.client import Client
 from jobq.errors import InvalidCursor
 from jobq.jobs import JobStatus, job_from_hash, status_of
+from jobq.keys import PRIORITY_MAX, PRIORITY_MIN, QueueKeys
 
 ListState = Literal["waiting", "active", "delayed", "completed", "failed", "cancelled"]
 LIST_STATES: tuple[ListState, ...] = (
@@ -39,6 +40,30 @@ def _rank(cursor: str | None) -> int:
     return int(cursor)
 
 
+async def _waiting_in_run_order(client: Client, q: QueueKeys, start: int, stop: int) -> list[str]:
+    """Waiting jobs ranked ``start``..``stop`` in the order workers take them: the highest
+    priority's list first, each from its tail. (Jobs parked by a concurrency limit wait on
+    their key's list and are not among them.)"""
+    r = client.redis
+    levels = list(range(PRIORITY_MAX, PRIORITY_MIN - 1, -1))
+    async with r.pipeline(transaction=False) as pipe:
+        for level in levels:
+            pipe.llen(q.wait_level(level))
+        lengths = await pipe.execute()
+    ids: list[str] = []
+    offset = 0  # rank of the first job of this level
+    for level, length in zip(levels, lengths, strict=True):
+        lo, hi = max(start - offset, 0), min(stop - offset, int(length) - 1)
+        if lo <= hi:
+            # Rank k from the tail is index -(k + 1); the range comes head first: reverse it.
+            chunk = await r.lrange(q.wait_level(level), -(hi + 1), -(lo + 1))
+            ids += [str(i) for i in reversed(chunk)]
+        offset += int(length)
+        if offset > stop:
+            break
+    return ids
+
+
 async def list_jobs(
     client: Client, queue: str, state: ListState, limit: int, cursor: str | None
 ) -> JobPage:
@@ -48,8 +73,7 @@ async def list_jobs(
     stop = start + limit  # one more than the page, to know whether another page follows
     r = client.redis
     if state == "waiting":
-        # Rank k from the tail is index -(k + 1); the range comes head first, so reverse it.
-        ids = [str(i) for i in reversed(await r.lrange(q.wait, -(stop + 1), -(start + 1)))]
+        ids = await _waiting_in_run_order(client, q, start, stop)
     else:
         key = {"active": q.active, "delayed": q.delayed, "completed": q.completed,
                "failed": q.failed, "cancelled": q.cancelled}[state]

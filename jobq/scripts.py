@@ -10,16 +10,17 @@ answer failures with small negative integers; ``_raise_for`` maps them to except
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from hiredis import pack_command
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import NoScriptError
 
+from jobq.connection import REDIS_DOWN, NotReplicated, Redis
 from jobq.errors import (
     IdempotencyConflict,
     JobFinished,
@@ -28,7 +29,17 @@ from jobq.errors import (
     NotFound,
     QueuePaused,
 )
-from jobq.keys import QueueKeys, known_queues
+from jobq.keys import (
+    ACK_TIMEOUT_S,
+    DEFAULT_PRIORITY,
+    KNOWN_QUEUE_RESEND_S,
+    QueueKeys,
+    known_queues,
+)
+from jobq.logs import get_logger
+from jobq.transport import Transport
+
+log = get_logger("jobq.scripts")
 
 # The answers of lua/lib/codes.lua, same names and values (tests/test_scripts.py compares them).
 CREATED = 0
@@ -38,7 +49,7 @@ SKIPPED = 0
 LEASE_LOST = -1
 CONFLICT = -2
 NOT_FOUND = -3
-KEEP_IDLE = 2  # connections a Scripts keeps between calls instead of returning to the pool
+ENQUEUE_CHUNK = 500  # most jobs per enqueue_batch call: bounds the time one script holds Redis
 PAUSED = -4
 CANCEL_REQUESTED = 2
 FINISHED = -5
@@ -51,11 +62,13 @@ _ERRORS: dict[int, type[JobqError]] = {
     FINISHED: JobFinished,
 }
 _HEADER_KEY = re.compile(r"^\s*KEYS\[(\d+)\]", re.MULTILINE)
+_HEADER_MORE_KEYS = re.compile(r"^\s*KEYS\[\d+\.\.\]", re.MULTILINE)  # "KEYS[3..] per job: ..."
 _INCLUDE = re.compile(r'^--- @include "(lib/[a-z_]+)"\n', re.MULTILINE)
 _ANY_INCLUDE = re.compile(r"^-+\s*@include", re.MULTILINE)
 SCRIPT_NAMES = (
     "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
-    "cancel", "end_cancelled", "discard",
+    "cancel", "end_cancelled", "discard", "throughput", "enqueue_batch", "progress",
+    "complete_claim",
 )
 
 
@@ -90,9 +103,14 @@ def inline_includes(path: str, read: Callable[[str], str]) -> str:
 
 
 def header_key_count(source: str) -> int:
-    """How many KEYS the script's header comment declares."""
+    """How many KEYS the script's header comment declares (before any ``KEYS[n..]`` line)."""
     header = source.split("]]", 1)[0]
     return len(_HEADER_KEY.findall(header))
+
+
+def header_takes_more_keys(source: str) -> bool:
+    """Whether the header ends its KEYS with ``KEYS[n..]``: per-item keys after the fixed ones."""
+    return bool(_HEADER_MORE_KEYS.search(source.split("]]", 1)[0]))
 
 
 def _known(q: QueueKeys) -> tuple[str, ...]:
@@ -122,11 +140,30 @@ class NewJob:
     max_attempts: int
     backoff_json: str
     timeout_s: float | None
+    priority: int = DEFAULT_PRIORITY
+    rate_key: str = ""  # the full Redis key of the job's rate log ("" = no rate limit)
+    rate_max: int = 0
+    rate_per_ms: int = 0
+    concurrency_key: str = ""  # the full Redis key of its running set ("" = no limit)
+    concurrency_max: int = 0
 
     def args(self) -> list[str | int]:
         timeout = "" if self.timeout_s is None else str(self.timeout_s)
         return [self.type, self.queue, self.payload_json, self.idempotency_key,
-                self.max_attempts, self.backoff_json, timeout]
+                self.max_attempts, self.backoff_json, timeout, self.priority,
+                self.rate_key, self.rate_max, self.rate_per_ms,
+                self.concurrency_key, self.concurrency_max]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """One job of ``enqueue_batch``: its keys' names, id, fingerprint and delay, and the job."""
+
+    idem_record: str
+    job_id: str
+    fingerprint: str
+    delay_ms: int
+    job: NewJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +179,19 @@ class Claimed:
     backoff: str
     ready_at_ms: int
     timeout_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAnswer:
+    """What one ``claim`` call did: Redis's clock, when to look again, the jobs leased and
+    how many it held back by a rate or a concurrency limit."""
+
+    now_ms: int
+    next_due_ms: int | None  # the next delayed or rate-limited job, or the rate window
+    jobs: list[Claimed]
+    held_rate: int = 0
+    held_concurrency: int = 0
+    throttled: bool = False  # jobs wait, but the queue's rate limit allows none until next_due
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +215,49 @@ class FailResult:
     dlq_id: str | None = None
 
 
-class Scripts:
-    """The scripts bound to one Redis client."""
+def _claim_answer(raw: Any, queue: str) -> ClaimAnswer:
+    """Parse claim's answer (see ``lua/lib/claim_jobs.lua``); raises QueuePaused."""
+    if isinstance(raw, int):
+        _raise_for(raw, f"queue {queue} is paused")
+    next_due = int(raw[1])
+    jobs = [
+        Claimed(
+            job_id=raw[i], token=raw[i + 1], type=raw[i + 2], payload=raw[i + 3],
+            attempt=int(raw[i + 4]), max_attempts=int(raw[i + 5]), backoff=raw[i + 6],
+            ready_at_ms=int(raw[i + 7]), timeout_s=float(raw[i + 8]) if raw[i + 8] else None,
+        )
+        for i in range(5, len(raw), 9)
+    ]
+    return ClaimAnswer(int(raw[0]), None if next_due < 0 else next_due, jobs,
+                       int(raw[2]), int(raw[3]), raw[4] == 1)
 
-    def __init__(self, redis: Redis) -> None:
+
+class Scripts:
+    """The scripts bound to one Redis client (one server, or a cluster).
+
+    With ``ack_replicas`` > 0, each write that must not be lost (``durable`` below) is followed,
+    on the same connection, by ``WAIT ack_replicas timeout``: the call returns once that many
+    replicas hold it, and raises NotReplicated (producers) or logs (workers) when they do not.
+    """
+
+    def __init__(
+        self, redis: Redis, *, ack_replicas: int = 0, ack_timeout_s: float = ACK_TIMEOUT_S,
+    ) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
+        self.ack_replicas = ack_replicas
+        self._ack_timeout_ms = max(1, int(ack_timeout_s * 1000))
         self._scripts: dict[str, AsyncScript] = {}
         self._key_counts: dict[str, int] = {}
-        self._idle: list[Any] = []  # connections kept between calls (see _send)
+        self._more_keys: set[str] = set()
+        self._transport = Transport(redis)
+        self._known_sent: dict[str, float] = {}  # cluster: queue -> when SADD last succeeded
         for name in SCRIPT_NAMES:
             source = script_source(name)
             self._scripts[name] = redis.register_script(source)
             self._key_counts[name] = header_key_count(source)
+            if header_takes_more_keys(source):
+                self._more_keys.add(name)
 
     async def load(self) -> None:
         """Load every script into Redis once, so calls go by SHA (reloaded on NOSCRIPT)."""
@@ -185,56 +266,72 @@ class Scripts:
 
     async def _call(
         self, name: str, keys: list[str], args: list[Any], *, first: tuple[Any, ...] = (),
+        durable: bool = False,
     ) -> Any:
         """Run a script by SHA; ``first`` is one plain command sent ahead of it in the same
-        round trip (not atomic with the script)."""
-        if len(keys) != self._key_counts[name]:
+        round trip (not atomic with the script; on a cluster sent on its own, see
+        ``_ensure_known``). ``durable``: wait for ``ack_replicas`` replicas (NotReplicated)."""
+        fixed = self._key_counts[name]
+        if len(keys) != fixed and not (name in self._more_keys and len(keys) > fixed):
             raise JobqError(f"{name}: passes {len(keys)} keys, header declares "
                             f"{self._key_counts[name]}")
         script = self._scripts[name]
+        if first and self.cluster:
+            await self._ensure_known(first)
+            first = ()
         commands = [c for c in (first, ("EVALSHA", script.sha, len(keys), *keys, *args)) if c]
+        if durable and self.ack_replicas:
+            commands.append(("WAIT", self.ack_replicas, self._ack_timeout_ms))
         try:
-            return await self._send(commands)
+            answers = await self._transport.send(commands, keys[0])
         except NoScriptError:  # Redis restarted or flushed its script cache: load, try again
+            await self._load_where(script, keys[0])
+            answers = await self._transport.send(commands, keys[0])
+        if durable and self.ack_replicas:
+            acked = int(answers[-1])
+            if acked < self.ack_replicas:
+                raise NotReplicated(
+                    f"{name}: {acked} of {self.ack_replicas} replicas confirmed the write "
+                    f"within {self._ack_timeout_ms} ms", answer=answers[-2])
+            return answers[-2]
+        return answers[-1]
+
+    async def _call_worker_write(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A worker's durable write: when the replicas do not confirm it in time, the write
+        stands on the primary (it cannot be taken back, and sending it again would be refused
+        as a lost lease), so it is logged and its answer used."""
+        try:
+            return await self._call(name, keys, args, durable=True)
+        except NotReplicated as exc:
+            log.warning("redis.write_not_replicated", script=name, key=keys[0], error=str(exc))
+            return exc.answer
+
+    async def _load_where(self, script: AsyncScript, key: str) -> None:
+        """Load a script into the server holding ``key`` (on a cluster: that slot's primary,
+        e.g. a replica just promoted that never saw SCRIPT LOAD)."""
+        if self.cluster:
+            assert isinstance(self.redis, RedisCluster)
+            await self.redis.execute_command("SCRIPT LOAD", script.script,
+                                             target_nodes=self._transport.node_for(key))
+        else:
             await self.redis.script_load(script.script)
-            return await self._send(commands)
 
-    async def _send(self, commands: list[tuple[Any, ...]]) -> Any:
-        """One round trip on a pooled connection, packed by hiredis; the last command's answer.
-
-        Every job passes through here several times; redis-py's generic command path costs
-        about twice as much CPU per call, which caps a single producer's enqueue rate. For the
-        same reason the last ``KEEP_IDLE`` connections this object used stay with it between
-        calls instead of going back through the pool (its lock and per-checkout socket check
-        cost as much as packing and parsing); they are closed with the client's pool.
-        """
-        packed = b"".join(pack_command(command) for command in commands)
-        pool = self.redis.connection_pool
-        for attempt in (1, 2):
-            conn = (self._idle.pop() if self._idle
-                    else await pool.get_connection())  # type: ignore[no-untyped-call]
-            try:
-                await conn.send_packed_command(packed, check_health=False)
-                for _ in commands:  # an error answer raises here, and disconnects below
-                    response = await conn.read_response()
-            except (ConnectionError, TimeoutError):
-                await conn.disconnect()
-                await pool.release(conn)
-                if attempt == 2:
-                    raise
-                continue  # a connection gone stale (Redis restarted): one fresh try
-            except BaseException:
-                await conn.disconnect()  # its state is unknown (cancelled mid-reply)
-                await pool.release(conn)
-                raise
-            if len(self._idle) < KEEP_IDLE:
-                self._idle.append(conn)
-            else:
-                await pool.release(conn)
-            if isinstance(response, ResponseError):
-                raise response
-            return response
-        raise AssertionError("unreachable")
+    async def _ensure_known(self, command: tuple[Any, ...]) -> None:
+        """Cluster mode: the known-queues set has no queue's tag, so its SADD goes as its own
+        command, once per queue per process every KNOWN_QUEUE_RESEND_S (re-sent now and then,
+        so a set lost with its node comes back), not once per job."""
+        queue = str(command[2])
+        now = time.monotonic()
+        if now - self._known_sent.get(queue, -KNOWN_QUEUE_RESEND_S) < KNOWN_QUEUE_RESEND_S:
+            return
+        try:
+            await self.redis.execute_command(*command)
+        except REDIS_DOWN as exc:
+            # The set lives in one slot, maybe on a node that is down: that must not stop
+            # every queue's producers. Tried again with the queue's next job.
+            log.warning("redis.known_queue_not_recorded", queue=queue, error=str(exc))
+            return
+        self._known_sent[queue] = now
 
     async def enqueue(
         self, q: QueueKeys, idem_record: str, job_id: str, fingerprint: str, retention_s: int,
@@ -244,31 +341,68 @@ class Scripts:
         code = await self._call(
             "enqueue", [idem_record, q.job(job_id), q.wait, q.delayed],
             [job_id, fingerprint, retention_s, delay_ms, *job.args()], first=_known(q),
+            durable=True,
         )
         _raise_for(code, f"idempotency key of job {job_id} was used with other content")
         return bool(code == DUPLICATE)
 
+    async def enqueue_batch(
+        self, q: QueueKeys, retention_s: int, jobs: list[BatchJob],
+    ) -> list[int]:
+        """Create many jobs of one queue, ``ENQUEUE_CHUNK`` per script call, all the calls in
+        one round trip; per job CREATED, DUPLICATE or CONFLICT, in order."""
+        known = _known(q)
+        calls: list[tuple[Any, ...]] = []
+        if self.cluster:
+            await self._ensure_known(known)
+        else:
+            calls.append(known)
+        script = self._scripts["enqueue_batch"]
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[start:start + ENQUEUE_CHUNK]
+            batch_keys: list[str] = [q.wait, q.delayed]
+            args: list[Any] = [retention_s]
+            for job in chunk:
+                batch_keys += (job.idem_record, q.job(job.job_id))
+                args += (job.job_id, job.fingerprint, job.delay_ms, *job.job.args())
+            calls.append(("EVALSHA", script.sha, len(batch_keys), *batch_keys, *args))
+        scripted = len(calls) - (0 if self.cluster else 1)
+        if self.ack_replicas:
+            calls.append(("WAIT", self.ack_replicas, self._ack_timeout_ms))
+        try:
+            answers = await self._transport.send(calls, q.wait)
+        except NoScriptError:  # every call is the same script: none of them ran
+            await self._load_where(script, q.wait)
+            answers = await self._transport.send(calls, q.wait)
+        if self.ack_replicas:
+            acked = int(answers.pop())
+            if acked < self.ack_replicas:
+                raise NotReplicated(
+                    f"enqueue_batch: {acked} of {self.ack_replicas} replicas confirmed the "
+                    f"write within {self._ack_timeout_ms} ms", answer=answers)
+        answers = answers[len(answers) - scripted:]
+        return [int(code) for answer in answers for code in answer]
+
     async def claim(
         self, q: QueueKeys, most: int, lease_ms: int, worker: str
     ) -> tuple[int, int | None, list[Claimed]]:
-        """Lease up to ``most`` jobs. Also returns Redis's clock (ms) and when the next delayed
-        job falls due, both on that clock. Raises QueuePaused while the queue is paused."""
+        """Lease up to ``most`` jobs: Redis's clock (ms), when the next delayed job falls due
+        and the jobs (see ``claim_answer``). Raises QueuePaused while the queue is paused."""
+        answer = await self.claim_answer(q, most, lease_ms, worker)
+        return answer.now_ms, answer.next_due_ms, answer.jobs
+
+    async def claim_answer(
+        self, q: QueueKeys, most: int, lease_ms: int, worker: str,
+        rate: tuple[int, int] = (0, 0),
+    ) -> ClaimAnswer:
+        """Lease up to ``most`` jobs, highest priority first, under the queue's ``rate``
+        (most starts, period in ms; (0, 0) = none) and each job's own limits. Times are on
+        Redis's clock. Raises QueuePaused while the queue is paused."""
         raw = await self._call(
-            "claim", [q.wait, q.active, q.delayed, q.job_prefix, q.paused],
-            [most, lease_ms, worker],
+            "claim", [q.wait, q.active, q.delayed, q.job_prefix, q.paused, q.events],
+            [most, lease_ms, worker, rate[0], rate[1]],
         )
-        if isinstance(raw, int):
-            _raise_for(raw, f"queue {q.queue} is paused")
-        now, next_due = int(raw[0]), int(raw[1])
-        jobs = [
-            Claimed(
-                job_id=raw[i], token=raw[i + 1], type=raw[i + 2], payload=raw[i + 3],
-                attempt=int(raw[i + 4]), max_attempts=int(raw[i + 5]), backoff=raw[i + 6],
-                ready_at_ms=int(raw[i + 7]), timeout_s=float(raw[i + 8]) if raw[i + 8] else None,
-            )
-            for i in range(2, len(raw), 9)
-        ]
-        return now, (None if next_due < 0 else next_due), jobs
+        return _claim_answer(raw, q.queue)
 
     async def renew(
         self, q: QueueKeys, lease_ms: int, leases: list[tuple[str, str]]
@@ -284,21 +418,42 @@ class Scripts:
     ) -> list[bool]:
         """Complete jobs (id, token, result JSON); False for each refused for a lost lease."""
         flat = [x for triple in done for x in triple]
-        raw = await self._call(
-            "complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix],
+        raw = await self._call_worker_write(
+            "complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix, q.events],
             [keep, max_age_ms, *flat],
         )
         return [r == DONE for r in raw]
+
+    async def complete_and_claim(
+        self, q: QueueKeys, keep: int, max_age_ms: int, done: list[tuple[str, str, str]],
+        most: int, lease_ms: int, worker: str, rate: tuple[int, int] = (0, 0),
+    ) -> tuple[list[bool], ClaimAnswer | None]:
+        """``complete`` then ``claim_answer`` in one script call (one round trip per job):
+        the completions' answers, and the claim's (None while the queue is paused: the
+        completions are written all the same)."""
+        flat = [x for triple in done for x in triple]
+        raw = await self._call_worker_write(
+            "complete_claim",
+            [q.wait, q.active, q.delayed, q.job_prefix, q.paused, q.events, q.completed,
+             q.throughput_prefix],
+            [most, lease_ms, worker, rate[0], rate[1], keep, max_age_ms, *flat],
+        )
+        count = int(raw[0])
+        completed = [r == DONE for r in raw[1:1 + count]]
+        rest = raw[1 + count:]
+        if len(rest) == 1 and int(rest[0]) == PAUSED:
+            return completed, None
+        return completed, _claim_answer(rest, q.queue)
 
     async def fail(
         self, q: QueueKeys, job_id: str, token: str, reason: str, delay_ms: int,
         *, permanent: bool, outcome: str, keep: int, max_age_ms: int, dlq_max_age_ms: int = 0,
     ) -> FailResult:
         """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
-        raw = await self._call(
+        raw = await self._call_worker_write(
             "fail",
             [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix,
-             q.throughput_prefix],
+             q.throughput_prefix, q.events],
             [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms,
              dlq_max_age_ms],
         )
@@ -325,9 +480,11 @@ class Scripts:
         ]
 
     async def handback(self, q: QueueKeys, leases: list[tuple[str, str]]) -> int:
-        """Return unfinished jobs to the front of the queue without spending an attempt."""
+        """Return unfinished jobs to the front of the queue without spending an attempt (a job
+        whose cancel was requested ends ``cancelled``)."""
         flat = [x for pair in leases for x in pair]
-        return int(await self._call("handback", [q.active, q.wait, q.job_prefix], flat))
+        return int(await self._call("handback", [q.active, q.wait, q.job_prefix, q.cancelled],
+                                    flat))
 
     async def reserve(
         self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int, attempt: int
@@ -348,7 +505,7 @@ class Scripts:
             "replay",
             [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_record, q.job(job_id), q.wait],
             [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id],
-            first=_known(q),
+            first=_known(q), durable=True,
         )
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
                    if code == CONFLICT else f"no DLQ entry {dlq_id}")
@@ -358,8 +515,9 @@ class Scripts:
         """Cancel a job: True when it is cancelled now, False when it runs and its worker was
         asked to cancel it. Raises NotFound, or JobFinished when it ended already."""
         code = await self._call(
-            "cancel", [q.job(job_id), q.wait, q.delayed, q.cancelled, q.job_prefix],
-            [job_id, keep, max_age_ms],
+            "cancel", [q.job(job_id), q.wait, q.delayed, q.cancelled, q.job_prefix, q.cancels,
+                       q.events],
+            [job_id, keep, max_age_ms], durable=True,
         )
         _raise_for(code, f"no job {job_id}" if code == NOT_FOUND
                    else f"job {job_id} has finished already")
@@ -369,10 +527,18 @@ class Scripts:
         self, q: QueueKeys, job_id: str, token: str, keep: int, max_age_ms: int
     ) -> None:
         """End a running attempt as ``cancelled`` (terminal). Raises LeaseLost."""
-        code = await self._call(
-            "end_cancelled", [q.active, q.cancelled, q.job_prefix],
+        code = await self._call_worker_write(
+            "end_cancelled", [q.active, q.cancelled, q.job_prefix, q.events],
             [job_id, token, keep, max_age_ms],
         )
+        _raise_for(code, f"lease on job {job_id} was lost")
+
+    async def progress(
+        self, q: QueueKeys, job_id: str, token: str, fraction: float, message: str
+    ) -> None:
+        """Record a running job's progress and notify its watchers. Raises LeaseLost."""
+        code = await self._call("progress", [q.job(job_id), q.events],
+                                [job_id, token, repr(fraction), message])
         _raise_for(code, f"lease on job {job_id} was lost")
 
     async def discard(self, q: QueueKeys, dlq_id: str) -> None:
@@ -380,3 +546,9 @@ class Scripts:
         code = await self._call("discard", [q.dlq, q.dlq_entry(dlq_id), q.dlq_replays(dlq_id)],
                                 [dlq_id])
         _raise_for(code, f"no DLQ entry {dlq_id}")
+
+    async def throughput(self, q: QueueKeys, window_min: int) -> tuple[int, list[int], list[int]]:
+        """Redis's clock (ms) and the queue's completed and failed counts per minute over the
+        last ``window_min`` minutes, oldest first: one call for the whole window."""
+        raw = await self._call("throughput", [q.throughput_prefix], [window_min])
+        return int(raw[0]), [int(c) for c in raw[1::2]], [int(f) for f in raw[2::2]]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,6 +15,7 @@ from pydantic_settings import (
 
 from jobq import keys
 from jobq.errors import ConfigError
+from jobq.flow import parse_queue_rates
 
 ENV_PREFIX = "JOBQ_"
 # Variables under the prefix that belong to tooling, not to a process's settings.
@@ -29,8 +31,21 @@ class Settings(BaseSettings):  # type: ignore[misc]
         populate_by_name=True, enable_decoding=False,  # lists are comma-separated, not JSON
     )
 
+    redis_cluster: bool = False
+    """The URL names one node of a Redis Cluster (same as a ``redis+cluster://`` URL)."""
+    redis_tls: bool = False
+    """Connect with TLS whatever the URL's scheme says (same as ``rediss://``)."""
+    redis_password: SecretStr | None = None
+    """Password for Redis when the URL carries none (e.g. from its own Kubernetes Secret)."""
     redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
-    """Where Redis is (``REDIS_URL``; may carry a password; ``rediss://`` for TLS)."""
+    """Where Redis is (``REDIS_URL``; may carry a password; ``rediss://`` for TLS;
+    ``redis+cluster://`` / ``rediss+cluster://`` naming any node of a Redis Cluster). The three
+    settings above are folded into it, so every process reads one URL."""
+    ack_replicas: int = Field(0, ge=0, le=16)
+    """Replicas that must confirm each write that must not be lost (enqueue, replay, a job's
+    end) before it counts as done (Redis ``WAIT``); 0 = do not wait."""
+    ack_timeout_s: float = Field(keys.ACK_TIMEOUT_S, gt=0, le=60)
+    """Seconds a write waits for ``ack_replicas`` confirmations; the API answers 503 after."""
     tasks: list[str] = []
     """Modules whose import registers tasks (comma-separated), e.g. ``jobq.demo``; no default:
     a process that runs or creates jobs refuses to start without it."""
@@ -56,6 +71,17 @@ class Settings(BaseSettings):  # type: ignore[misc]
     """Seconds a failed job record is kept at most (R12)."""
     dlq_max_age_s: int = Field(keys.DLQ_MAX_AGE_S, ge=0)
     """Seconds a DLQ entry is kept (with its replay log); 0 keeps entries forever."""
+    status_wait_max_s: float = Field(keys.STATUS_WAIT_MAX_S, ge=0)
+    """Longest long poll of ``GET /jobs/{id}/status?wait=``, in seconds (a longer wait is cut)."""
+    events_max_s: float = Field(keys.EVENTS_MAX_S, gt=0)
+    """Seconds a ``GET /jobs/{id}/events`` stream lasts at most before the API ends it (the
+    client reconnects); keep it under proxies' read timeouts only if they cut long streams."""
+    events_heartbeat_s: float = Field(keys.EVENTS_HEARTBEAT_S, gt=0)
+    """Seconds between SSE heartbeat comments on an idle event stream (keeps proxies open)."""
+    queue_rate_limits: list[str] = []
+    """Per-queue rate limits, comma-separated ``<queue>=<starts>/<period>`` (``ms|s|m|h``), e.g.
+    ``email-queue=10/1s``: at most that many jobs of the queue start in any such window, across
+    every worker (R17). Give every worker of a queue the same value (the chart does)."""
     ui: bool = True
     """Serve the dashboard under /ui (false: the API only)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -74,11 +100,27 @@ class Settings(BaseSettings):  # type: ignore[misc]
         return (init_settings, env_settings, _WithoutOthers(dotenv_settings),
                 file_secret_settings)
 
-    @field_validator("tasks", "api_tokens", mode="before")
+    @field_validator("redis_url")
+    @classmethod
+    def _fold_redis_options(cls, url: str, info: ValidationInfo) -> str:
+        return effective_redis_url(url, cluster=bool(info.data.get("redis_cluster")),
+                                   tls=bool(info.data.get("redis_tls")),
+                                   password=info.data.get("redis_password"))
+
+    @field_validator("tasks", "api_tokens", "queue_rate_limits", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("queue_rate_limits")
+    @classmethod
+    def _rates_parse(cls, value: list[str]) -> list[str]:
+        try:
+            parse_queue_rates(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("log_level", "log_format", mode="before")
@@ -99,6 +141,25 @@ class _WithoutOthers(PydanticBaseSettingsSource):  # type: ignore[misc]
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self._source().items() if not k.upper().startswith(_NOT_SETTINGS)}
+
+
+def effective_redis_url(
+    url: str, *, cluster: bool, tls: bool, password: SecretStr | None,
+) -> str:
+    """``url`` with the cluster and TLS flags in its scheme and the password in it when it has
+    none: ``redis://h:6379`` + cluster + TLS -> ``rediss+cluster://h:6379``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    base, _, flavour = scheme.partition("+")
+    if tls and base == "redis":
+        base = "rediss"
+    if cluster:
+        flavour = "cluster"
+    netloc = parts.netloc
+    if password is not None and "@" not in netloc:
+        netloc = f":{quote(password.get_secret_value(), safe='')}@{netloc}"
+    return urlunsplit(parts._replace(scheme=f"{base}+{flavour}" if flavour else base,
+                                     netloc=netloc))
 
 
 def load_settings(**overrides: object) -> Settings:

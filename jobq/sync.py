@@ -13,8 +13,9 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from jobq.client import Client, EnqueueResult, ReplayResult
+from jobq.client import Client, EnqueueResult, JobRequest, ReplayResult
 from jobq.connection import connect
+from jobq.errors import JobqError
 from jobq.jobs import Backoff, DlqEntry, DlqPage, JobPublic
 from jobq.settings import Settings, load_settings
 from jobq.tasks import Registry, load_registry
@@ -49,10 +50,16 @@ class SyncClient:
         attempts: int | None = None,
         backoff: Backoff | None = None,
         delay_s: float = 0.0,
+        priority: int | None = None,
     ) -> EnqueueResult:
         """Create a job once per idempotency key; see ``Client.enqueue``."""
         return self._run(self._client.enqueue(type, idempotency_key, payload, attempts=attempts,
-                                              backoff=backoff, delay_s=delay_s))
+                                              backoff=backoff, delay_s=delay_s,
+                                              priority=priority))
+
+    def enqueue_many(self, requests: list[JobRequest]) -> list[EnqueueResult | JobqError]:
+        """Create many jobs in few round trips; see ``Client.enqueue_many``."""
+        return self._run(self._client.enqueue_many(requests))
 
     def get_job(self, job_id: str) -> JobPublic:
         return self._run(self._client.get_job(job_id))

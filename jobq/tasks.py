@@ -12,8 +12,9 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
+from jobq.flow import FlowFields, KeyFunction, RateLimit, check_priority, flow_fields
 from jobq.jobs import Backoff
-from jobq.keys import DEFAULT_ATTEMPTS
+from jobq.keys import DEFAULT_ATTEMPTS, DEFAULT_PRIORITY, QueueKeys
 
 if TYPE_CHECKING:
     from jobq.context import JobContext
@@ -26,7 +27,7 @@ Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A task type: its name, queue, payload model, retry policy and handler."""
+    """A task type: its name, queue, payload model, retry policy, flow control and handler."""
 
     name: str
     queue: str
@@ -35,6 +36,16 @@ class Task:
     attempts: int = DEFAULT_ATTEMPTS
     backoff: Backoff = field(default_factory=Backoff)
     timeout_s: float | None = None
+    priority: int = DEFAULT_PRIORITY
+    rate_limit: RateLimit | None = None
+    rate_key: KeyFunction | None = None
+    concurrency_limit: int | None = None
+    concurrency_key: KeyFunction | None = None
+
+    def flow(self, q: QueueKeys, model: BaseModel) -> FlowFields:
+        """The limits one job of this task counts against, keyed from its validated payload."""
+        return flow_fields(q, self.name, model, self.rate_limit, self.rate_key,
+                           self.concurrency_limit, self.concurrency_key)
 
     @property
     def is_async(self) -> bool:
@@ -82,13 +93,37 @@ def task(
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: Backoff | None = None,
     timeout_s: float | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    rate_limit: RateLimit | str | None = None,
+    rate_key: KeyFunction | None = None,
+    concurrency_limit: int | None = None,
+    concurrency_key: KeyFunction | None = None,
 ) -> Callable[[Handler], Task]:
-    """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``."""
+    """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
+
+    Flow control (R17): ``priority`` (0-9, higher first) is the default of its jobs;
+    ``rate_limit`` (``RateLimit(10, 1.0)`` or ``"10/1s"``) caps how many of its jobs start per
+    period and ``concurrency_limit`` how many run at once, across every worker: for all its
+    jobs together, or per ``rate_key`` / ``concurrency_key``, a function of the validated
+    payload (``lambda p: p.tenant``) evaluated where the job is created.
+    """
     if attempts < 1:
         raise ConfigError(f"task {name!r}: attempts must be at least 1")
+    try:
+        check_priority(priority)
+    except InvalidPayload as exc:
+        raise ConfigError(f"task {name!r}: {exc}") from None
+    rate = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+    if concurrency_limit is not None and concurrency_limit < 1:
+        raise ConfigError(f"task {name!r}: concurrency_limit must be at least 1")
+    if rate_key is not None and rate is None:
+        raise ConfigError(f"task {name!r}: rate_key needs a rate_limit")
+    if concurrency_key is not None and concurrency_limit is None:
+        raise ConfigError(f"task {name!r}: concurrency_key needs a concurrency_limit")
 
     def declare(handler: Handler) -> Task:
-        return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s)
+        return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
+                    priority, rate, rate_key, concurrency_limit, concurrency_key)
 
     return declare
 

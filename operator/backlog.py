@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
-from jobq.connection import redis_now_ms
-from jobq.keys import QueueKeys
+from jobq.connection import Redis, redis_now_ms
+from jobq.keys import PRIORITY_MAX, PRIORITY_MIN, QueueKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +29,17 @@ class Backlog:
 async def read_backlog(redis: Redis, queue: QueueKeys) -> Backlog:
     """Waiting + due delayed + active jobs. "Due" is judged on Redis's clock, the one the
     scripts stamp due times with, not on this pod's."""
-    now_ms = await redis_now_ms(redis)
+    now_ms = await redis_now_ms(redis, queue.wait)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.llen(queue.wait)
         pipe.zcount(queue.delayed, "-inf", now_ms)
         pipe.zcard(queue.active)
         pipe.exists(queue.paused)
-        waiting, due, active, paused = await pipe.execute()
-    return Backlog(int(waiting), int(due), int(active), bool(paused))
+        for level in range(PRIORITY_MIN, PRIORITY_MAX + 1):  # every priority's wait list
+            pipe.llen(queue.wait_level(level))
+        due, active, paused, *waiting = await pipe.execute()
+    # Jobs parked by a concurrency limit or held by a rate limit are left out: more workers
+    # would not start them sooner.
+    return Backlog(sum(int(n) for n in waiting), int(due), int(active), bool(paused))
 
 
 async def read_heartbeats(redis: Redis, queue: QueueKeys) -> dict[str, str]:

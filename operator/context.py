@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-from redis.asyncio import Redis
 
 from jobq.client import Client
+from jobq.connection import Redis
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.operator.kube import Kube

@@ -241,7 +241,7 @@ async def _fire(
             error=str(exc),
         )
         queue = ctx.registry.get(spec.type).queue
-        return FireResult(bucket, key, keys.job_id_for(key), queue, True)
+        return FireResult(bucket, key, keys.job_id_for(queue, key), queue, True)
 
 
 async def _write_status(

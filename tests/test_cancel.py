@@ -80,3 +80,19 @@ async def test_cancelled_running_job_ends_cancelled_not_failed(
     # The slot is free again: the next job runs.
     nxt = await post_job(api, "sleep", f"c-next-{task_type}", {"seconds": 0})
     await eventually(lambda: job_in(client, nxt, State.COMPLETED), what="the next job")
+
+
+async def test_a_running_job_is_cancelled_long_before_its_next_lease_renewal(
+    api: httpx.AsyncClient, client: Client, start_worker: Callable[..., Proc],
+) -> None:
+    """The worker does not wait for its next renewal to learn of a cancel: with a 10-minute
+    lease (renewals 200 s apart) the job still ends ``cancelled`` well within the wait below,
+    which only a loaded machine's slowness could approach."""
+    start_worker("report-queue:1", JOBQ_LEASE_S="600")
+    job_id = await post_job(api, "sleep", "c-prompt", {"seconds": 600})
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="the job to start")
+    answer = await api.post(f"/jobs/{job_id}/cancel")
+    assert answer.json()["state"] == "active", answer.text
+    job = await eventually(lambda: job_in(client, job_id, State.CANCELLED), timeout=30,
+                           what="the running job to end cancelled before any renewal")
+    assert [h.outcome for h in job.history] == ["cancelled"]

@@ -53,7 +53,7 @@ async def test_enqueue_then_duplicate_then_status(settings: Settings, client: Cl
     view = json.loads(status.stdout)
     assert (view["jobId"], view["state"], view["attempts"]) == (job_id, "waiting", 0)
     assert set(view) == {"jobId", "type", "queue", "state", "attempts", "maxAttempts",
-                         "createdAt", "processedAt", "finishedAt", "failedReason"}
+                         "createdAt", "processedAt", "finishedAt", "failedReason", "progress"}
     assert (await client.get_job(job_id)).state is State.WAITING
 
 

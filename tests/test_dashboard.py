@@ -26,6 +26,8 @@ from promql_names import names_in
 
 from jobq.embedded import ServerProcess
 
+pytestmark = pytest.mark.any_server
+
 # What an operator needs to see on the dashboard, by the metric that shows it.
 REQUIRED = {
     "throughput per queue": "jobq_jobs_completed_total",

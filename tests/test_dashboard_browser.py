@@ -22,7 +22,7 @@ TOKEN = "browser-test-token"
 SCRIPT = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 WAIT_MS = 20_000
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.any_server, pytest.mark.timeout(240)]
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):

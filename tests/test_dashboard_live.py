@@ -36,6 +36,8 @@ from monitoring_tools import (
 from jobq.embedded import free_port
 from jobq.settings import Settings
 
+pytestmark = pytest.mark.any_server
+
 FULLNAME = f"{RELEASE}-jobq"
 DEADLINE_S = 90.0
 NEEDS_OPERATOR = "jobq_operator_"

@@ -19,7 +19,7 @@ import pytest
 from jobq.embedded import free_port
 from jobq.ports import is_port_free
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.any_server, pytest.mark.slow, pytest.mark.timeout(240)]
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0

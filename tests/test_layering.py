@@ -6,6 +6,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.any_server
+
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = {"api": "jobq.api", "worker": "jobq.worker", "operator": "jobq.operator"}
 

@@ -16,6 +16,8 @@ from jobq import logs
 from jobq.client import Client
 from jobq.jobs import State
 
+pytestmark = pytest.mark.any_server
+
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:

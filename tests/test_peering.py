@@ -20,6 +20,8 @@ from kopf._core.engines.peering import process_peering_event
 
 from jobq.operator.peering import Peering, is_leader, pausing_peers
 
+pytestmark = pytest.mark.any_server
+
 ME = "me"
 FRESH = 5.0  # seconds since a peer was last seen: alive (kopf's default lifetime is 60 s)
 OLD = 120.0  # dead

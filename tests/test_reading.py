@@ -109,7 +109,7 @@ async def test_jobs_and_queues_are_found_whatever_tasks_the_reader_loaded(
     assert json.loads(cli.stdout)["queue"] == "bench-queue"
     queues = json.loads(jobq(settings, "queues", "--json").stdout)["queues"]
     assert {"queue": "bench-queue", "waiting": 1, "active": 0, "delayed": 0, "completed": 0,
-            "failed": 0, "cancelled": 0, "dlq": 0, "paused": False} in queues
+            "failed": 0, "cancelled": 0, "dlq": 0, "limited": 0, "paused": False} in queues
 
     await _finish(client, "bench-queue", job_id, keep=10)
     assert (await reader.get_job(job_id)).state is State.COMPLETED

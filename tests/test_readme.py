@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures import eventually, process_env
 
 from jobq.client import Client
 from jobq.settings import Settings
+
+pytestmark = pytest.mark.any_server
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 JOBQ = str(Path(sys.executable).with_name("jobq"))

@@ -42,13 +42,14 @@ async def test_worker_survives_a_redis_restart(
         second = (await client.enqueue("welcome-email", "after", WELCOME)).job_id
         await eventually(lambda: completed(second), timeout=30, what="a job after the restart")
         # Back to normal: the idle worker is blocked on the queue again, not backing off, so
-        # the next job starts at once (a stale blocking call once kept it retrying for seconds).
+        # the next job starts at once (a stale blocking call once kept it retrying for seconds,
+        # up to the 5 s cap of the reconnect backoff; 2.5 s leaves room for a loaded machine).
         third = (await client.enqueue("welcome-email", "steady", WELCOME)).job_id
         await eventually(lambda: completed(third), timeout=10, what="a job in steady state")
         job = await client.get_job(third)
         assert job.processedAt and job.createdAt
         started_after_s = (_t(job.processedAt) - _t(job.createdAt))
-        assert started_after_s < 1.0, started_after_s
+        assert started_after_s < 2.5, started_after_s
         assert worker.popen.poll() is None
         assert (await client.get_job(first)).state is State.COMPLETED  # AOF kept it
     finally:

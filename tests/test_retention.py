@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fixtures import eventually
+from fixtures import eventually, single_node_only
 from redis.asyncio import Redis
 
 from jobq.client import Client
@@ -21,6 +21,7 @@ async def _count_keys(redis: Redis, prefix: str) -> int:
 
 
 @pytest.mark.timeout(300)
+@single_node_only
 async def test_completed_jobs_are_trimmed_and_memory_stays_flat(
     settings: Settings, registry: Registry, redis: Redis, start_worker
 ) -> None:
@@ -45,7 +46,7 @@ async def test_completed_jobs_are_trimmed_and_memory_stays_flat(
         assert await redis.zcard(q.completed) <= KEEP
 
         async def idempotency_records_expired() -> bool:
-            return await _count_keys(redis, f"{short.key_prefix}:idem") == 0
+            return await _count_keys(redis, f"{short.key_prefix}:*:idem") == 0
 
         await eventually(idempotency_records_expired, timeout=30, what="records to expire")
         keys_now = await _count_keys(redis, short.key_prefix)

@@ -12,6 +12,8 @@ from jobq.schedule import ScheduleError
 from jobq.schedule_check import check
 from jobq.tasks import Registry
 
+pytestmark = pytest.mark.any_server
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -66,8 +66,9 @@ async def assert_one_job_per_bucket(client: Client, procs: list[Proc], name: str
         key = f"schedule:default/{name}:{bucket}"
         created = [r for r in records if not r["duplicate"]]
         assert len(created) == 1, (bucket, records)
-        assert {r["jobId"] for r in records} == {keys.job_id_for(key)}
-        job = await client.get_job(keys.job_id_for(key))
+        job_id = keys.job_id_for(records[0]["queue"], key)
+        assert {r["jobId"] for r in records} == {job_id}
+        job = await client.get_job(job_id)
         assert job.idempotencyKey == key
         assert job.type == "noop"
     return set(by_bucket)

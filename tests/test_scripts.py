@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from importlib import resources
 
@@ -89,14 +90,39 @@ async def test_every_script_answers_a_lost_lease_with_one_code(client: Client) -
     call = client.scripts._call
     assert await call("renew", [q.active, q.job_prefix], [60_000, job_id, "stale"]) == [
         scripts.LEASE_LOST]
-    assert await call("complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix],
+    assert await call("complete", [q.active, q.completed, q.job_prefix, q.throughput_prefix,
+                                   q.events],
                       [10, 60_000, job_id, "stale", "{}"]) == [scripts.LEASE_LOST]
     assert await call("fail", [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix,
-                               q.dlq_prefix, q.throughput_prefix],
+                               q.dlq_prefix, q.throughput_prefix, q.events],
                       [job_id, "stale", "x", 0, 0, "failed", q.queue, 10, 60_000, 0]
                       ) == scripts.LEASE_LOST
     assert await call("reserve", [q.job(job_id), q.side_effect(job_id, "fx")],
                       ["stale", 60, 1]) == scripts.LEASE_LOST
+    assert await call("progress", [q.job(job_id), q.events],
+                      [job_id, "stale", 0.5, ""]) == scripts.LEASE_LOST
+
+
+async def test_job_events_are_written_only_while_someone_keeps_the_stream(
+    client: Client,
+) -> None:
+    job_id = await enqueue(client, "events")
+    q = client.keys("email-queue")
+    c = await claim_one(client)
+    assert await client.redis.exists(q.events) == 0  # nobody watches: the claim wrote nothing
+    await client.redis.xadd(q.events, {"e": "watch", "ids": "[]"})  # what a reader does
+    await client.scripts.progress(q, job_id, c.token, 0.5, "half")
+    with pytest.raises(LeaseLost):
+        await client.scripts.progress(q, job_id, "stale", 0.7, "")
+    assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, "{}")]) == [True]
+    entries = [(f["e"], json.loads(f["ids"])) for _, f in await client.redis.xrange(q.events)]
+    assert entries == [("watch", []), ("progress", [job_id]), ("completed", [job_id])]
+    progress = (await client.get_job(job_id)).progress
+    assert progress is not None and (progress.fraction, progress.message) == (0.5, "half")
+
+
+def test_the_event_stream_cap_is_the_documented_one() -> None:
+    assert f"local EVENTS_MAXLEN = {keys.EVENTS_MAXLEN}\n" in lua_file("lib/events.lua")
 
 
 async def test_wrappers_pass_as_many_keys_as_headers_declare(redis: Redis) -> None:
@@ -122,12 +148,16 @@ async def test_enqueue_creates_once_and_refuses_other_content(client: Client) ->
     first = await client.enqueue("welcome-email", "k1", WELCOME)
     again = await client.enqueue("welcome-email", "k1", dict(reversed(WELCOME.items())))
     assert (first.duplicate, again.duplicate) == (False, True)
-    assert first.job_id == again.job_id == keys.job_id_for("k1")
+    assert first.job_id == again.job_id == keys.job_id_for("email-queue", "k1")
     assert "k1" not in first.job_id
     with pytest.raises(IdempotencyConflict):
         await client.enqueue("welcome-email", "k1", {**WELCOME, "name": "Other"})
-    with pytest.raises(IdempotencyConflict):
-        await client.enqueue("flaky", "k1", {})
+    with pytest.raises(IdempotencyConflict):  # another type on the same queue
+        await client.enqueue("effect-then-hang", "k1", {"seconds": 1})
+    # Idempotency is per queue: the same key on another queue is another job.
+    elsewhere = await client.enqueue("flaky", "k1", {})
+    assert not elsewhere.duplicate and elsewhere.job_id != first.job_id
+    assert keys.queue_of_job_id(elsewhere.job_id) == "report-queue"
     job = await client.get_job(first.job_id)
     assert job.state is State.WAITING and job.attempts == 0 and job.maxAttempts == 3
 
@@ -163,6 +193,30 @@ async def test_renew_and_complete_are_fenced_by_the_token(client: Client) -> Non
     # A second completion with the same token is refused: the lease ended with the first.
     assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, "2")]) == [
         False]
+
+
+async def test_complete_claim_completes_fenced_then_leases_and_completes_even_while_paused(
+    client: Client,
+) -> None:
+    """The worker's one call per job: completions written (fenced), then a claim as ``claim``
+    makes it; on a paused queue the completions stand and nothing is leased."""
+    first, second = await enqueue(client, "cc-1"), await enqueue(client, "cc-2")
+    q = client.keys("email-queue")
+    c = await claim_one(client)
+    assert c.job_id == first
+    done, answer = await client.scripts.complete_and_claim(
+        q, 10, 60_000, [(first, "stale", "1"), (first, c.token, '{"n":1}')], 5, 30_000, "w1")
+    assert done == [False, True]
+    assert answer is not None and [(j.job_id, j.token) for j in answer.jobs] == [(second, "w1:1")]
+    assert (await client.get_job(first)).state is State.COMPLETED
+    assert (await client.get_job(second)).state is State.ACTIVE
+    await client.redis.set(q.paused, "1")
+    third = await enqueue(client, "cc-3")
+    done, answer = await client.scripts.complete_and_claim(
+        q, 10, 60_000, [(second, "w1:1", "{}")], 5, 30_000, "w1")
+    assert (done, answer) == ([True], None)
+    assert (await client.get_job(second)).state is State.COMPLETED
+    assert (await client.get_job(third)).state is State.WAITING
 
 
 async def test_fail_retries_then_dead_letters_exactly_once(client: Client) -> None:
@@ -226,9 +280,36 @@ async def test_handback_returns_job_first_in_line_without_spending_an_attempt(
     assert await client.scripts.handback(q, [(first, "stale")]) == 0
     assert await client.scripts.handback(q, [(first, c.token)]) == 1
     job = await client.get_job(first)
-    assert job.state is State.WAITING and job.attempts == 0 and job.history == []
-    again = await claim_one(client)
+    assert job.state is State.WAITING and job.attempts == 0
+    # The hand-back shows in the history, its attempt number free for the next run.
+    [handed] = job.history
+    assert (handed.attempt, handed.worker, handed.outcome, handed.handedBack) == (
+        1, "w1", "handed-back", True)
+    assert handed.finishedAt is not None and handed.startedAt is not None
+    again = await claim_one(client, worker="w2")
     assert again.job_id == first and again.attempt == 1
+    assert await client.scripts.complete(q, 10, 60_000, [(first, again.token, "1")]) == [True]
+    job = await client.get_job(first)
+    assert job.attempts == 1 and job.state is State.COMPLETED
+    assert [(h.attempt, h.worker, h.outcome) for h in job.history] == [
+        (1, "w1", "handed-back"), (1, "w2", "completed")]
+
+
+async def test_handback_of_a_job_asked_to_cancel_ends_it_cancelled(client: Client) -> None:
+    """A worker shutting down before its lease renewal told it of the cancel: the job ends
+    ``cancelled`` (terminal, its attempt ended as such) instead of waiting to run again."""
+    job_id = await enqueue(client, "cancel-then-shutdown")
+    c = await claim_one(client)
+    q = client.keys("email-queue")
+    assert await client.scripts.cancel(q, job_id, 10, 60_000) is False  # running: requested
+    assert await client.scripts.handback(q, [(job_id, c.token)]) == 1
+    job = await client.get_job(job_id)
+    assert (job.state, job.attempts, job.finishedAt is not None) == (State.CANCELLED, 1, True)
+    assert [(h.outcome, h.handedBack) for h in job.history] == [("cancelled", False)]
+    counts = (await client.counts())["email-queue"]
+    assert (counts["cancelled"], counts["waiting"], counts["active"]) == (1, 0, 0)
+    _, _, jobs = await client.scripts.claim(q, 10, 30_000, "w2")
+    assert jobs == []
 
 
 async def test_reserve_side_effect_once_per_job(client: Client) -> None:
@@ -264,8 +345,7 @@ async def test_replay_makes_a_new_job_and_leaves_the_entry(client: Client) -> No
         await client.replay("email-queue-999")
     with pytest.raises(IdempotencyConflict):
         await client.scripts.replay(client.keys("email-queue"), r.dlq_id,
-                                    keys.idempotency_record(client.settings.key_prefix,
-                                                         one.job_id),
+                                    client.keys("email-queue").idempotency(one.job_id),
                                     one.job_id, "other-fingerprint", 60,
                                     NewJob("flaky", "email-queue", "{}", "k", 1, "{}", None), "x")
 
@@ -322,3 +402,22 @@ async def test_scripts_load_again_after_redis_forgot_them(client: Client, redis:
     assert "email-queue" in await redis.smembers(keys.known_queues(client.settings.key_prefix))
     await redis.script_flush()
     assert (await client.enqueue("welcome-email", "after-flush", WELCOME)).duplicate
+
+
+async def test_throughput_reads_the_window_oldest_first_on_redis_clock(
+    client: Client, redis: Redis
+) -> None:
+    """One call answers Redis's clock and every minute of the window; minutes without a hash
+    (and fields never counted) read 0; a minute just before the window is left out."""
+    for attempt in range(3):  # a fresh queue each time the minute turns between two reads
+        q = client.keys(f"tp-queue-{attempt}")
+        seconds, _ = await redis.time()
+        this_minute = int(seconds) // 60
+        await redis.hset(q.throughput(this_minute), mapping={"completed": 5, "failed": 1})
+        await redis.hset(q.throughput(this_minute - 2), mapping={"completed": 3})
+        await redis.hset(q.throughput(this_minute - 3), mapping={"failed": 9})  # outside
+        now, completed, failed = await client.scripts.throughput(q, 3)
+        if now // 60_000 == this_minute:
+            break
+    assert (completed, failed) == ([3, 0, 5], [0, 0, 1])
+    assert int(seconds) * 1000 <= now

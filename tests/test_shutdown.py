@@ -20,11 +20,32 @@ async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
     assert job.state is State.WAITING and job.attempts == 0
+    assert [(h.attempt, h.outcome) for h in job.history] == [(1, "handed-back")]
     assert [e["jobId"] for e in events(worker, "job.handed_back")] == [job_id]
     # The next worker takes it first and spends its first attempt on it.
     start_worker("report-queue:1")
     later = await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="taken again")
     assert later.attempts == 1
+    assert [(h.attempt, h.outcome) for h in later.history] == [(1, "handed-back"), (1, None)]
+
+
+async def test_sigterm_ends_a_job_whose_cancel_the_worker_had_not_learnt_yet_cancelled(
+    client: Client, start_worker
+) -> None:
+    """Cancel requested, then SIGTERM before the worker's next lease renewal (a third of a 60 s
+    lease) could tell it: the hand-back ends the job cancelled, it does not wait to run again."""
+    worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5", JOBQ_LEASE_S="60")
+    await metrics_port(worker)
+    job_id = (await client.enqueue("sleep", "cancel-then-stop", {"seconds": 60})).job_id
+    await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    q = client.keys("report-queue")
+    assert await client.scripts.cancel(q, job_id, 10, 60_000) is False  # running: requested
+    worker.terminate()
+    assert worker.wait(timeout=20) == 0
+    job = await client.get_job(job_id)
+    assert (job.state, job.attempts) == (State.CANCELLED, 1)
+    assert [h.outcome for h in job.history] == ["cancelled"]
+    assert (await client.counts())["report-queue"]["waiting"] == 0
 
 
 async def test_sigterm_lets_a_job_finish_within_the_grace(client: Client, start_worker) -> None:

@@ -155,9 +155,13 @@ async def _job_problems(cycle: Cycle, redis: Redis, worker: ForkedProc) -> list[
                                 f"attempts {job.attempts} (finished run lost or attempt spent)")
         else:
             problems.append(f"{job_id} {job.state.value} (ran {ran}x)")
+    handed_back = {job_id: [h.outcome for h in job_from_hash(raw).history]
+                   for job_id, raw in zip(cycle.job_ids, raws, strict=True)}
     for event in events(worker, "job.handed_back"):
         if states.get(event["jobId"]) is not State.WAITING:
             problems.append(f"{event['jobId']} handed back but {states.get(event['jobId'])}")
+        elif handed_back.get(event["jobId"]) != ["handed-back"]:
+            problems.append(f"{event['jobId']} handed back, history {handed_back.get(event['jobId'])}")
     return problems
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from api_fixtures import ApiServer, assert_error, wait_healthy
 from fixtures import Proc, process_env
 
 from jobq.embedded import free_port
 from jobq.settings import Settings
+
+pytestmark = pytest.mark.any_server
 
 TOKEN = "ui-test-token"
 SCRIPT = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'

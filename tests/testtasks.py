@@ -105,3 +105,17 @@ def sync_until_cancelled(ctx: JobContext, payload: Spin) -> dict[str, Any]:
     while not ctx.cancelled and time.monotonic() < deadline:
         time.sleep(0.02)
     return {"sawCancel": ctx.cancelled}
+
+
+class Steps(BaseModel):
+    steps: int = Field(ge=1, le=100)
+    seconds: float = Field(0.05, ge=0)
+
+
+@task("steps", queue="report-queue", payload=Steps, attempts=1)
+async def steps(ctx: JobContext, payload: Steps) -> dict[str, Any]:
+    """Reports its progress after each of its steps (``ctx.progress``)."""
+    for n in range(1, payload.steps + 1):
+        await asyncio.sleep(payload.seconds)
+        await ctx.progress(n / payload.steps, f"step {n} of {payload.steps}")
+    return {"steps": payload.steps}

@@ -1,8 +1,8 @@
 """Cancelling a running job: the handler is stopped (async: task cancellation; sync: the
 ``ctx.cancelled`` flag) and the attempt ends ``cancelled`` (terminal, no retry, no DLQ entry).
 
-The worker learns of a cancel through its lease renewal (``renew`` answers CANCEL_REQUESTED),
-so a cancel takes effect within one renewal interval (a third of the lease).
+The worker learns of a cancel through a lease renewal (``renew`` answers CANCEL_REQUESTED),
+which the lease thread runs at once when the queue's cancel counter moves (see leases.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Ending attempts: completions batched into one fenced script call, failures one by one.
 
 Completions pile up while a batch is in flight and go together in the next call, so under load
-one round trip acknowledges many jobs, and when idle each job is acknowledged at once.
+one round trip acknowledges many jobs, and when idle each job is acknowledged at once. While the
+queue's fetch loop is about to claim (it waits for the slot a completion frees, or its claim is
+in flight), its claim carries the completions instead (``take``/``settle``, one script call for
+both), so a job costs one round trip; whenever it stops claiming it wakes this writer.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Finisher:
     def __init__(
         self, keys: QueueKeys, scripts: Scripts, settings: Settings, leases: LeaseTable,
         metrics: WorkerMetrics, on_retry_scheduled: Callable[[], None],
+        claims_next: Callable[[], bool] = lambda: False,
     ) -> None:
         self.keys = keys
         self.scripts = scripts
@@ -52,6 +56,7 @@ class Finisher:
         self.leases = leases
         self.metrics = metrics
         self.on_retry_scheduled = on_retry_scheduled
+        self.claims_next = claims_next  # True: the fetch loop's next claim carries completions
         self._pending: list[Finished] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -64,15 +69,48 @@ class Finisher:
 
     def complete(self, done: Finished) -> None:
         self._pending.append(done)
+        if not self.claims_next():
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Write what is pending now: the fetch loop stopped claiming, or gave a batch back."""
         self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def take(self, most: int) -> list[Finished]:
+        """Up to ``most`` pending completions, for a claim to carry; their leases leave the
+        table first (a renewal racing the write must not report a lost lease)."""
+        batch, self._pending = self._pending[:most], self._pending[most:]
+        for done in batch:
+            self.leases.remove(self.keys.queue, done.claimed.job_id)
+        return batch
+
+    def give_back(self, batch: list[Finished]) -> None:
+        """A carrying claim failed: its completions go first in line, written with retries."""
+        self._pending[:0] = batch
+        self._wake.set()
+
+    @staticmethod
+    def triples(batch: list[Finished]) -> list[tuple[str, str, str]]:
+        return [(d.claimed.job_id, d.claimed.token, d.outcome.result_json) for d in batch]
+
+    def settle(self, batch: list[Finished], results: list[bool]) -> None:
+        """Count and log a written batch: completed, or refused for a lost lease."""
+        for done, ok in zip(batch, results, strict=True):
+            self._completed(done) if ok else done.ctx.log.warning("job.lease_lost")
 
     async def run(self) -> None:
         """Flush completions until closed and nothing is left."""
         while True:
             await wait_event(self._wake, IDLE_WAKE_S)
             self._wake.clear()
+            if self.claims_next() and not self._closing:
+                continue  # the next claim carries them; the fetch loop wakes us if it does not
             while self._pending:
-                batch, self._pending = self._pending[:ACK_BATCH], self._pending[ACK_BATCH:]
+                batch = self.take(ACK_BATCH)
                 try:
                     await self._flush(batch)
                 except Exception:
@@ -86,10 +124,8 @@ class Finisher:
         self._wake.set()
 
     async def _flush(self, batch: list[Finished]) -> None:
-        for done in batch:
-            # Out of the table first: a renewal racing the ack must not report a lost lease.
-            self.leases.remove(self.keys.queue, done.claimed.job_id)
-        triples = [(d.claimed.job_id, d.claimed.token, d.outcome.result_json) for d in batch]
+        """Write one batch from ``take`` (its leases already out of the table), with retries."""
+        triples = self.triples(batch)
         try:
             async for attempt in self._persist():
                 with attempt:
@@ -101,8 +137,7 @@ class Finisher:
             for done in batch:
                 done.ctx.log.error("job.ack_failed", error=str(exc))
             return
-        for done, ok in zip(batch, results, strict=True):
-            self._completed(done) if ok else done.ctx.log.warning("job.lease_lost")
+        self.settle(batch, results)
 
     def _completed(self, done: Finished) -> None:
         series = self.metrics.of(self.keys.queue, done.claimed.type)

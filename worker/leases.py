@@ -3,6 +3,12 @@
 A handler that hogs the CPU or blocks the event loop must not lose its lease, so renewal is
 not driven by the loop: this thread runs its own event loop and Redis connection and renews
 every held lease, batched per queue, every third of the lease length.
+
+The same thread makes cancels prompt: every CANCEL_POLL_S it reads the cancel counter of each
+queue it holds leases in (one GET per queue, inside the queue's hash tag, so it works on Redis
+Cluster) and renews that queue at once when the counter moved; ``renew`` then names the jobs
+asked to cancel. A cancel landing between a claim's reply and the lease entering the table is
+only seen at the next regular renewal.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from jobq.connection import REDIS_DOWN, connect
-from jobq.keys import QueueKeys
+from jobq.connection import REDIS_DOWN, Redis, connect
+from jobq.keys import CANCEL_POLL_S, QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import CANCEL_REQUESTED, LEASE_LOST, Scripts
 
@@ -66,6 +72,8 @@ class LeaseRenewer(threading.Thread):
         self.prefix = prefix
         self.lease_ms = int(lease_s * 1000)
         self.interval_s = lease_s / 3
+        self.poll_s = min(CANCEL_POLL_S, self.interval_s)
+        self._seen: dict[str, bytes | str | None] = {}  # queue -> its cancel counter, last read
         self.on_lost = on_lost
         self.on_cancel = on_cancel  # called on this thread: must hand over thread-safely
         self._stopping = threading.Event()
@@ -84,11 +92,17 @@ class LeaseRenewer(threading.Thread):
     async def _run(self) -> None:
         redis = connect(self.redis_url, max_connections=2)
         scripts = Scripts(redis)
+        loop = asyncio.get_running_loop()
+        next_renewal = loop.time() + self.interval_s
         try:
             # The loop of this thread has nothing else to run: blocking on the event is fine.
-            while not self._stopping.wait(self.interval_s):
+            while not self._stopping.wait(self.poll_s):
                 try:
-                    await self._renew_all(scripts)
+                    if loop.time() >= next_renewal:
+                        next_renewal = loop.time() + self.interval_s
+                        await self._renew_all(scripts, self.table.snapshot())
+                    else:
+                        await self._renew_cancelled(redis, scripts)
                 except Exception:  # one bad round must not end renewal for the whole process
                     log.exception("lease.renew_error")
         finally:
@@ -96,8 +110,25 @@ class LeaseRenewer(threading.Thread):
                 async with asyncio.timeout(STOP_WAIT_S):
                     await redis.aclose()
 
-    async def _renew_all(self, scripts: Scripts) -> None:
-        for queue, leases in self.table.snapshot().items():
+    async def _renew_cancelled(self, redis: Redis, scripts: Scripts) -> None:
+        """Renew now the queues whose cancel counter moved since it was last read."""
+        moved = []
+        for queue in self.table.snapshot():
+            try:
+                async with asyncio.timeout(max(self.poll_s, RENEW_TIMEOUT_MIN_S)):
+                    count = await redis.get(QueueKeys(self.prefix, queue).cancels)
+            except (*REDIS_DOWN, TimeoutError):
+                return  # the regular renewal reports Redis trouble; no log line per poll
+            if self._seen.get(queue) != count:
+                self._seen[queue] = count
+                moved.append(queue)
+        if moved:
+            # A fresh snapshot: a job leased since the one above may be the one to cancel.
+            held = self.table.snapshot()
+            await self._renew_all(scripts, {q: held[q] for q in moved if q in held})
+
+    async def _renew_all(self, scripts: Scripts, held: dict[str, list[tuple[str, str]]]) -> None:
+        for queue, leases in held.items():
             if self._stopping.is_set():
                 return
             try:

@@ -63,7 +63,8 @@ async def run_worker(
                           f"(known: {', '.join(registry.queues)})")
     worker_id = make_worker_id()
     redis = connect(settings.redis_url)
-    scripts = Scripts(redis)
+    scripts = Scripts(redis, ack_replicas=settings.ack_replicas,
+                      ack_timeout_s=settings.ack_timeout_s)
     async for attempt in retrying(max_wait_s=5.0):
         with attempt:
             await scripts.load()

@@ -44,7 +44,18 @@ class WorkerMetrics:
         self.paused = Gauge("jobq_queue_paused",
                             "1 while this worker finds the queue paused (it claims nothing).",
                             ("queue",), registry=r)
+        self.limited = Counter(
+            "jobq_jobs_limited_total",
+            "Jobs a claim held back by a limit (reason=rate: delayed until the window allows; "
+            "reason=concurrency: parked until a slot of its key frees).", ("queue", "reason"),
+            registry=r)
         self._children: dict[tuple[str, str], TaskMetrics] = {}
+
+    def held(self, queue: str, by_rate: int, by_concurrency: int) -> None:
+        if by_rate:
+            self.limited.labels(queue, "rate").inc(by_rate)
+        if by_concurrency:
+            self.limited.labels(queue, "concurrency").inc(by_concurrency)
 
     def of(self, queue: str, task_type: str) -> TaskMetrics:
         """The labelled series of one (queue, type), looked up once: ``labels()`` is not free."""

@@ -1,5 +1,10 @@
 """One queue's loop: lease as many jobs as there are free slots, run them, repeat (R10).
 
+A claim made for the slots completed jobs freed carries their completions in the same script
+call (``complete_claim``): under a steady backlog a job costs one round trip, at any
+concurrency. When the loop is not about to claim (the queue is empty, paused or throttled) the
+finisher writes completions on its own.
+
 Each queue has its own runner, slots, thread pool and blocking connection, so a backlog or a
 slow handler in one queue never delays another. When the queue is empty the runner blocks on
 the wait list (BLMOVE of the list onto itself: wakes on the first push, changes nothing) until
@@ -12,21 +17,20 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
-from jobq.connection import REDIS_DOWN, connect, retrying
+from jobq.connection import REDIS_DOWN, Redis, connect, retrying
 from jobq.context import JobContext
 from jobq.errors import QueuePaused, UnknownTask
+from jobq.flow import parse_queue_rates
 from jobq.jobs import loads
 from jobq.keys import PAUSED_RECHECK_S, QueueKeys
 from jobq.logs import get_logger
-from jobq.scripts import Claimed, Scripts
+from jobq.scripts import ClaimAnswer, Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
 from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
-from jobq.worker.finish import Finished, Finisher
+from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
 
@@ -64,7 +68,9 @@ class QueueRunner:
         self.leases = leases
         self.metrics = metrics
         self.keys = QueueKeys(settings.key_prefix, spec.name)
-        self.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake)
+        self._carrying = False  # the next claim carries the completions (see _carry)
+        self.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake,
+                                 claims_next=lambda: self._carrying)
         self.running: dict[str, asyncio.Task[None]] = {}
         self.contexts: dict[str, JobContext] = {}  # of the running jobs, for cancel_job
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
@@ -74,11 +80,14 @@ class QueueRunner:
         self._block: asyncio.Task[object] | None = None
         self._blocking: Redis = connect(settings.redis_url, max_connections=1)
         self._lease_ms = int(settings.lease_s * 1000)
+        rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
+        self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
         self._log = log.bind(queue=spec.name, worker=worker_id)
 
     def stop(self) -> None:
         """Stop fetching: the fetch loop sees this at its next turn (every wait in it ends)."""
         self._stopping.set()
+        self._carry(False)
         self._slot_free.set()
         self._wake.set()
 
@@ -108,36 +117,79 @@ class QueueRunner:
                 raise
             # Stopping after an error that was logged above: nothing more to do.
         finally:
+            self._carry(False)
             if self._block is not None:
                 self._block.cancel()
                 self._block.add_done_callback(_retrieve)  # its outcome no longer matters
             await self._blocking.aclose()
 
+    def _carry(self, on: bool) -> None:
+        """Whether the next claim carries the completions; when it will not, the finisher
+        writes them itself, now."""
+        self._carrying = on and not self._stopping.is_set()
+        if not self._carrying:
+            self.finisher.wake()
+
     async def _fetch_until_stopped(self) -> None:
         while not self._stopping.is_set():
             free = self.spec.concurrency - len(self.running)
             if free <= 0:
+                # The slot a completion frees is claimed with the completion in the same call
+                # (completions left over from the last claim are written by the finisher).
+                self._carry(self.finisher.pending == 0)
                 self._slot_free.clear()
                 await wait_event(self._slot_free, MAX_WAIT_S)
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
+            self._carry(True)
             try:
-                redis_now, next_due, jobs = await self.scripts.claim(
-                    self.keys, free, self._lease_ms, self.worker_id
-                )
+                answer = await self._claim(free)
             except QueuePaused:
                 # Nothing was leased; ask again after a bounded wait (ended early by stop()),
                 # never in a busy loop.
+                self._carry(False)
                 self.metrics.paused.labels(self.spec.name).set(1)
                 await wait_event(self._stopping, PAUSED_RECHECK_S)
                 continue
+            except BaseException:
+                self._carry(False)
+                raise
             self.metrics.paused.labels(self.spec.name).set(0)
-            for claimed in jobs:
+            if answer.held_rate or answer.held_concurrency:
+                self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
+            redis_now, next_due = answer.now_ms, answer.next_due_ms
+            for claimed in answer.jobs:
                 self._start(claimed, redis_now)
-            if not jobs:
+            if answer.throttled and next_due is not None:
+                # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
+                self._carry(False)
+                due_in_s = max(0.001, (next_due - redis_now) / 1000)
+                await wait_event(self._stopping, min(MAX_WAIT_S, due_in_s))
+            elif not answer.jobs and not self.finisher.pending:
                 # The due time is on Redis's clock: wait the difference, not until a local time.
+                self._carry(False)
                 await self._await_work(None if next_due is None else next_due - redis_now)
+            # else: jobs started, or completions arrived meanwhile: the next claim carries them
+
+    async def _claim(self, free: int) -> ClaimAnswer:
+        """Lease up to ``free`` jobs; completions waiting to be written go in the same call.
+        Raises QueuePaused (after writing the completions) while the queue is paused."""
+        batch = self.finisher.take(ACK_BATCH)
+        if not batch:
+            return await self.scripts.claim_answer(
+                self.keys, free, self._lease_ms, self.worker_id, self._rate)
+        try:
+            results, answer = await self.scripts.complete_and_claim(
+                self.keys, self.settings.completed_keep, self.settings.completed_max_age_s * 1000,
+                self.finisher.triples(batch), free, self._lease_ms, self.worker_id, self._rate)
+        except BaseException:
+            self.finisher.give_back(batch)  # written by the finisher, with its retries
+            raise
+        self.finisher.settle(batch, results)
+        if answer is None:
+            raise QueuePaused(f"queue {self.spec.name} is paused")
+        return answer
 
     async def _await_work(self, due_in_ms: int | None) -> None:
         """Wait for a push to the wait list, the next delayed job, a local retry or ``stop()``,
@@ -163,10 +215,11 @@ class QueueRunner:
             woken.cancel()
 
     async def _peek_blocking(self) -> object:
-        """Block until the wait list has an element (moving it onto itself changes nothing)."""
+        """Block until the bell rings: some wait list (of any priority) may hold a job. Moving
+        the bell onto itself changes nothing; claim silences it when every list is empty."""
         # Redis >= 6 takes fractional seconds; redis-py's stub says int.
         return await self._blocking.blmove(
-            self.keys.wait, self.keys.wait, IDLE_BLOCK_S, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+            self.keys.bell, self.keys.bell, IDLE_BLOCK_S, "RIGHT", "RIGHT")  # type: ignore[arg-type]
 
     def wake(self) -> None:
         self._wake.set()

@@ -18,6 +18,7 @@ import traceback
 
 import redis
 
+from jobq.connection import connect_sync
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import script_source
@@ -72,14 +73,14 @@ class ShutdownWatchdog(threading.Thread):
         """Hand back every lease still in the table, queue by queue; errors are logged."""
         handed = 0
         try:
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-                                          socket_connect_timeout=REDIS_TIMEOUT_S)
+            client = connect_sync(self.redis_url, timeout_s=REDIS_TIMEOUT_S)
             handback = client.register_script(script_source("handback"))
             for queue, held in self.leases.snapshot().items():
                 keys = QueueKeys(self.prefix, queue)
                 args = [x for pair in held for x in pair]
                 try:
-                    handed += int(handback(keys=[keys.active, keys.wait, keys.job_prefix],
+                    handed += int(handback(keys=[keys.active, keys.wait, keys.job_prefix,
+                                                 keys.cancelled],
                                            args=args))
                 except redis.RedisError as exc:
                     log.error("worker.handback_failed", queue=queue, jobs=len(held),

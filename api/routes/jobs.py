@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from jobq.api.bodies import json_body, read_json
-from jobq.api.deps import ClientDep
+from jobq.api.deps import ClientDep, SettingsDep, WatchDep
 from jobq.api.errors import documented
 from jobq.api.metrics import ApiMetrics
 from jobq.api.schemas import JobAccepted, JobCreate
 from jobq.api.task_bodies import UNION_NAME
 from jobq.client import Client
 from jobq.jobs import JobPublic, JobStatus, status_of
+from jobq.keys import STATUS_WAIT_MAX_S
 from jobq.logs import get_logger
 
 router = APIRouter(tags=["jobs"])
@@ -43,7 +44,11 @@ JOB_LINKS: dict[str, Any] = {
     openapi_extra=json_body(UNION_NAME),
 )
 async def create_job(request: Request) -> Response:
-    """Create a job once per idempotency key: 202 when new, 200 for a repeat."""
+    """Create a job once per idempotency key and queue: 202 when new, 200 for a repeat.
+
+    The jobId names the job's queue (``<32 hex>-<queue>``). A 503 with code
+    ``not_replicated`` means the job was possibly created: retry with the same key.
+    """
     # The hot path: the body is parsed and validated in one pydantic-core call, and the
     # Client and metrics come from the app state. FastAPI's generic body handling and
     # dependency resolution would cost more than everything else this handler does.
@@ -56,6 +61,7 @@ async def create_job(request: Request) -> Response:
         attempts=options.attempts if options else None,
         backoff=options.backoff if options else None,
         delay_s=options.delaySeconds if options else 0.0,
+        priority=options.priority if options else None,
     )
     metrics.job_enqueued(result.queue, body.type, result.duplicate)
     log.debug("job.enqueued", jobId=result.job_id, queue=result.queue, type=body.type,
@@ -66,10 +72,21 @@ async def create_job(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}/status", operation_id="get_job_status", response_model=JobStatus,
-            responses=documented(401, 404, 410, 503))
-async def get_job_status(job_id: str, client: ClientDep) -> JobStatus:
-    """The status view of a job: state, attempts and timestamps."""
-    return status_of(await client.get_job(job_id))
+            responses=documented(401, 404, 410, 422, 503))
+async def get_job_status(
+    job_id: str, client: ClientDep, watch: WatchDep, settings: SettingsDep,
+    wait: Annotated[float, Query(
+        ge=0, le=86400,
+        description="Long poll: answer as soon as the job is terminal (completed, failed, "
+                    "cancelled) or after this many seconds, whichever comes first. Cut to the "
+                    f"server's maximum (JOBQ_STATUS_WAIT_MAX_S, default "
+                    f"{STATUS_WAIT_MAX_S:g} s); 0 answers at once.")] = 0,
+) -> JobStatus:
+    """The status view of a job: state, attempts, timestamps and progress; with ``wait``, a
+    long poll that answers the moment the job finishes."""
+    if wait <= 0:
+        return status_of(await client.get_job(job_id))
+    return status_of(await watch.wait(job_id, min(wait, settings.status_wait_max_s)))
 
 
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic,

@@ -21,11 +21,8 @@ PAGE = 50  # rows per page of a queue's jobs and of the DLQ
 
 @router.get("/overview")
 async def overview(request: Request, client: ClientDep) -> Response:
-    counts = await client.counts()
-    series = {s.queue: s for s in await admin.throughputs(client, list(counts))}
-    workers = await admin.list_workers(client)
-    return render(request, "overview.html", counts=counts, series=series,
-                  workers=workers.workers)
+    found = await admin.overview(client)
+    return render(request, "overview.html", queues=found.queues, workers=found.workers)
 
 
 @router.get("/queues/{queue}")
@@ -39,7 +36,7 @@ async def queue(
         page = await list_jobs(client, queue, state, PAGE, cursor)
     except (NotFound, InvalidCursor) as exc:
         return render(request, "error.html", 404, message=str(exc))
-    counts = (await client.counts())[queue]
+    counts = await client.queue_counts(queue)
     return render(request, "queue.html", queue=queue, counts=counts, page=page,
                   states=LIST_STATES, state=state)
 

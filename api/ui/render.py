@@ -3,6 +3,7 @@ every payload, error and name a page shows is text, never markup."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,13 @@ def pretty_json(value: Any) -> str:
 
 def sparkline(values: list[int]) -> str:
     """SVG polyline points for ``values`` (oldest first), scaled to the sparkline box."""
+    return _points(tuple(values))
+
+
+@functools.lru_cache(maxsize=1024)
+def _points(values: tuple[int, ...]) -> str:
+    # Cached: the overview draws two lines per queue on every refresh, and most hours repeat
+    # (idle queues are all zeros), so formatting them again is most of the page's render time.
     if not values:
         return ""
     top = max(max(values), 1)

@@ -55,7 +55,8 @@ def _pause_command(paused: bool) -> click.Command:
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /jobs/{id}/cancel body.")
 def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a job: a waiting or delayed one never runs; a running one is cancelled by its
-    worker at the next lease renewal. Exits 1 when it has finished already, 3 when unknown."""
+    worker within a fraction of a second. Exits 1 when it has finished already, 3 when
+    unknown."""
 
     async def go() -> None:
         async with open_client() as client:

@@ -24,6 +24,7 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_UNAVAILABLE = 4
 EXIT_EXPIRED = 5
+EXIT_STILL_RUNNING = 6  # status --wait: the wait ended before the job finished
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

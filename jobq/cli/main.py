@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import math
 import os
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 from jobq import keys, logs
 from jobq.cli import admin_cmd
 from jobq.cli.common import (
+    EXIT_STILL_RUNNING,
     EXIT_USAGE,
     describe,
     fail,
@@ -27,6 +29,7 @@ from jobq.cli.common import (
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, status_of
 from jobq.loop import run
+from jobq.watch import JobWatch
 
 # Subcommands in modules of their own, imported only when run (or listed by --help), so that
 # `jobq worker` never pays for the API's, the operator's or dev's imports.
@@ -109,9 +112,12 @@ def worker(queues: tuple[str, ...], metrics_port: int) -> None:
 @click.option("--exponential", is_flag=True, help="Exponential backoff (with jitter) instead.")
 @click.option("--delay", "delay_s", type=click.FloatRange(0, 365 * 86400), default=0.0,
               help="Seconds before the job becomes ready.")
+@click.option("--priority", type=click.IntRange(keys.PRIORITY_MIN, keys.PRIORITY_MAX),
+              help=f"{keys.PRIORITY_MIN}-{keys.PRIORITY_MAX}, higher runs first (task default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the POST /jobs response body.")
 def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | None,
-            backoff_s: float | None, exponential: bool, delay_s: float, as_json: bool) -> None:
+            backoff_s: float | None, exponential: bool, delay_s: float, priority: int | None,
+            as_json: bool) -> None:
     """Create a job without HTTP (the system producer); same idempotency as POST /jobs."""
     try:
         body = orjson.loads(payload)
@@ -125,7 +131,7 @@ def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | 
     async def go() -> None:
         async with open_client() as client:
             result = await client.enqueue(task_type, idempotency_key, body, attempts=attempts,
-                                          backoff=backoff, delay_s=delay_s)
+                                          backoff=backoff, delay_s=delay_s, priority=priority)
         if as_json:
             _print_json({"status": "accepted", "jobId": result.job_id,
                          "duplicate": result.duplicate})
@@ -140,24 +146,43 @@ def enqueue(task_type: str, idempotency_key: str, payload: str, attempts: int | 
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the GET /jobs/{id}/status body.")
 @click.option("--full", is_flag=True, help="The full record (GET /jobs/{id}) instead.")
-def status(job_id: str, as_json: bool, full: bool) -> None:
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), is_flag=False, flag_value=math.inf,
+              default=None, metavar="[SECONDS]",
+              help="Wait until the job is completed, failed or cancelled (at most SECONDS if "
+                   "given), then show it; blocks on the queue's event stream, no polling.")
+def status(job_id: str, as_json: bool, full: bool, wait_s: float | None) -> None:
     """Show a job's state.
 
     Exits with 3 when no such job exists, and with 5 when it existed but its record was
     trimmed (finished jobs are kept by count and age) while its idempotency key is remembered.
+    With --wait, exits with 6 when the wait ended before the job finished (it is shown as it is).
     """
+    unfinished = False
 
     async def go() -> None:
+        nonlocal unfinished
         async with open_client(tasks_required=False) as client:
-            job = await client.get_job(job_id)
+            if wait_s is None:
+                job = await client.get_job(job_id)
+            else:
+                watch = JobWatch(client)
+                try:
+                    job = await watch.wait(job_id, None if math.isinf(wait_s) else wait_s)
+                finally:
+                    await watch.close()
+                unfinished = not job.terminal
         view = job if full else status_of(job)
         if as_json or full:
             _print_json(view.model_dump(mode="json"))
         else:
             for name, value in view.model_dump(mode="json").items():
+                if isinstance(value, dict):  # progress: one line
+                    value = " ".join(f"{k}={v}" for k, v in value.items() if v is not None)
                 click.echo(f"{name:<13} {'-' if value is None else value}")
 
     run_async(go)
+    if unfinished:
+        sys.exit(EXIT_STILL_RUNNING)
 
 
 @cli.command()

@@ -1,13 +1,16 @@
 --[[
   cancel: cancel a job. A waiting or delayed job becomes `cancelled` here and never runs; a
-  running job is only marked: its worker learns it at the next lease renewal, cancels the
-  handler and ends the attempt through `end_cancelled`.
+  running job is only marked, and the queue's cancel counter bumped: a worker holding leases
+  in the queue sees the counter move within a fraction of a second, renews at once, learns
+  from `renew` which job it is, cancels the handler and ends the attempt (`end_cancelled`).
 
   KEYS[1] job hash
   KEYS[2] wait list
   KEYS[3] delayed zset
   KEYS[4] cancelled zset        (score = finishedAt, ms)
   KEYS[5] job hash key prefix   (for trimming old cancelled jobs)
+  KEYS[6] cancel counter        (bumped when a running job is asked to cancel)
+  KEYS[7] job event stream      (a "cancelled" entry when cancelled now, lib/events)
 
   ARGV[1] jobId
   ARGV[2] cancelled jobs to keep (count)
@@ -19,25 +22,37 @@
 --- @include "lib/clock"
 --- @include "lib/codes"
 --- @include "lib/trim"
+--- @include "lib/events"
+--- @include "lib/waiting"
 local jobKey, waitKey, delayedKey, cancelledKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cancelsKey, eventsKey = KEYS[6], KEYS[7]
 local jobId, keep, maxAgeMs = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local rcall = redis.call
 local now = redisNowMs()
 
-local state = rcall("HGET", jobKey, "state")
+local f = rcall("HMGET", jobKey, "state", "priority", "heldBy", "concKey")
+local state = f[1]
 if not state then return NOT_FOUND end
 if state == "active" then
   rcall("HSET", jobKey, "cancelRequested", now)
+  rcall("INCR", cancelsKey)
   return CANCEL_REQUESTED
 end
-if state == "waiting" then
-  rcall("LREM", waitKey, -1, jobId)  -- from the tail, where the next jobs to run are
+if state == "waiting" and f[3] == "concurrency" then  -- parked by its concurrency limit (lib/limits)
+  if rcall("LREM", f[4] .. ":parked", -1, jobId) > 0 then
+    rcall("DECR", queueBase(jobPrefix, ":job:") .. ":parked")
+  end
+elseif state == "waiting" then  -- from the tail of its priority's list, where the next jobs are
+  rcall("LREM", waitLevelKey(queueBase(jobPrefix, ":job:"), tonumber(f[2]) or DEFAULT_PRIORITY), -1, jobId)
 elseif state == "delayed" then
-  rcall("ZREM", delayedKey, jobId)
+  if rcall("ZREM", delayedKey, jobId) == 1 and f[3] == "rate" then  -- held by a rate limit
+    rcall("DECR", queueBase(jobPrefix, ":job:") .. ":limited")
+  end
 else
   return FINISHED
 end
 rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now, "cancelRequested", now)
 rcall("ZADD", cancelledKey, now, jobId)
+jobEvent(eventsKey, "cancelled", {jobId})
 trimFinished(cancelledKey, jobPrefix, keep, maxAgeMs, now)
 return DONE

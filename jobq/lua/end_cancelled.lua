@@ -6,6 +6,7 @@
   KEYS[1] active zset
   KEYS[2] cancelled zset        (score = finishedAt, ms)
   KEYS[3] job hash key prefix
+  KEYS[4] job event stream      (a "cancelled" entry, lib/events)
 
   ARGV[1] jobId
   ARGV[2] lease token
@@ -18,16 +19,20 @@
 --- @include "lib/codes"
 --- @include "lib/attempt"
 --- @include "lib/trim"
-local activeKey, cancelledKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3]
+--- @include "lib/events"
+--- @include "lib/slots"
+local activeKey, cancelledKey, jobPrefix, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobId, token, keep, maxAgeMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rcall = redis.call
 local now = redisNowMs()
 local jobKey = jobPrefix .. jobId
 
-local f = rcall("HMGET", jobKey, "token", "attempts")
+local f = rcall("HMGET", jobKey, "token", "attempts", "concKey")
 if f[1] ~= token then return LEASE_LOST end
 closeAttempt(activeKey, jobKey, jobId, f[2], now, "cancelled", "cancelled on request")
+releaseSlot(queueBase(jobPrefix, ":job:"), f[3], jobId)
 rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
 rcall("ZADD", cancelledKey, now, jobId)
+jobEvent(eventsKey, "cancelled", {jobId})
 trimFinished(cancelledKey, jobPrefix, keep, maxAgeMs, now)
 return DONE

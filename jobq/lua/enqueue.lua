@@ -3,7 +3,7 @@
 
   KEYS[1] idempotency record   (string; value = content fingerprint, EX = key retention)
   KEYS[2] job hash
-  KEYS[3] wait list             (producers LPUSH, workers RPOP)
+  KEYS[3] wait list             (producers LPUSH, workers RPOP; the base of lib/waiting's keys)
   KEYS[4] delayed zset          (score = due time, ms)
 
   ARGV[1] jobId
@@ -17,6 +17,7 @@
   ARGV[9] maxAttempts
   ARGV[10] backoff (JSON)
   ARGV[11] timeout (seconds; "" = none)
+  ARGV[12..17] priority and flow limits (see lib/new_job)
 
   Returns 0 created, 1 duplicate (same content), -2 conflict (same key, other content).
 ]]
@@ -24,22 +25,6 @@
 --- @include "lib/codes"
 --- @include "lib/idempotency"
 --- @include "lib/new_job"
-local idemKey, jobKey, waitKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local jobId, fingerprint = ARGV[1], ARGV[2]
-local retentionS, delayMs = tonumber(ARGV[3]), tonumber(ARGV[4])
-local rcall = redis.call
-local now = redisNowMs()
-
 local job = {unpack(ARGV, 5, 4 + NEW_JOB_FIELDS)}
-
-local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
-if verdict then return verdict end
-
-if delayMs > 0 then
-  storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "delayed", now, now + delayMs)
-  rcall("ZADD", delayedKey, now + delayMs, jobId)
-else
-  storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
-  rcall("LPUSH", waitKey, jobId)
-end
-return CREATED
+return createJob(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]),
+  tonumber(ARGV[4]), job, redisNowMs())

@@ -11,6 +11,7 @@
   KEYS[6] job hash key prefix   (job key = prefix .. jobId)
   KEYS[7] dlq entry key prefix  (entry key = prefix .. dlqId)
   KEYS[8] throughput key prefix (per-minute hash = prefix .. minute; field "failed")
+  KEYS[9] job event stream      (a "delayed" or "failed" entry, lib/events)
 
   ARGV[1] jobId
   ARGV[2] lease token
@@ -30,8 +31,11 @@
 --- @include "lib/attempt"
 --- @include "lib/trim"
 --- @include "lib/throughput"
+--- @include "lib/events"
+--- @include "lib/slots"
 local activeKey, delayedKey, failedKey, dlqKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dlqSeqKey, jobPrefix, dlqPrefix, tpPrefix = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local eventsKey = KEYS[9]
 local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
 local delayMs, permanent, outcome, queue = tonumber(ARGV[4]), ARGV[5] == "1", ARGV[6], ARGV[7]
 local keep, maxAgeMs, dlqMaxAgeMs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -39,17 +43,19 @@ local rcall = redis.call
 local now = redisNowMs()
 local jobKey = jobPrefix .. jobId
 
-local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "type", "payload")
+local f = rcall("HMGET", jobKey, "token", "attempts", "maxAttempts", "type", "payload", "concKey")
 if f[1] ~= token then return LEASE_LOST end
 local attempts, maxAttempts = tonumber(f[2]), tonumber(f[3])
 
 closeAttempt(activeKey, jobKey, jobId, f[2], now, outcome, reason)
+releaseSlot(queueBase(jobPrefix, ":job:"), f[6], jobId)
 rcall("HSET", jobKey, "failedReason", reason)
 if outcome == "lost" then rcall("HINCRBY", jobKey, "lost", 1) end
 
 if not permanent and attempts < maxAttempts then
   rcall("HSET", jobKey, "state", "delayed", "readyAt", now + delayMs)
   rcall("ZADD", delayedKey, now + delayMs, jobId)
+  jobEvent(eventsKey, "delayed", {jobId})
   return {1, now + delayMs}
 end
 
@@ -60,6 +66,7 @@ rcall("ZADD", dlqKey, now, dlqId)
 rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
 rcall("ZADD", failedKey, now, jobId)
 countThroughput(tpPrefix, now, "failed", 1)
+jobEvent(eventsKey, "failed", {jobId})
 
 -- Trim old failed job records; their DLQ entries outlive them.
 trimFinished(failedKey, jobPrefix, keep, maxAgeMs, now)

@@ -18,8 +18,9 @@
   ARGV[8] maxAttempts
   ARGV[9] backoff (JSON)
   ARGV[10] timeout (seconds; "" = none)
-  ARGV[11] replayedFromJobId
-  ARGV[12] dlqId
+  ARGV[11..16] priority and flow limits (see lib/new_job)
+  ARGV[17] replayedFromJobId
+  ARGV[18] dlqId
 
   Returns 0 replayed, 1 duplicate of an earlier replay, -2 key reused with other content,
   -3 no such DLQ entry.
@@ -34,7 +35,7 @@ local rcall = redis.call
 local now = redisNowMs()
 
 local job = {unpack(ARGV, 4, 3 + NEW_JOB_FIELDS)}
-local replayedFromJobId, dlqId = ARGV[11], ARGV[12]
+local replayedFromJobId, dlqId = ARGV[4 + NEW_JOB_FIELDS], ARGV[5 + NEW_JOB_FIELDS]
 
 if rcall("EXISTS", entryKey) == 0 then return NOT_FOUND end
 local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
@@ -42,6 +43,6 @@ if verdict then return verdict end
 
 storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
 rcall("HSET", jobKey, "replayedFromJobId", replayedFromJobId, "dlqId", dlqId, "replayedAt", now)
-rcall("LPUSH", waitKey, jobId)
+pushNewJob(waitKey, jobId, job)
 rcall("LPUSH", replaysKey, cjson.encode({jobId = jobId, replayedAt = now}))
 return CREATED

@@ -159,3 +159,100 @@ def test_chart_needs_room_for_the_workers_watchdog(
     assert (result.returncode == 0) is renders, result.stderr
     if not renders:
         assert "must be at least shutdownGraceSeconds + 10 (35)" in result.stderr
+
+
+@pytest.mark.parametrize(("sleep", "termination", "renders"), [(5, 35, True), (26, 35, False)])
+def test_api_pods_keep_serving_until_their_endpoint_is_gone(
+    k8s_bin_dir: Path, sleep: int, termination: int, renders: bool
+) -> None:
+    """A terminating API pod sleeps in preStop before uvicorn stops listening, so an Ingress
+    controller drops the endpoint first; the sleep plus the 10 s request drain must fit before
+    SIGKILL, and 0 turns the hook off."""
+    args = [str(k8s_bin_dir / "helm"), "template", "jq", str(CHART),
+            "--set", f"api.preStopSleepSeconds={sleep}",
+            "--set", f"worker.terminationGracePeriodSeconds={termination}"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert (result.returncode == 0) is renders, result.stderr
+    if not renders:
+        assert f"api.preStopSleepSeconds ({sleep}) + the API's 10 s request drain" in result.stderr
+        return
+
+    def api_container(text: str) -> dict[str, Any]:
+        [api] = [d for d in _docs(text) if d["kind"] == "Deployment"
+                 and d["metadata"]["name"] == "jq-jobq-api"]
+        container: dict[str, Any] = api["spec"]["template"]["spec"]["containers"][0]
+        return container
+
+    assert api_container(result.stdout)["lifecycle"] == {"preStop": {"sleep": {"seconds": sleep}}}
+    off = _helm(k8s_bin_dir, "template", "jq", CHART, "--set", "api.preStopSleepSeconds=0")
+    assert "lifecycle" not in api_container(off)
+
+
+def _env_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for c in doc["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])]
+
+
+def test_external_redis_cluster_values_reach_every_jobq_container(k8s_bin_dir: Path) -> None:
+    """externalRedis.cluster/tls/passwordSecret and config.ackReplicas become JOBQ_REDIS_CLUSTER,
+    JOBQ_REDIS_TLS, JOBQ_REDIS_PASSWORD (from its Secret) and JOBQ_ACK_REPLICAS in the API,
+    worker and operator pods; no bundled Valkey is rendered."""
+    values = CHART / "ci" / "external-redis-cluster-values.yaml"
+    rendered = _docs(_helm(k8s_bin_dir, "template", "jq", CHART, "-f", values))
+    deployments = [d for d in rendered if d["kind"] == "Deployment"]
+    assert deployments and not [d for d in rendered if d["kind"] == "StatefulSet"]
+    for doc in deployments:
+        env = {e["name"]: e for e in _env_of(doc)}
+        assert env["JOBQ_REDIS_CLUSTER"]["value"] == "true", doc["metadata"]["name"]
+        assert env["JOBQ_REDIS_TLS"]["value"] == "true"
+        assert env["JOBQ_ACK_REPLICAS"]["value"] == "1"
+        assert env["JOBQ_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "redis-cluster-password", "key": "password"}
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "redis-cluster-url", "key": "url"}
+
+
+def test_a_cluster_needs_an_external_redis(k8s_bin_dir: Path) -> None:
+    """The bundled Valkey is single-node: asking for a cluster with it is refused at render."""
+    result = subprocess.run(
+        [str(k8s_bin_dir / "helm"), "template", "jq", str(CHART), "--set",
+         "externalRedis.cluster=true"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "externalRedis.cluster=true needs redis.enabled=false" in result.stderr
+
+
+def test_default_values_wait_for_no_replica(k8s_bin_dir: Path) -> None:
+    rendered = _docs(_helm(k8s_bin_dir, "template", "jq", CHART))
+    for doc in (d for d in rendered if d["kind"] == "Deployment"):
+        env = {e["name"]: e for e in _env_of(doc)}
+        assert env["JOBQ_ACK_REPLICAS"]["value"] == "0"
+        assert "JOBQ_REDIS_CLUSTER" not in env
+
+
+@pytest.mark.timeout(300)
+def test_a_queue_rate_limit_reaches_only_that_queues_workers(
+    k8s_bin_dir: Path, tmp_path: Path
+) -> None:
+    """``queues[].rateLimit`` becomes JOBQ_QUEUE_RATE_LIMITS on that queue's worker pods (the
+    limit holds across all of them in Redis); a malformed one is refused by the schema."""
+    queues = yaml.safe_load((CHART / "values.yaml").read_text())["queues"]
+
+    def values(rate: str) -> Path:
+        path = tmp_path / f"{uuid.uuid4().hex}.yaml"
+        path.write_text(yaml.safe_dump({"queues": [{**queues[0], "rateLimit": rate},
+                                                   *queues[1:]]}))
+        return path
+
+    docs = _docs(_helm(k8s_bin_dir, "template", "jq", CHART, "-f", values("10/1s")))
+    env_of = {
+        d["metadata"]["name"]: {e["name"]: e.get("value")
+                                for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        for d in docs if d["kind"] == "Deployment" and "worker" in d["metadata"]["name"]
+    }
+    limited = {name: env.get("JOBQ_QUEUE_RATE_LIMITS") for name, env in env_of.items()}
+    assert limited == {"jq-jobq-worker-email-queue": "email-queue=10/1s",
+                       "jq-jobq-worker-report-queue": None,
+                       "jq-jobq-worker-cleanup-queue": None}, limited
+    bad = subprocess.run([str(k8s_bin_dir / "helm"), "template", "jq", str(CHART), "-f",
+                          str(values("ten per second"))],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "rateLimit" in bad.stderr, bad.stderr

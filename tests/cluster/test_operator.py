@@ -349,8 +349,13 @@ async def test_worker_deployment_follows_the_backlog(
     await eventually(lambda: replicas_become(1), timeout=30, what="scale-down to 1")
     deployment = kube_json(plane, "get", "deployment", name, "--namespace", ns)
     assert "jobq.io/scale-down-since" not in deployment["metadata"]["annotations"]
-    downs = [e for e in events(operator, "autoscale.scaled") if e["toReplicas"] < e["fromReplicas"]]
-    assert downs and all(e["lowerForS"] >= 3 for e in downs)  # each after the whole delay
+    async def scale_downs() -> list[dict[str, Any]]:
+        # Log lines are written in batches (at least every 100 ms): await the line.
+        return [e for e in events(operator, "autoscale.scaled")
+                if e["toReplicas"] < e["fromReplicas"]]
+
+    downs = await eventually(scale_downs, timeout=5, what="the scale-down's log event")
+    assert all(e["lowerForS"] >= 3 for e in downs)  # each after the whole delay
     if plane.node_name:  # pods exist: each got its deletion cost before the scale-down
         pods = kube_json(plane, "get", "pods", "--namespace", ns, "-l",
                          "app.kubernetes.io/name=jobq-test-worker")["items"]

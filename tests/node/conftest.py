@@ -37,7 +37,8 @@ class Images:
     jobq: str  # repository:tag
     valkey: str
     pause: str
-    archives: tuple[Path, ...]
+    archives: tuple[Path, ...]  # imported when the node starts
+    monitoring: dict[str, tuple[str, Path]]  # prometheus, config-reloader: imported when needed
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,17 @@ def _build(config: pytest.Config) -> Artefacts | str:
             archive = cache / "images" / "archives" / "jobq-node-test.tar"
             run_script(REPO_ROOT / "hack" / "image.sh", "--tag", IMAGE, "--archive", str(archive),
                        timeout_s=BUILD_TIMEOUT_S)
-            phase("pause and Valkey images (hack/test-images.sh; cached)")
+            phase("pause, Valkey, Prometheus and config-reloader images (hack/test-images.sh; cached)")
             lines = run_script(REPO_ROOT / "hack" / "test-images.sh", timeout_s=BUILD_TIMEOUT_S)
     except ToolsUnavailable as exc:
         return str(exc)
-    built = {what: (name, Path(file)) for what, name, file in (line.split() for line in lines[:2])}
+    built = {what: (name, Path(file)) for what, name, file in (line.split() for line in lines[:-1])}
     images = Images(
         jobq=IMAGE,
         valkey=built["valkey"][0],
         pause=built["pause"][0],
         archives=(built["pause"][1], built["valkey"][1], archive),
+        monitoring={what: built[what] for what in ("prometheus", "config-reloader")},
     )
     return Artefacts(k8s_bin, node_bin, images)
 

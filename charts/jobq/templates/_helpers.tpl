@@ -111,6 +111,9 @@ Refuse contradictory settings early, with a message naming the value to change.
 */}}
 {{- define "jobq.validate" -}}
 {{- if .Values.redis.enabled }}
+{{- if .Values.externalRedis.cluster }}
+{{- fail "externalRedis.cluster=true needs redis.enabled=false: the bundled Valkey is single-node" }}
+{{- end }}
 {{- if or .Values.externalRedis.url .Values.externalRedis.existingSecret }}
 {{- fail "externalRedis.url/existingSecret are set but redis.enabled=true: set redis.enabled=false to use an external Redis" }}
 {{- end }}
@@ -124,6 +127,10 @@ Refuse contradictory settings early, with a message naming the value to change.
 {{- end }}
 {{- if and .Values.autoscaling.enabled (not .Values.operator.enabled) }}
 {{- fail "autoscaling.enabled=true needs operator.enabled=true (the operator does the scaling)" }}
+{{- end }}
+{{- $apiStop := add (int .Values.api.preStopSleepSeconds) 10 }}
+{{- if lt (int .Values.worker.terminationGracePeriodSeconds) $apiStop }}
+{{- fail (printf "api.preStopSleepSeconds (%d) + the API's 10 s request drain must fit in worker.terminationGracePeriodSeconds (%d)" (int .Values.api.preStopSleepSeconds) (int .Values.worker.terminationGracePeriodSeconds)) }}
 {{- end }}
 {{- end }}
 
@@ -144,6 +151,25 @@ Refuse contradictory settings early, with a message naming the value to change.
   value: {{ .Values.config.leaseSeconds | int64 | quote }}
 - name: JOBQ_KEY_PREFIX
   value: {{ .Values.config.keyPrefix | quote }}
+- name: JOBQ_ACK_REPLICAS
+  value: {{ .Values.config.ackReplicas | int64 | quote }}
+{{- if not .Values.redis.enabled }}
+{{- if .Values.externalRedis.cluster }}
+- name: JOBQ_REDIS_CLUSTER
+  value: "true"
+{{- end }}
+{{- if .Values.externalRedis.tls }}
+- name: JOBQ_REDIS_TLS
+  value: "true"
+{{- end }}
+{{- with .Values.externalRedis.passwordSecret.name }}
+- name: JOBQ_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.externalRedis.passwordSecret.key }}
+{{- end }}
+{{- end }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}

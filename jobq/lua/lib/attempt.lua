@@ -7,7 +7,7 @@ local function closeAttempt(activeKey, jobKey, jobId, attempt, now, outcome, rea
   local entryKey = "h:" .. attempt
   local raw = redis.call("HGET", jobKey, entryKey)
   local entry = raw and cjson.decode(raw) or {}
-  entry["end"] = now
+  entry["end"] = entry["end"] or now  -- reclaim may have ended a slot-holding run already
   entry["outcome"] = outcome
   entry["error"] = reason  -- nil for a success: the field stays out
   redis.call("HSET", jobKey, entryKey, cjson.encode(entry), "token", "")
