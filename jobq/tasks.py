@@ -41,15 +41,16 @@ class Task:
     rate_key: KeyFunction | None = None
     concurrency_limit: int | None = None
     concurrency_key: KeyFunction | None = None
+    is_async: bool = field(init=False, repr=False, compare=False)
+    """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
 
     def flow(self, q: QueueKeys, model: BaseModel) -> FlowFields:
         """The limits one job of this task counts against, keyed from its validated payload."""
         return flow_fields(q, self.name, model, self.rate_limit, self.rate_key,
                            self.concurrency_limit, self.concurrency_key)
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
 
     def validate(self, payload: object) -> BaseModel:
         """Check a payload against the task's model before anything is written: strictly, as

@@ -83,6 +83,9 @@ class QueueRunner:
         rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
         self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
         self._log = log.bind(queue=spec.name, worker=worker_id)
+        # Read at scrape time: nothing to update per job.
+        metrics.in_flight.labels(spec.name).set_function(lambda: len(self.running))
+        self._paused = metrics.paused.labels(spec.name)
 
     def stop(self) -> None:
         """Stop fetching: the fetch loop sees this at its next turn (every wait in it ends)."""
@@ -149,13 +152,13 @@ class QueueRunner:
                 # Nothing was leased; ask again after a bounded wait (ended early by stop()),
                 # never in a busy loop.
                 self._carry(False)
-                self.metrics.paused.labels(self.spec.name).set(1)
+                self._paused.set(1)
                 await wait_event(self._stopping, PAUSED_RECHECK_S)
                 continue
             except BaseException:
                 self._carry(False)
                 raise
-            self.metrics.paused.labels(self.spec.name).set(0)
+            self._paused.set(0)
             if answer.held_rate or answer.held_concurrency:
                 self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
             redis_now, next_due = answer.now_ms, answer.next_due_ms
@@ -248,7 +251,6 @@ class QueueRunner:
         self.metrics.of(self.spec.name, claimed.type).wait.observe(
             max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
         self.running[claimed.job_id] = asyncio.create_task(self._process(claimed))
-        self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
 
     async def _process(self, c: Claimed) -> None:
         job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
@@ -287,7 +289,6 @@ class QueueRunner:
         finally:
             self.contexts.pop(c.job_id, None)
             del self.running[c.job_id]
-            self.metrics.in_flight.labels(self.spec.name).set(len(self.running))
             self._slot_free.set()
 
     async def _end_cancelled(self, c: Claimed, ctx: JobContext) -> None:
