@@ -11,12 +11,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobq.errors import ConfigError
 
 START_TIMEOUT_S = 15.0  # a cold start with an AOF to replay can take a few seconds
+BIND_TRIES = 5  # starts on a fresh free port when another process took the chosen one first
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -39,6 +40,11 @@ def redis_binary() -> Path:
     if not found:
         raise ConfigError("redis-server is not on PATH (apt-get install redis-server)")
     return Path(found)
+
+
+class PortTaken(ConfigError):
+    """The server could not bind its port: something took it after it was found free (a free
+    port is only free when asked; any process, or an outgoing connection, may take it next)."""
 
 
 def free_port() -> int:
@@ -69,7 +75,7 @@ class ServerProcess:
 
     binary: Path
     data_dir: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0  # 0: a free one, chosen at start (and chosen again if it is taken meanwhile)
     appendonly: bool = False
     # Own session, so a terminal's Ctrl-C reaches the parent only, and SIGTERM when the parent
     # dies (jobq dev, which stops it last).
@@ -82,6 +88,18 @@ class ServerProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> ServerProcess:
+        choose = self.port == 0
+        for attempt in range(1, BIND_TRIES + 1):
+            if choose:
+                self.port = free_port()
+            try:
+                return self._launch()
+            except PortTaken:
+                if not choose or attempt == BIND_TRIES:
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _launch(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -102,6 +120,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
+                if "Address already in use" in self._log_tail():
+                    raise PortTaken(f"{self.binary.name} could not bind port {self.port}; "
+                                    f"see {self.data_dir}")
                 raise ConfigError(f"{self.binary.name} exited at start; see {self.data_dir}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
@@ -112,6 +133,15 @@ class ServerProcess:
                 pass
             time.sleep(0.05)
         raise ConfigError(f"{self.binary.name} did not answer PING within {START_TIMEOUT_S}s")
+
+    def _log_tail(self) -> str:
+        try:
+            with (self.data_dir / "server.log").open("rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - 2000))
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def kill(self) -> None:
         """SIGKILL: the server dies at once, with whatever it had not yet replicated."""

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import redis.crc
 
-from jobq.embedded import ServerProcess, free_port
+from jobq.embedded import BIND_TRIES, PortTaken, ServerProcess, free_port
 from jobq.errors import ConfigError
 
 SLOTS = 16384
@@ -45,25 +45,35 @@ class ClusterProcess:
 
     def start(self) -> ClusterProcess:
         total = self.primaries * (1 + self.replicas_each)
-        for i in range(total):
-            node_dir = self.data_dir / f"node{i}"
-            bus = free_port()
-            self.nodes.append(ServerProcess(self.binary, node_dir, extra_args=(
-                "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
-                "--cluster-node-timeout", str(self.node_timeout_ms), "--cluster-port", str(bus),
-                # Other slots keep serving while one has no primary: one queue's outage is
-                # not every queue's.
-                "--cluster-require-full-coverage", "no",
-                "--cluster-replica-validity-factor", "0",  # a replica may always take over
-            )))
         try:
-            for node in self.nodes:
-                node.start()
+            for i in range(total):
+                self.nodes.append(self._start_node(self.data_dir / f"node{i}"))
             self._wire()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_node(self, node_dir: Path) -> ServerProcess:
+        """One node on a fresh port and bus port, chosen again when another process takes
+        either between the choice and the bind."""
+        for attempt in range(1, BIND_TRIES + 1):
+            (node_dir / "nodes.conf").unlink(missing_ok=True)  # a failed try's, if any
+            node = ServerProcess(self.binary, node_dir, port=free_port(), extra_args=(
+                "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-port", str(free_port()),
+                # Other slots keep serving while one has no primary: one queue's outage is
+                # not every queue's.
+                "--cluster-require-full-coverage", "no",
+                "--cluster-replica-validity-factor", "0",  # a replica may always take over
+            ))
+            try:
+                return node.start()
+            except PortTaken:
+                if attempt == BIND_TRIES:
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def client(self, i: int) -> redis.Redis:
         return redis.Redis(port=self.nodes[i].port, decode_responses=True,
