@@ -4,7 +4,10 @@ uvloop."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from fixtures import Proc, eventually, job_in
 from importtasks import HEAVY
@@ -27,3 +30,16 @@ async def test_worker_process_imports_no_api_operator_or_dev_modules(
     assert job.result is not None
     assert job.result["heavy"] == [], f"a worker imported {job.result['heavy']} (none of {HEAVY})"
     assert job.result["loop"].startswith("uvloop"), job.result["loop"]
+
+
+def test_the_subpackages_import_from_the_repository_root() -> None:
+    """Run there (``python -m jobq``, a bench script), ./jobq is imported, not the installed
+    package; jobq.api, jobq.worker and jobq.operator must still be found (beside it), and the
+    stdlib's operator must stay the stdlib's."""
+    root = Path(__file__).resolve().parent.parent
+    code = ("import jobq, jobq.api, jobq.worker.runner, jobq.operator.main, operator, sys; "
+            "assert sys.path[0] == '' and jobq.__file__.startswith(sys.argv[1]), jobq.__file__; "
+            "print(operator.add(1, 2))")
+    done = subprocess.run([sys.executable, "-c", code, str(root / "jobq")], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
