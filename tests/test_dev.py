@@ -98,7 +98,9 @@ class Dev:
             return False
 
     def wait_ready(self) -> None:
-        wait_for(self.healthy, "the API of jobq dev", START_TIMEOUT_S)
+        """As a reader does: wait for the banner; its API must answer by then."""
+        wait_for(lambda: "jobq dev: API" in self.output(), "jobq dev's banner", START_TIMEOUT_S)
+        assert self.healthy(), f"the banner came before the API answered: {self.output()}"
 
     def state(self, job_id: str) -> str:
         response = httpx.get(f"{self.url}/jobs/{job_id}/status", timeout=5)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -125,7 +126,8 @@ def dev(port: int, metrics_port_base: int, redis_port: int | None,
                   f"jobq dev: for the CLI in another terminal: export REDIS_URL={_safe_url(url)} "
                   f"JOBQ_TASKS={','.join(tasks)}")
         code = _supervise(commands, env, banner, signals,
-                          settings.shutdown_grace_s + STOP_MARGIN_S)
+                          settings.shutdown_grace_s + STOP_MARGIN_S,
+                          api_listening=lambda: not is_port_free(port))
     finally:
         if server is not None:
             server.stop()
@@ -190,18 +192,21 @@ def _require_free_ports(api_port: int, metrics_base: int, queues: list[str],
 
 
 def _supervise(commands: list[tuple[str, list[str]]], env: dict[str, str], banner: str,
-               signals: Signals, stop_within_s: float) -> int:
-    """Start the children, wait for a signal (exit 0) or a child's death (exit 1), stop them."""
+               signals: Signals, stop_within_s: float, api_listening: Callable[[], bool]) -> int:
+    """Start the children, wait for a signal (exit 0) or a child's death (exit 1), stop them.
+    The banner comes once the API listens, so its URLs answer when the reader tries them."""
     children: list[Child] = []
     code = 0
+    announced = False
     try:
         for name, args in commands:
             if signals.count:
                 break
             children.append(Child(name, _spawn(args, env)))
-        else:
-            click.echo(banner, err=True)
         while not signals.count:
+            if not announced and api_listening():
+                click.echo(banner, err=True)
+                announced = True
             dead = next((c for c in children if c.popen.poll() is not None), None)
             if dead is not None:
                 click.echo(f"jobq dev: {dead.name} exited with code {dead.popen.returncode}; "
