@@ -559,9 +559,19 @@ def _dashboard_queries(namespace: str) -> list[tuple[str, str]]:
 
 
 def test_every_dashboard_query_returns_data(
-    release: Release, prometheus: Prometheus
+    release: Release, ingress: Ingress, prometheus: Prometheus
 ) -> None:
     """Runs after the jobs above (completed, failed, dead-lettered): each panel has data."""
+    # The failure panels read report-queue's workers, which scale to zero 10 s after the queue
+    # empties, taking their series with them: keep one worker up for the whole wait, with a
+    # failed and a completed attempt of its own (a job failing once, then succeeding).
+    run = uuid.uuid4().hex[:8]
+    _submit(ingress, [
+        {"type": "flaky", "idempotencyKey": f"dash-hold-{run}",
+         "payload": {"failTimes": 0, "sleepSeconds": 150}},
+        {"type": "flaky", "idempotencyKey": f"dash-once-{run}",
+         "payload": {"failTimes": 1, "sleepSeconds": 0}},
+    ])
     queries = [(title, expr) for title, expr in _dashboard_queries(release.namespace)
                if not any(metric in expr for metric in NO_EVENT_HERE)]
     assert len(queries) >= 20
