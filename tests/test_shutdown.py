@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fixtures import events, eventually, job_in, metrics_port
+from fixtures import events, eventually, job_in, logged, metrics_port
 
 from jobq.client import Client
 from jobq.jobs import State
@@ -79,6 +79,9 @@ async def test_watchdog_ends_a_worker_whose_loop_is_blocked_and_hands_its_job_ba
     await metrics_port(worker)
     job_id = (await client.enqueue("hog", "blocks-the-loop", {"seconds": 120})).job_id
     await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    # Leased is not yet running: a SIGTERM before the handler blocks the loop is an orderly stop.
+    # The log thread writes job.started even while the loop is blocked.
+    await logged(worker, "job.started")
     worker.terminate()
     assert worker.wait(timeout=0.5 + AFTER_GRACE_S + 15) == EXIT_STUCK
     job = await client.get_job(job_id)
