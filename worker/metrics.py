@@ -3,8 +3,8 @@ jobq.health with /healthz.
 
 The series every job updates (completed, recovered, wait and duration) are plain numbers the
 event loop's thread adds to, read by a collector at scrape time: prometheus_client's own
-counters and histograms take a lock per update (a histogram two), which was a tenth of the
-worker's per-job CPU. The rest stay prometheus_client metrics.
+counters and histograms take a lock per update (a histogram two). The rest stay
+prometheus_client metrics.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 LABELS = ("queue", "type")
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
                 300)
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                    10.0)  # prometheus_client's default buckets, which this series had
+# prometheus_client's default buckets, which this series always had (+Inf is added by us).
+DURATION_BUCKETS = tuple(float(b) for b in Histogram.DEFAULT_BUCKETS if b != float("inf"))
 
 
 class LoopCounter:
