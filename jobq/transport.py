@@ -1,17 +1,22 @@
 """One round trip carrying a script call (and its WAIT): on one server through a kept pooled
 connection, on a cluster to the primary of the call's slot, following MOVED and ASK.
 
-Every job passes through here several times, so commands are packed by hiredis and written on
-one connection; redis-py's generic command path costs about twice as much CPU per call.
+Every job passes through here several times, so commands are packed by hiredis, written on one
+connection and their answers read straight from its parser (``_round_trip``), under one time
+bound for the whole round trip; redis-py's generic command path costs about twice as much CPU
+per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from hiredis import pack_command
+from redis.asyncio import Redis as SingleRedis
 from redis.asyncio import RedisCluster
 from redis.exceptions import (
     AskError,
@@ -32,6 +37,7 @@ KEEP_IDLE = 2  # connections a Transport keeps between calls instead of returnin
 CLUSTER_TRIES = 4  # sends of one call on a cluster: MOVED, ASK, a failover's first moments
 CLUSTER_POOL_WAIT_S = 5.0  # longest wait for a free connection to a cluster node
 CLUSTER_RETRY_S = 0.1  # pause before sending again after CLUSTERDOWN / TRYAGAIN / a lost node
+ROUND_TRIP_TIMEOUT_S = 5.0  # longest one round trip may take (redis-py 8's default socket timeout)
 
 
 class Transport:
@@ -59,14 +65,14 @@ class Transport:
         calls instead of going back through the pool (its lock and per-checkout socket check
         cost as much as packing and parsing); they are closed with the client's pool.
         """
-        assert not isinstance(self.redis, RedisCluster)
-        pool = self.redis.connection_pool
+        # The type is known from __init__: isinstance on RedisCluster (a Protocol's subclass)
+        # costs more than a microsecond, on every call.
+        pool = cast(SingleRedis, self.redis).connection_pool
         for attempt in (1, 2):
             conn = (self._idle.pop() if self._idle
                     else await pool.get_connection())  # type: ignore[no-untyped-call]
             try:
-                await conn.send_packed_command(packed, check_health=False)
-                answers = await _read_answers(conn, count)
+                answers = await _round_trip(conn, packed, count)
             except (ConnectionError, TimeoutError):
                 await conn.disconnect()
                 await pool.release(conn)
@@ -86,8 +92,8 @@ class Transport:
         raise AssertionError("unreachable")
 
     def node_for(self, key: str) -> Any:
-        assert isinstance(self.redis, RedisCluster)
-        return self.redis.nodes_manager.get_node_from_slot(self.redis.keyslot(key))
+        cluster = cast(RedisCluster, self.redis)
+        return cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))
 
     async def _send_cluster(self, packed: bytes, count: int, key: str) -> list[Any]:
         """The round trip on a connection to the primary of ``key``'s slot, so the script and
@@ -95,18 +101,16 @@ class Transport:
         sends once to the named node after ASKING; CLUSTERDOWN, TRYAGAIN or a lost node
         refresh the map and send again after a short pause, CLUSTER_TRIES times in all, then
         the error is raised (an outage: 503 in the API, backoff in workers)."""
-        cluster = self.redis
-        assert isinstance(cluster, RedisCluster)
+        cluster = cast(RedisCluster, self.redis)
         asking: Any = None
         for attempt in range(1, CLUSTER_TRIES + 1):
             await cluster.initialize()
             node = asking or self.node_for(key)
             conn = await _acquire(node)
             try:
-                await conn.send_packed_command(
-                    (pack_command(("ASKING",)) + packed) if asking else packed,
-                    check_health=False)
-                answers = await _read_answers(conn, count + (1 if asking else 0))
+                answers = await _round_trip(
+                    conn, (pack_command(("ASKING",)) + packed) if asking else packed,
+                    count + (1 if asking else 0))
             except (ConnectionError, TimeoutError, OSError):
                 await conn.disconnect()
                 node.release(conn)
@@ -154,16 +158,40 @@ async def _acquire(node: Any) -> Any:
             await asyncio.sleep(0.002)
 
 
-async def _read_answers(conn: Any, count: int) -> list[Any]:
-    """The answers of ``count`` pipelined commands; error answers come back as exceptions in
-    the list, so every answer is read and the connection stays in step."""
-    answers = []
-    for _ in range(count):
-        try:
-            answers.append(await conn.read_response())
-        except ResponseError as exc:
-            answers.append(exc)
-    return answers
+async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
+    """Write ``packed`` (``count`` pipelined commands) on ``conn`` and read every answer; error
+    answers come back as exceptions in the list, so the connection stays in step.
+
+    The bytes go to the connection's stream writer and the answers come from its parser, with
+    one time bound around the whole exchange. redis-py's own send and read put a timer on each
+    read and wrap each write in ``wait_for`` (a task of its own, one more event-loop turn),
+    which cost about a quarter of a round trip's CPU (bench/sidebyside.py's enqueue figure).
+    Errors are redis-py's: ConnectionError for a lost socket, TimeoutError past the bound; the
+    caller drops the connection on either."""
+    writer, parser = getattr(conn, "_writer", None), getattr(conn, "_parser", None)
+    if writer is None or parser is None:
+        # Not connected (or a redis-py without these attributes): its own path connects.
+        await conn.send_packed_command(packed, check_health=False)
+        return [await _answer(conn.read_response) for _ in range(count)]
+    try:
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+            writer.write(packed)
+            await writer.drain()
+            return [await _answer(parser.read_response) for _ in range(count)]
+    except builtins.TimeoutError:  # asyncio's; the module's TimeoutError is redis-py's
+        raise TimeoutError(
+            f"no answer from Redis within {ROUND_TRIP_TIMEOUT_S}s") from None
+    except OSError as exc:
+        raise ConnectionError(f"error talking to Redis: {exc}") from exc
+
+
+async def _answer(read: Callable[[], Awaitable[Any]]) -> Any:
+    """One answer; an error answer as the exception (the parser returns it, redis-py's
+    connection raises it)."""
+    try:
+        return await read()
+    except ResponseError as exc:
+        return exc
 
 
 def _raise_first_error(answers: list[Any]) -> None:
