@@ -103,8 +103,8 @@ async def run_worker(
         signal.signal(sig, on_signal)
 
     fetchers = [asyncio.create_task(r.fetch(), name=f"fetch:{r.spec.name}") for r in runners]
-    finishers = [asyncio.create_task(r.finisher.run(), name=f"finish:{r.spec.name}")
-                 for r in runners]
+    finishers = [asyncio.create_task(f.run(), name=f"finish:{r.spec.name}:{n}")
+                 for r in runners for n, f in enumerate(r.finishers)]
     background = [asyncio.create_task(s.run(), name=f"sweep:{s.runner.spec.name}")
                   for s in sweepers]
     background.append(asyncio.create_task(loop_beat.run(), name="loop-beat"))
@@ -124,7 +124,8 @@ async def run_worker(
         await stop_tasks([f for f in fetchers if f.get_name() in stuck], FETCH_STOP_S)
     await asyncio.gather(*(r.drain(deadline) for r in runners))
     for runner in runners:
-        await runner.finisher.close()
+        for finisher in runner.finishers:
+            await finisher.close()
     if unflushed := await settle(finishers, FLUSH_WAIT_S):  # completions written
         log.error("worker.flush_incomplete", tasks=sorted(unflushed))
     # The jobs are done or cancelled: stop renewing first, so that no renewal racing the
