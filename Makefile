@@ -32,6 +32,7 @@ bench: install  ## throughput and latency figures (printed, not asserted)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/logline.py
 	$(BIN)/python bench/sidebyside.py --quick
+	$(BIN)/python bench/clientcall.py
 
 image:  ## build the image from the Dockerfile with buildah, no Docker engine (root, Debian)
 	bash hack/image.sh

@@ -1,0 +1,122 @@
+"""CPU per Redis call, one call at a time, in each runtime the side-by-side bench compares:
+a bare socket round trip (an asyncio Protocol on uvloop; Node's net), the job body's client
+(redis-py's asyncio ``incr``; ioredis's ``incr``) and jobq's own script-call round trip
+(``jobq.transport.Transport``, an ``EVALSHA`` of a one-line script).
+
+    .venv/bin/python bench/clientcall.py [--calls 20000] [--trials 3]
+
+It shows where the worker CPU per job of bench/sidebyside.py goes: every job body there makes
+one such call. Embedded Valkey; prints microseconds of user + system CPU per call (median of
+the trials); asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import hiredis
+import uvloop
+from redis.asyncio import Redis
+
+from jobq.connection import connect
+from jobq.embedded import ServerProcess, valkey_binary
+from jobq.transport import Transport
+
+BULL = Path(__file__).resolve().parent / "bullmq"
+PING = hiredis.pack_command(("PING",))
+
+
+async def per_call_us(calls: int, one: Callable[[], Awaitable[object]]) -> float:
+    await one()  # connected and warm
+    started = time.process_time()
+    for _ in range(calls):
+        await one()
+    return (time.process_time() - started) / calls * 1e6
+
+
+class _Answers(asyncio.Protocol):
+    """A bare client: one hiredis reader, one future per call."""
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: asyncio.Future[object] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        answer = self.reader.gets()
+        if answer is not False and self.waiting is not None:
+            self.waiting.set_result(answer)
+
+
+async def python_figures(host: str, port: int, calls: int) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    sock, answers = await loop.create_connection(_Answers, host, port)
+
+    async def raw() -> object:
+        answers.waiting = loop.create_future()
+        sock.write(PING)
+        return await answers.waiting
+
+    figures = {"raw": await per_call_us(calls, raw)}
+    sock.close()
+    body = Redis(host=host, port=port)  # as a job body makes it: redis-py's defaults
+    figures["client"] = await per_call_us(calls, lambda: body.incr("clientcall:n"))
+    await body.aclose()
+    jobq = connect(f"redis://{host}:{port}/0")
+    transport = Transport(jobq)
+    sha = await jobq.script_load("return 1")
+    figures["jobq"] = await per_call_us(
+        calls, lambda: transport.send([("EVALSHA", sha, 1, "clientcall:k")], "clientcall:k"))
+    await jobq.aclose()
+    return figures
+
+
+def node_figures(host: str, port: int, calls: int) -> dict[str, float]:
+    out = subprocess.run(["node", str(BULL / "calls.js"), host, str(port), str(calls)],
+                         check=True, capture_output=True, cwd=BULL)
+    return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+    from sidebyside import install_bullmq  # the pinned ioredis comes with BullMQ's lock file
+
+    install_bullmq()
+    rows: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as data:
+        server = ServerProcess(valkey_binary(), Path(data)).start()
+        try:
+            for _ in range(args.trials):
+                py = uvloop.run(python_figures("127.0.0.1", server.port, args.calls))
+                node = node_figures("127.0.0.1", server.port, args.calls)
+                for name, value in (("bare socket round trip (PING)", (py["raw"], node["raw"])),
+                                    ("job body's client: incr", (py["client"], node["ioredis"]))):
+                    rows.setdefault(f"{name}|py", []).append(value[0])
+                    rows.setdefault(f"{name}|node", []).append(value[1])
+                rows.setdefault("jobq Transport: EVALSHA round trip|py", []).append(py["jobq"])
+        finally:
+            server.stop()
+    print(f"CPU per call, one at a time, µs (median of {args.trials}; {args.calls:,} calls)\n")
+    print("| call | Python 3.11 + uvloop | Node |")
+    print("|---|---:|---:|")
+    for name in dict.fromkeys(key.split("|")[0] for key in rows):
+        py_us = statistics.median(rows[f"{name}|py"])
+        node_us = rows.get(f"{name}|node")
+        print(f"| {name} | {py_us:.1f} | {statistics.median(node_us):.1f} |" if node_us
+              else f"| {name} | {py_us:.1f} | |")
+
+
+if __name__ == "__main__":
+    main()
