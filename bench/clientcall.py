@@ -1,7 +1,8 @@
 """CPU per Redis call, one call at a time, in each runtime the side-by-side bench compares:
 a bare socket round trip (an asyncio Protocol on uvloop; Node's net), the job body's client
 (redis-py's asyncio ``incr``; ioredis's ``incr``) and jobq's own script-call round trip
-(``jobq.transport.Transport``, an ``EVALSHA`` of a one-line script).
+(``jobq.transport.Transport``, an ``EVALSHA`` of a one-line script), next to the same call
+through redis-py's connection send and read, which the Transport used before.
 
     .venv/bin/python bench/clientcall.py [--calls 20000] [--trials 3]
 
@@ -75,6 +76,15 @@ async def python_figures(host: str, port: int, calls: int) -> dict[str, float]:
     sha = await jobq.script_load("return 1")
     figures["jobq"] = await per_call_us(
         calls, lambda: transport.send([("EVALSHA", sha, 1, "clientcall:k")], "clientcall:k"))
+    conn = await jobq.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    packed = hiredis.pack_command(("EVALSHA", sha, 1, "clientcall:k"))
+
+    async def redis_py_send_read() -> object:
+        await conn.send_packed_command(packed, check_health=False)
+        return await conn.read_response()
+
+    figures["redis-py path"] = await per_call_us(calls, redis_py_send_read)
+    await jobq.connection_pool.release(conn)
     await jobq.aclose()
     return figures
 
@@ -106,6 +116,8 @@ def main() -> None:
                     rows.setdefault(f"{name}|py", []).append(value[0])
                     rows.setdefault(f"{name}|node", []).append(value[1])
                 rows.setdefault("jobq Transport: EVALSHA round trip|py", []).append(py["jobq"])
+                rows.setdefault("same EVALSHA through redis-py's send and read|py",
+                                []).append(py["redis-py path"])
         finally:
             server.stop()
     print(f"CPU per call, one at a time, µs (median of {args.trials}; {args.calls:,} calls)\n")

@@ -165,7 +165,7 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
     The bytes go to the connection's stream writer and the answers come from its parser, with
     one time bound around the whole exchange. redis-py's own send and read put a timer on each
     read and wrap each write in ``wait_for`` (a task of its own, one more event-loop turn),
-    which cost about a fifth of a round trip's CPU (a PING: 54 µs against 44 µs here).
+    which costs CPU on every call (``bench/clientcall.py`` measures both ways).
     Errors are redis-py's: ConnectionError for a lost socket, TimeoutError past the bound; the
     caller drops the connection on either."""
     writer, parser = getattr(conn, "_writer", None), getattr(conn, "_parser", None)
@@ -177,7 +177,8 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
         async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
             writer.write(packed)
             await writer.drain()
-            return [await _answer(parser.read_response) for _ in range(count)]
+            read = parser.read_response  # returns an error answer, where the connection raises it
+            return [await read() for _ in range(count)]
     except builtins.TimeoutError:  # asyncio's; the module's TimeoutError is redis-py's
         raise TimeoutError(
             f"no answer from Redis within {ROUND_TRIP_TIMEOUT_S}s") from None
