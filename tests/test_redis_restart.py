@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from fixtures import events, eventually, process_env
 
 from jobq.client import Client
@@ -13,16 +14,19 @@ from jobq.embedded import ServerProcess
 from jobq.jobs import State
 from jobq.settings import Settings
 from jobq.tasks import Registry
+from jobq.worker.runner import LANE_SPLIT_AT
 
 WELCOME = {"email": "albert@example.com", "name": "Albert"}
 
 
+@pytest.mark.parametrize("concurrency", [2, LANE_SPLIT_AT])  # one lane; two, each retrying
 async def test_worker_survives_a_redis_restart(
-    redis_server: ServerProcess, settings: Settings, registry: Registry, spawn, tmp_path: Path
+    redis_server: ServerProcess, settings: Settings, registry: Registry, spawn, tmp_path: Path,
+    concurrency: int,
 ) -> None:
     own = ServerProcess(redis_server.binary, tmp_path / "redis", appendonly=True).start()
     local = settings.model_copy(update={"redis_url": own.url})
-    worker = spawn(["worker", "--queue", "email-queue:2", "--metrics-port", "0"],
+    worker = spawn(["worker", "--queue", f"email-queue:{concurrency}", "--metrics-port", "0"],
                    process_env(local), name="worker")
     redis = connect(own.url)
     client = Client(redis, registry, local)

@@ -32,7 +32,7 @@ from jobq.keys import PAUSED_RECHECK_S, QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import ClaimAnswer, Claimed, Scripts
 from jobq.settings import Settings
-from jobq.shutdown import stop_tasks, wait_event
+from jobq.shutdown import wait_event
 from jobq.tasks import Registry
 from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
@@ -45,7 +45,6 @@ MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits 
 CANCEL_WAIT_S = 1.0  # how long jobs cancelled at the end of the grace get to unwind
 HANDBACK_TIMEOUT_S = 1.5  # the hand-back script call at shutdown, at most
 LANE_SPLIT_AT = 32  # from this concurrency on, a queue's slots form two lanes (see above)
-LANE_STOP_S = 1.0  # how long the other lanes get to end when one lane's loop fails
 
 log = get_logger("jobq.worker")
 
@@ -146,12 +145,28 @@ class QueueRunner:
         cancellation stays a second means.
         """
         try:
+            if len(self.lanes) == 1:
+                await self._fetch_lane(self.lanes[0])
+            else:
+                await asyncio.gather(*(self._fetch_lane(lane) for lane in self.lanes))
+        finally:
+            for lane in self.lanes:
+                self._carry(lane, False)
+            if self._block is not None:
+                self._block.cancel()
+                self._block.add_done_callback(_retrieve)  # its outcome no longer matters
+            await self._blocking.aclose()
+
+    async def _fetch_lane(self, lane: Lane) -> None:
+        """One lane's loop until ``stop()``, retried on its own: an error in one lane never
+        cancels the other (a cancel could land inside its claim and lose the reply)."""
+        try:
             # Any error (an outage, or e.g. Redis refusing writes at maxmemory) is logged and
             # retried with backoff: a queue's fetcher must never stop while the process lives.
             async for attempt in retrying(max_wait_s=5.0, on=(Exception,), until=self._stopping):
                 with attempt:
                     try:
-                        await self._run_lanes()
+                        await self._fetch_until_stopped(lane)
                     except REDIS_DOWN as exc:
                         self._log.warning("worker.redis_unavailable", error=str(exc))
                         raise
@@ -162,30 +177,6 @@ class QueueRunner:
             if not self._stopping.is_set():
                 raise
             # Stopping after an error that was logged above: nothing more to do.
-        finally:
-            for lane in self.lanes:
-                self._carry(lane, False)
-            if self._block is not None:
-                self._block.cancel()
-                self._block.add_done_callback(_retrieve)  # its outcome no longer matters
-            await self._blocking.aclose()
-
-    async def _run_lanes(self) -> None:
-        """Every lane's loop until ``stop()``; an error in one ends the others, and is raised
-        (``fetch`` retries them all together)."""
-        if len(self.lanes) == 1:
-            await self._fetch_until_stopped(self.lanes[0])
-            return
-        loops = [asyncio.create_task(self._fetch_until_stopped(lane),
-                                     name=f"lane:{self.spec.name}:{n}")
-                 for n, lane in enumerate(self.lanes)]
-        try:
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            await stop_tasks([t for t in loops if not t.done()], LANE_STOP_S)
-        for loop in done:
-            if not loop.cancelled() and (error := loop.exception()) is not None:
-                raise error
 
     def _carry(self, lane: Lane, on: bool) -> None:
         """Whether the lane's next claim carries its completions; when it will not, its
