@@ -479,6 +479,7 @@ def prometheus(node_cluster: NodeCluster, release: Release,
             "--set", "metrics.serviceMonitor.scrapeTimeout=4s",
             "--set", f"metrics.prometheusRule.labels.release={RELEASE}",
             "--wait", "--timeout", "300s", timeout_s=360)
+        found.await_service_monitors(release.namespace)
         yield found
 
 
