@@ -260,6 +260,18 @@ async def metrics_port(proc: Proc) -> int:
     return await eventually(started, what=f"{proc.args} to start")
 
 
+async def scraped(port: int, key: str, value: float, *, timeout: float = 10.0) -> dict[str, float]:
+    """The samples once ``key`` reads ``value``: a worker counts an attempt's end once it has
+    the script's answer, which can come after the job's new state is visible in Redis (on a
+    cluster the write also waits for its replicas)."""
+
+    async def counted() -> dict[str, float] | None:
+        samples = scrape(port)
+        return samples if samples.get(key) == value else None
+
+    return await eventually(counted, timeout=timeout, what=f"{key} = {value}")
+
+
 def scrape(port: int) -> dict[str, float]:
     """Prometheus samples by ``name{labels}``, from a live /metrics endpoint."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from api_fixtures import assert_error
-from fixtures import Proc, eventually, job_in, metrics_port, scrape
+from fixtures import Proc, eventually, job_in, metrics_port, scraped
 
 from jobq.client import Client
 from jobq.jobs import State
@@ -75,8 +75,8 @@ async def test_cancelled_running_job_ends_cancelled_not_failed(
     counts = (await client.counts())["report-queue"]
     assert (counts["cancelled"], counts["dlq"], counts["failed"], counts["active"]) == (1, 0, 0, 0)
     assert [e for e in (await client.list_dlq("report-queue")).items] == []
-    samples = scrape(await metrics_port(worker))
-    assert samples[f'jobq_jobs_cancelled_total{{queue="report-queue",type="{task_type}"}}'] == 1
+    await scraped(await metrics_port(worker),
+                  f'jobq_jobs_cancelled_total{{queue="report-queue",type="{task_type}"}}', 1)
     # The slot is free again: the next job runs.
     nxt = await post_job(api, "sleep", f"c-next-{task_type}", {"seconds": 0})
     await eventually(lambda: job_in(client, nxt, State.COMPLETED), what="the next job")

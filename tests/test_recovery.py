@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures import events, eventually, job_in, logged, metrics_port, scrape
+from fixtures import events, eventually, job_in, logged, metrics_port, scraped
 
 from jobq.client import Client
 from jobq.jobs import State
@@ -28,8 +28,8 @@ async def test_killed_worker_job_is_taken_over_and_its_token_is_refused(
     assert [h.outcome for h in done.history] == ["lost", "completed"]
     assert done.history[1].worker != holder_id and done.attempts == 2
     assert "worker lost" in (done.history[0].error or "")
-    metrics = scrape(survivor_port)
     labels = '{queue="report-queue",type="sleep"}'
+    metrics = await scraped(survivor_port, f"jobq_jobs_recovered_total{labels}", 1)
     assert metrics[f"jobq_jobs_lost_total{labels}"] == 1
     assert metrics.get(f"jobq_job_attempts_failed_total{labels}", 0) == 0
     assert metrics[f"jobq_jobs_recovered_total{labels}"] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fixtures import eventually, job_in, logged, metrics_port, scrape
+from fixtures import eventually, job_in, logged, metrics_port, scraped
 
 from jobq.client import Client
 from jobq.jobs import Backoff, State
@@ -34,8 +34,7 @@ async def test_three_attempts_with_backoff_then_one_dlq_entry(
         job_id, "flaky", "report-queue", {"failTimes": 9}, 3)
     assert "attempt 3 fails" in (entry.failedReason or "") and entry.failedAt
     labels = '{queue="report-queue",type="flaky"}'
-    metrics = scrape(port)
-    assert metrics[f"dlq_jobs_total{labels}"] == 1
+    metrics = await scraped(port, f"dlq_jobs_total{labels}", 1)
     assert metrics[f"jobq_job_attempts_failed_total{labels}"] == 3
     assert len(await logged(worker, "job.dead_lettered")) == 1
     assert len(await logged(worker, "job.retry_scheduled", 2)) == 2
