@@ -262,8 +262,7 @@ async def metrics_port(proc: Proc) -> int:
 
 async def scraped(port: int, key: str, value: float, *, timeout: float = 10.0) -> dict[str, float]:
     """The samples once ``key`` reads ``value``: a worker counts an attempt's end once it has
-    the script's answer, which can come after the job's new state is visible in Redis (on a
-    cluster the write also waits for its replicas)."""
+    the script's answer, which can come after a test sees the job's new state in Redis."""
 
     async def counted() -> dict[str, float] | None:
         samples = scrape(port)
