@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from hiredis import pack_command
@@ -168,11 +167,9 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
     which costs CPU on every call (``bench/clientcall.py`` measures both ways).
     Errors are redis-py's: ConnectionError for a lost socket, TimeoutError past the bound; the
     caller drops the connection on either."""
-    writer, parser = getattr(conn, "_writer", None), getattr(conn, "_parser", None)
-    if writer is None or parser is None:
-        # Not connected (or a redis-py without these attributes): its own path connects.
-        await conn.send_packed_command(packed, check_health=False)
-        return [await _answer(conn.read_response) for _ in range(count)]
+    if not conn.is_connected:  # a cluster node's pool makes its connections lazily
+        await conn.connect()
+    writer, parser = conn._writer, conn._parser
     try:
         async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
             writer.write(packed)
@@ -184,15 +181,6 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
             f"no answer from Redis within {ROUND_TRIP_TIMEOUT_S}s") from None
     except OSError as exc:
         raise ConnectionError(f"error talking to Redis: {exc}") from exc
-
-
-async def _answer(read: Callable[[], Awaitable[Any]]) -> Any:
-    """One answer; an error answer as the exception (the parser returns it, redis-py's
-    connection raises it)."""
-    try:
-        return await read()
-    except ResponseError as exc:
-        return exc
 
 
 def _raise_first_error(answers: list[Any]) -> None:

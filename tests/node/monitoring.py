@@ -64,9 +64,7 @@ class Prometheus:
     def scrape_jobs(self, namespace: str) -> set[str]:
         """The scrape jobs of ``namespace``'s ServiceMonitors in the configuration Prometheus has
         loaded (``serviceMonitor/<namespace>/<name>/<endpoint>``)."""
-        loaded = self.get("/api/v1/status/config")["yaml"]
-        mark = f"job_name: serviceMonitor/{namespace}/"
-        return {line.strip().removeprefix("- ") for line in loaded.splitlines() if mark in line}
+        return _service_monitor_jobs(self.get("/api/v1/status/config")["yaml"], namespace)
 
     def generated_jobs(self, namespace: str) -> set[str]:
         """The same jobs in the configuration the operator wrote (its Secret), which the
@@ -75,9 +73,7 @@ class Prometheus:
                                  "jsonpath={.data.prometheus\\.yaml\\.gz}", check=False).stdout
         if not raw:
             return set()
-        text = gzip.decompress(base64.b64decode(raw)).decode()
-        mark = f"job_name: serviceMonitor/{namespace}/"
-        return {line.strip().removeprefix("- ") for line in text.splitlines() if mark in line}
+        return _service_monitor_jobs(gzip.decompress(base64.b64decode(raw)).decode(), namespace)
 
     def await_service_monitors(self, namespace: str, timeout_s: float = 180) -> None:
         """Wait until Prometheus has loaded the scrape jobs of ``namespace``'s ServiceMonitors.
@@ -88,16 +84,16 @@ class Prometheus:
         jobs, the Prometheus resource gets a fresh annotation, which makes the operator
         reconcile it and write its configuration again from the ServiceMonitors there are; a
         failure says whether the operator's Secret has the jobs (then the reload is missing)."""
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
         nudges = 0
         while not self.scrape_jobs(namespace):
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + timeout_s:
                 raise AssertionError(
                     f"no scrape job of {namespace}'s ServiceMonitors loaded after {timeout_s:.0f}s "
                     f"and {nudges} nudge(s); the operator's Secret has "
                     f"{sorted(self.generated_jobs(namespace))}\n{self.diagnose()}")
             time.sleep(1)
-            if time.monotonic() > deadline - timeout_s + NUDGE_S * (nudges + 1):
+            if time.monotonic() > started + NUDGE_S * (nudges + 1):
                 nudges += 1
                 self.plane.kubectl("annotate", "prometheus", NAME, "-n", NAMESPACE,
                                    f"jobq.io/test-nudge={nudges}", "--overwrite")
@@ -123,6 +119,12 @@ class Prometheus:
                 return bool(response.status == 200)
         except OSError:
             return False
+
+
+def _service_monitor_jobs(config: str, namespace: str) -> set[str]:
+    """The ``job_name``s of ``namespace``'s ServiceMonitors in a Prometheus configuration."""
+    mark = f"job_name: serviceMonitor/{namespace}/"
+    return {line.strip().removeprefix("- ") for line in config.splitlines() if mark in line}
 
 
 def _objects(images: dict[str, tuple[str, Path]], release: str) -> str:
