@@ -57,7 +57,7 @@ def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
         "api": {"replicas": 1, "auth": {"tokens": [token]}},
         "operator": {"replicas": 1},
         # report-queue scales from zero and back quickly; its 1 s shutdown grace is shorter than
-        # the test's jobs, so a pod removed on scale-down hands its running jobs back.
+        # the test's jobs, so a pod removed with jobs running hands them back.
         "queues": [
             {"name": "email-queue", "concurrency": 3, "minReplicas": 1, "maxReplicas": 2,
              "jobsPerReplica": 50, "scaleDownDelaySeconds": 300},
@@ -322,6 +322,18 @@ def _attempts(ingress: Ingress, job_id: str) -> tuple[int, list[str | None]]:
     return body["attempts"], outcomes
 
 
+def _running_on(ingress: Ingress, job_id: str) -> str | None:
+    """The pod running that job now, or None while it is not running: its current attempt's
+    worker id, looked up in the workers' heartbeats (each names its pod)."""
+    status, body = ingress.call("GET", f"/jobs/{job_id}")
+    if status != 200 or body["state"] != "active" or not body["history"]:
+        return None
+    worker = body["history"][-1]["worker"]
+    status, listed = ingress.call("GET", "/workers")
+    pods = [w["pod"] for w in listed["workers"] if w["workerId"] == worker] if status == 200 else []
+    return pods[0] if pods else None
+
+
 @pytest.mark.timeout(1200)
 def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
@@ -330,10 +342,14 @@ def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a
     wait_until(lambda: _replicas(plane, ns, "report-queue") == (0, 0),
                what="report-queue's workers at zero before the load", timeout_s=180)
     run = uuid.uuid4().hex[:8]
+    # One long report first (claimed first), then 200 short ones. The long one's pod is deleted
+    # while it runs: 60 s is far past the queue's 1 s shutdown grace, so it must be handed back.
+    long_report = {"type": "generate-report", "idempotencyKey": f"scale-{run}-long",
+                   "payload": {"reportId": "r-long", "rows": 10, "sleepSeconds": 60}}
     jobs = [{"type": "generate-report", "idempotencyKey": f"scale-{run}-{i}",
              "payload": {"reportId": f"r-{i}", "rows": 10, "sleepSeconds": 3}} for i in range(200)]
-    node_cluster.phase("autoscaling: 200 jobs on report-queue, its workers at zero")
-    ids = _submit(ingress, jobs)
+    node_cluster.phase("autoscaling: 201 jobs on report-queue, its workers at zero")
+    ids = _submit(ingress, [long_report, *jobs])
     peak = [0]
 
     def scaled_up() -> bool:
@@ -342,11 +358,22 @@ def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a
         return running >= 2
 
     wait_until(scaled_up, what="the operator to scale report-queue up from zero", timeout_s=180)
-    _await_completed(ingress, ids, what="all 200 jobs completed", timeout_s=900)
+    busy: list[str] = []
+
+    def long_report_running() -> bool:
+        pod = _running_on(ingress, ids[0])
+        busy[:] = [pod] if pod else []
+        return bool(busy)
+
+    wait_until(long_report_running, what="the long report running on a worker pod", timeout_s=120)
+    node_cluster.phase(f"autoscaling: deleting worker pod {busy[0]} while it runs the long report")
+    plane.kubectl("delete", "pod", busy[0], "-n", ns, "--wait=false")
+    _await_completed(ingress, ids, what="all 201 jobs completed", timeout_s=900)
     wait_until(lambda: _replicas(plane, ns, "report-queue") == (0, 0),
                what="report-queue back to zero after the scale-down delay", timeout_s=300)
-    # Each job ran to completion once: one attempt, completed. A pod removed on scale-down with
-    # jobs running hands them back: the history shows each hand-back, and it spent no attempt.
+    # Each job ran to completion once: one attempt, completed. A pod removed with jobs running
+    # (the deleted one; any removed on scale-down) hands them back: the history shows each
+    # hand-back, and it spent no attempt.
     repeated, handed_back = {}, 0
     for job_id in ids:
         attempts, outcomes = _attempts(ingress, job_id)
@@ -354,10 +381,10 @@ def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a
         handed_back += len(outcomes) - len(runs)
         if (attempts, runs) != (1, ["completed"]):
             repeated[job_id] = (attempts, outcomes)
-    node_cluster.phase(f"autoscaling: {handed_back} hand-back(s) on scale-down in the history")
+    node_cluster.phase(f"autoscaling: {handed_back} hand-back(s) in the history")
     assert not repeated, f"jobs not completed in exactly one attempt: {repeated}"
     assert peak[0] >= 2
-    assert handed_back >= 1, "no worker pod was removed with jobs running: nothing was tested"
+    assert "handed-back" in _attempts(ingress, ids[0])[1], "the deleted pod kept its long report"
 
 
 # --- upgrade and failure ---
