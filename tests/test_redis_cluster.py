@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,8 @@ async def test_primary_killed_under_load_replica_takes_over_and_nothing_accepted
     mine = on(cluster, settings, ack_replicas=1)
     env = {"REDIS_URL": cluster.url, "JOBQ_ACK_REPLICAS": "1"}
     api = start_api(mine)
-    await metrics_port(start_worker("email-queue:4", **env))
+    worker = start_worker("email-queue:4", **env)
+    await metrics_port(worker)
     accepted: list[str] = []
     answers: list[httpx.Response] = []
     primary = cluster.primary_of("email-queue")
@@ -228,14 +230,23 @@ async def test_primary_killed_under_load_replica_takes_over_and_nothing_accepted
           f"{sum(a.status_code == 503 for a in answers)} answered 503 meanwhile")
     client = Client(connect(cluster.url), registry, mine)
     try:
+        states: list[str | None] = []
+
         async def all_completed() -> bool:
             async with client.redis.pipeline(transaction=False) as pipe:
                 for job_id in accepted:
                     pipe.hget(client.keys("email-queue").job(job_id), "state")
-                states = await pipe.execute()
+                states[:] = await pipe.execute()
             return all(state == "completed" for state in states)
 
-        await eventually(all_completed, timeout=120, what="every accepted job to complete")
+        try:
+            await eventually(all_completed, timeout=120, what="every accepted job to complete")
+        except AssertionError as exc:
+            # Say where the jobs are and what the worker logged, for a failure seen once.
+            noted = [line for line in worker.output().splitlines()
+                     if '"level":"info"' not in line][-40:]
+            raise AssertionError(f"{exc}; states {Counter(states)}; worker's warnings:\n"
+                                 + "\n".join(noted)) from None
     finally:
         await client.redis.aclose()
 
