@@ -269,6 +269,20 @@ def install_bullmq() -> None:
                        check=True)
 
 
+def compile_bytecode(system: System, workdir: Path) -> None:
+    """Compile jobq's modules (as a worker imports them) and the bench's tasks to bytecode
+    once, as the image does at build time (Dockerfile: compileall). Without it, where
+    PYTHONDONTWRITEBYTECODE is set (as on these machines) every worker start compiles jobq's
+    sources again, a cost a deployed worker never pays."""
+    if system.is_bull:
+        return
+    code = ("import compileall, os, sys, jobq; "
+            "sys.exit(not all(compileall.compile_dir(d, quiet=1) for d in sys.argv[1:] + "
+            "[os.path.dirname(jobq.__file__)]))")
+    subprocess.run([sys.executable, "-c", code, str(BENCH)], check=True, cwd=workdir,
+                   env=system.env("redis://unused", "unused", 0))
+
+
 def baseline_tree(ref: str, into: Path) -> str:
     """jobq's code at ``ref`` laid out as the installed package (jobq.worker = worker/ ...)."""
     archive = into / "baseline.tar"
@@ -341,6 +355,8 @@ def main() -> None:
     systems = [System("jobq"), System("bullmq")]
     if args.baseline:
         systems.insert(1, System(f"jobq@{args.baseline}", baseline_tree(args.baseline, logdir)))
+    for s in systems:
+        compile_bytecode(s, logdir)
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     bull = json.loads((BULL / "node_modules" / "bullmq" / "package.json").read_text())["version"]
     print(f"machine: {platform.node()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; "

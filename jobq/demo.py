@@ -14,22 +14,27 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobq.context import JobContext
+from jobq.environment import read_environment, under_prefix
 from jobq.jobs import Backoff
 from jobq.tasks import task
 
 
-class DemoSettings(BaseSettings):  # type: ignore[misc]
-    """The demo's own knobs (``JOBQ_DEMO_<NAME>``), kept out of the core ``Settings`` because
-    only these tasks use them. Read when a job runs, never at import."""
+class DemoSettings(BaseModel):
+    """The demo's own knobs (``JOBQ_DEMO_<NAME>``, from the environment or ``.env``), kept out
+    of the core ``Settings`` because only these tasks use them. Read when a job runs, never at
+    import."""
 
-    model_config = SettingsConfigDict(env_prefix="JOBQ_DEMO_", env_file=".env", extra="ignore",
-                                      frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     outbox: str = ".jobq/outbox.jsonl"
     """File ``welcome-email`` appends each "sent" email to (relative to the worker's cwd)."""
+
+    @classmethod
+    def load(cls) -> DemoSettings:
+        values = under_prefix(read_environment(), "JOBQ_DEMO_")
+        return cls(**{name: value for name, value in values.items() if name in cls.model_fields})
 
 
 class WelcomeEmail(BaseModel):
@@ -71,7 +76,7 @@ async def welcome_email(ctx: JobContext, payload: WelcomeEmail) -> dict[str, Any
     """"Sends" the email by appending it to the outbox file, at most once per job (R8)."""
     record = {"jobId": ctx.job_id, "to": payload.email, "name": payload.name,
               "message": payload.message or f"Welcome, {payload.name}!"}
-    outbox = DemoSettings().outbox
+    outbox = DemoSettings.load().outbox
     sent = await ctx.side_effect("send-welcome-email", lambda: _append_line(outbox, record))
     return {"email": payload.email, "sent": sent}
 

@@ -1,19 +1,25 @@
-"""Configuration from the environment and `.env`: one object, built in main(), passed down."""
+"""Configuration from the environment and `.env`: one object, built in main(), passed down.
+
+``Settings(...)`` takes values as given; ``load_settings()`` reads them from the environment
+and ``.env`` (``jobq.environment``), as every jobq process does."""
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 
 from jobq import keys
+from jobq.environment import read_environment
 from jobq.errors import ConfigError
 from jobq.flow import parse_queue_rates
 
@@ -23,13 +29,11 @@ ENV_PREFIX = "JOBQ_"
 _NOT_SETTINGS = ("JOBQ_TEST_", "JOBQ_CACHE_DIR", "JOBQ_K8S_", "JOBQ_DEMO_")
 
 
-class Settings(BaseSettings):  # type: ignore[misc]
-    """Every knob of every jobq process; each field is the env var ``JOBQ_<NAME>``."""
+class Settings(BaseModel):
+    """Every knob of every jobq process; each field is the env var ``JOBQ_<NAME>`` (lists are
+    comma-separated), ``redis_url`` is ``REDIS_URL``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="forbid", frozen=True,
-        populate_by_name=True, enable_decoding=False,  # lists are comma-separated, not JSON
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     redis_cluster: bool = False
     """The URL names one node of a Redis Cluster (same as a ``redis+cluster://`` URL)."""
@@ -89,17 +93,6 @@ class Settings(BaseSettings):  # type: ignore[misc]
     log_format: Literal["json", "console"] = "json"
     """JSON lines for machines, or coloured console lines for people."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """``.env`` may hold what the environment may (the demo's ``JOBQ_DEMO_*``, tooling's
-        variables): those are not settings, so they are left out rather than refused."""
-        return (init_settings, env_settings, _WithoutOthers(dotenv_settings),
-                file_secret_settings)
-
     @field_validator("redis_url")
     @classmethod
     def _fold_redis_options(cls, url: str, info: ValidationInfo) -> str:
@@ -129,20 +122,6 @@ class Settings(BaseSettings):  # type: ignore[misc]
         return value.lower() if isinstance(value, str) else value
 
 
-class _WithoutOthers(PydanticBaseSettingsSource):  # type: ignore[misc]
-    """A settings source minus the ``JOBQ_*`` names that belong to others (``_NOT_SETTINGS``)."""
-
-    def __init__(self, source: PydanticBaseSettingsSource) -> None:
-        super().__init__(source.settings_cls)
-        self._source = source
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._source.get_field_value(field, field_name)  # type: ignore[no-any-return]
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._source().items() if not k.upper().startswith(_NOT_SETTINGS)}
-
-
 def effective_redis_url(
     url: str, *, cluster: bool, tls: bool, password: SecretStr | None,
 ) -> str:
@@ -162,18 +141,29 @@ def effective_redis_url(
                                      netloc=netloc))
 
 
+def env_names() -> dict[str, str]:
+    """Each setting's variable name -> its field name."""
+    return {field.validation_alias if isinstance(field.validation_alias, str)
+            else f"{ENV_PREFIX}{name}".upper(): name
+            for name, field in Settings.model_fields.items()}
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, refusing unknown ``JOBQ_*`` variables instead of ignoring them."""
-    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    """The settings from the environment over ``.env`` (``overrides`` over both), refusing
+    unknown ``JOBQ_*`` variables in either instead of ignoring them."""
+    environment = read_environment()
+    names = env_names()
     unknown = sorted(
         name
-        for name in os.environ
-        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(_NOT_SETTINGS)
+        for name in environment
+        if name.startswith(ENV_PREFIX) and name not in names and not name.startswith(_NOT_SETTINGS)
     )
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)} (see .env.example)")
+    values: dict[str, object] = {names[name]: value for name, value in environment.items()
+                                 if name in names}
     try:
-        return Settings(**overrides)
+        return Settings(**{**values, **overrides})
     except ValidationError as exc:
         # Name the setting and the problem, never the value: it may be a password or a token.
         problems = "; ".join(

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from jobq.context import JobContext
 from jobq.tasks import task
 
-HEAVY = ("fastapi", "starlette", "uvicorn", "kopf", "kubernetes", "structlog",
+HEAVY = ("fastapi", "starlette", "uvicorn", "kopf", "kubernetes", "structlog", "pydantic_settings",
          "jobq.api", "jobq.operator", "jobq.cli.api_cmd", "jobq.cli.dev", "jobq.embedded")
 
 
