@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -295,7 +297,24 @@ def baseline_tree(ref: str, into: Path) -> str:
     shutil.copytree(src / "jobq", root / "jobq")
     for part in ("worker", "api", "operator"):
         shutil.copytree(src / part, root / "jobq" / part)
+    install_missing_dependencies(ref, root)
     return str(root)
+
+
+def install_missing_dependencies(ref: str, root: Path) -> None:
+    """Install into ``root`` the packages ``ref``'s lock pins that this venv has not at all (a
+    baseline from before a dependency was dropped, e.g. pydantic-settings)."""
+    lock = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:requirements-dev.lock"],
+                          check=True, capture_output=True, text=True).stdout
+    missing = []
+    for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", lock, re.MULTILINE):
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(f"{name}=={version}")
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--target", str(root), *missing], check=True)
 
 
 # --- the run ----------------------------------------------------------------------------------
