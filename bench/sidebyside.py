@@ -366,6 +366,8 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="also run jobq at this git commit")
     parser.add_argument("--quick", action="store_true",
                         help="--jobs 10000 --servers valkey --trials 1")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the start-up rows, --trials times each (they are noisy)")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.servers, args.trials = "10000", "valkey", 1
@@ -387,7 +389,7 @@ def main() -> None:
         try:
             for trial in range(args.trials):
                 order = systems if trial % 2 == 0 else systems[::-1]
-                for jobs in map(int, args.jobs.split(",")):
+                for jobs in [] if args.startup_only else map(int, args.jobs.split(",")):
                     for workers in map(int, args.workers.split(",")):
                         for conc in map(int, args.concurrency.split(",")):
                             for s in order:
@@ -399,12 +401,13 @@ def main() -> None:
                                 table.add(f"  Redis CPU ms/job ({head})", s.label,
                                           d.redis_cpu_ms)
                 for s in order:
-                    table.add("enqueue, one call at a time, jobs/s", s.label,
-                              enqueue_one_at_a_time(s, url, args.enqueue_jobs))
+                    if not args.startup_only:
+                        table.add("enqueue, one call at a time, jobs/s", s.label,
+                                  enqueue_one_at_a_time(s, url, args.enqueue_jobs))
                     wall, cpu = startup_s(s, url, logdir)
                     table.add("start-up, spawn -> first job done", s.label, wall)
                     table.add("start-up CPU, spawn -> first job done", s.label, cpu)
-                for s in order:
+                for s in [] if args.startup_only else order:
                     if not s.is_bull:  # the engine alone: no-op body, logs off (warning)
                         d = drain(s, url, int(args.jobs.split(",")[0]), 1, 64, logdir, "noop")
                         table.add("engine overhead: no-op jobs, logs off, 1 proc x 64, jobs/s",
