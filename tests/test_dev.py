@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,10 +31,16 @@ def ports_free(*ports: int) -> bool:
 
 
 def free_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
+    """The first of ``count`` consecutive free ports, below the kernel's ephemeral range.
+
+    The runs of one test reuse the same ports, stopped and started again; inside the ephemeral
+    range, a connection of a test running alongside could take one in between (it happened:
+    "port 50196 ... is already in use" on the second run). Below it, only a bind to that very
+    port can."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(100):
-        base = free_port()
-        if base + count < 65535 and ports_free(*range(base, base + count)):
+        base = random.randrange(20_000, ephemeral_low - count)
+        if ports_free(*range(base, base + count)):
             return base
     raise RuntimeError("no run of free ports")
 
@@ -99,7 +106,9 @@ class Dev:
 
     def wait_ready(self) -> None:
         """As a reader does: wait for the banner; its API must answer by then."""
-        wait_for(lambda: "jobq dev: API" in self.output(), "jobq dev's banner", START_TIMEOUT_S)
+        wait_for(lambda: "jobq dev: API" in self.output() or self.popen.poll() is not None,
+                 "jobq dev's banner", START_TIMEOUT_S)
+        assert self.popen.poll() is None, f"jobq dev exited early:\n{self.output()}"
         assert self.healthy(), f"the banner came before the API answered: {self.output()}"
 
     def state(self, job_id: str) -> str:
@@ -127,7 +136,8 @@ class Dev:
 @pytest.fixture
 def dev_runs(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
     """Start ``jobq dev`` runs in ``tmp_path``, all on the same ports (API, 4 metrics, Valkey)."""
-    ports = (free_port(), free_run(4), free_port())
+    base = free_run(6)  # API, four workers' metrics, Valkey
+    ports = (base, base + 1, base + 5)
     runs: list[Dev] = []
     # Like the repo root, where `make dev` runs: a jobq/ source folder in the cwd must not
     # hide the installed package from the children.
