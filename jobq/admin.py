@@ -12,26 +12,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from jobq import keys
 from jobq.client import Client, add_count_commands, counts_row
 from jobq.connection import redis_now_ms
 from jobq.errors import NotFound, UnknownQueue
 from jobq.jobs import iso, loads
 from jobq.logs import get_logger
+from jobq.models import DeferredModel
 
 log = get_logger("jobq.admin")
 
 
-class QueuePause(BaseModel):
+class QueuePause(DeferredModel):
     """A queue's paused flag after ``pause`` or ``resume``."""
 
     queue: str
     paused: bool
 
 
-class JobCancel(BaseModel):
+class JobCancel(DeferredModel):
     """``cancelled``: the job will never run. ``active``: it is running; its worker cancels the
     handler within a fraction of a second and the attempt ends ``cancelled``."""
 
@@ -40,13 +39,13 @@ class JobCancel(BaseModel):
     cancelRequested: bool
 
 
-class WorkerQueue(BaseModel):
+class WorkerQueue(DeferredModel):
     queue: str
     concurrency: int
     inFlight: int
 
 
-class WorkerInfo(BaseModel):
+class WorkerInfo(DeferredModel):
     """One worker process as its heartbeats describe it."""
 
     workerId: str
@@ -59,19 +58,19 @@ class WorkerInfo(BaseModel):
     stale: bool
 
 
-class WorkerList(BaseModel):
+class WorkerList(DeferredModel):
     """``GET /workers``: every worker with a heartbeat; ``stale`` after three missed beats."""
 
     workers: list[WorkerInfo]
 
 
-class ThroughputMinute(BaseModel):
+class ThroughputMinute(DeferredModel):
     minute: str
     completed: int
     failed: int
 
 
-class Throughput(BaseModel):
+class Throughput(DeferredModel):
     """Jobs completed and dead-lettered per minute over the last hour, oldest first."""
 
     queue: str

@@ -12,19 +12,20 @@ import asyncio
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from jobq import keys
 from jobq.client import Client
 from jobq.errors import NotFound
 from jobq.jobs import DlqEntry
 from jobq.logs import get_logger
+from jobq.models import DeferredModel
 
 log = get_logger("jobq.bulk_replay")
 SCAN_BATCH = 200  # DLQ entries read per round trip while filtering
 
 
-class BulkReplayRequest(BaseModel):
+class BulkReplayRequest(DeferredModel):
     """Which DLQ entries to replay: ``ids``, or every entry matching all the filters given."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,13 +44,13 @@ class BulkReplayRequest(BaseModel):
         description="Repeating the request with this key replays no entry twice.")
 
 
-class BulkReplayItem(BaseModel):
+class BulkReplayItem(DeferredModel):
     dlqId: str
     jobId: str
     duplicate: bool
 
 
-class BulkReplayResult(BaseModel):
+class BulkReplayResult(DeferredModel):
     """How many entries matched, and (unless a dry run) the job made from each."""
 
     matched: int

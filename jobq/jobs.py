@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobq.keys import BACKOFF_DELAY_S, DEFAULT_PRIORITY
+from jobq.models import DeferredModel
 
 
 class State(StrEnum):
@@ -87,7 +88,7 @@ def _progress(raw: dict[str, str]) -> Progress | None:
                     updatedAt=iso(raw.get("progressAt")))
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(DeferredModel):
     """One attempt of a job."""
 
     attempt: int
@@ -99,7 +100,7 @@ class HistoryEntry(BaseModel):
     handedBack: bool = False  # given back on shutdown: no attempt spent, the job ran again
 
 
-class Progress(BaseModel):
+class Progress(DeferredModel):
     """What the handler last reported with ``ctx.progress`` (of any attempt)."""
 
     fraction: float = Field(ge=0, le=1)
@@ -107,7 +108,7 @@ class Progress(BaseModel):
     updatedAt: str | None
 
 
-class JobStatus(BaseModel):
+class JobStatus(DeferredModel):
     """The seed's status view of a job (``GET /jobs/{id}/status``), with its progress."""
 
     jobId: str
@@ -218,12 +219,12 @@ def status_of(job: JobPublic) -> JobStatus:
     return JobStatus.model_validate(job.model_dump(include=set(JobStatus.model_fields)))
 
 
-class Replay(BaseModel):
+class Replay(DeferredModel):
     jobId: str
     replayedAt: str | None
 
 
-class DlqEntry(BaseModel):
+class DlqEntry(DeferredModel):
     """A dead-lettered job as it was when its last attempt failed (R6), plus its replays (R7)."""
 
     dlqId: str
@@ -237,7 +238,7 @@ class DlqEntry(BaseModel):
     replays: list[Replay]
 
 
-class DlqPage(BaseModel):
+class DlqPage(DeferredModel):
     """DLQ entries newest first (``GET /dlq``); pass ``nextCursor`` back for the next page."""
 
     items: list[DlqEntry]

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
-
 from jobq.client import Client
 from jobq.errors import InvalidCursor
 from jobq.jobs import JobStatus, job_from_hash, status_of
 from jobq.keys import PRIORITY_MAX, PRIORITY_MIN, QueueKeys
+from jobq.models import DeferredModel
 
 ListState = Literal["waiting", "active", "delayed", "completed", "failed", "cancelled"]
 LIST_STATES: tuple[ListState, ...] = (
     "waiting", "active", "delayed", "completed", "failed", "cancelled")
 
 
-class JobPage(BaseModel):
+class JobPage(DeferredModel):
     """One page of a queue's jobs in one state; pass ``nextCursor`` back for the next."""
 
     queue: str

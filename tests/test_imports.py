@@ -1,6 +1,6 @@
 """A worker process imports what running jobs needs and nothing of the API, the operator or the
-dev supervisor (start-up time is the latency of scaling a queue up from zero), and runs on
-uvloop."""
+dev supervisor, builds none of the API's models (start-up time is the latency of scaling a
+queue up from zero), and runs on uvloop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fixtures import Proc, eventually, job_in
-from importtasks import HEAVY
+from importtasks import HEAVY, WORKER_MODELS
 from redis.asyncio import Redis
 
 from jobq.client import Client
@@ -30,6 +30,8 @@ async def test_worker_process_imports_no_api_operator_or_dev_modules(
     assert job.result is not None
     assert job.result["heavy"] == [], f"a worker imported {job.result['heavy']} (none of {HEAVY})"
     assert job.result["loop"].startswith("uvloop"), job.result["loop"]
+    built_for_the_api = set(job.result["built"]) - set(WORKER_MODELS)
+    assert not built_for_the_api, f"a worker built {sorted(built_for_the_api)} at start"
 
 
 def test_the_subpackages_import_from_the_repository_root() -> None:
