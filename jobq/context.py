@@ -42,8 +42,7 @@ class JobContext:
         it is skipped on retry: at most once, never twice. Returns whether it ran.
         """
         reserved = await self._scripts.reserve(
-            self._keys, self.job_id, name, self.token,
-            self.settings.idempotency_retention_s, self.attempt,
+            self._keys, self.job_id, name, self.token, self.settings.idempotency_retention_s,
         )
         if not reserved:
             self.log.info("job.side_effect_skipped", effect=name)

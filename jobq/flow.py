@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobq.errors import ConfigError, InvalidPayload
-from jobq.keys import FLOW_KEY_MAX, PRIORITY_MAX, PRIORITY_MIN, QueueKeys
+from jobq.keys import FLOW_KEY_MAX, PRIORITY_MAX, PRIORITY_MIN, QueueKeys, flow_name
 
 KeyFunction = Callable[[Any], str | None]  # payload -> key (a tenant, a host); None: no limit
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
@@ -87,7 +87,7 @@ def flow_key(
     job is not limited), or the task name (one limit for all its jobs). Bad keys are the
     payload's fault: InvalidPayload."""
     if key_of is None:
-        return f"task:{task_name}"
+        return flow_name("task", task_name)
     try:
         key = key_of(model)
     except Exception as exc:
@@ -98,7 +98,7 @@ def flow_key(
     if not isinstance(key, str) or not key or len(key) > FLOW_KEY_MAX:
         raise InvalidPayload(f"task {task_name!r}: its {what} key must be a non-empty string "
                              f"of at most {FLOW_KEY_MAX} characters")
-    return f"key:{key}"
+    return flow_name("key", key)
 
 
 def flow_fields(

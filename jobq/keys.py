@@ -49,6 +49,9 @@ PRIORITY_MIN = 0  # lowest job priority (runs last)
 PRIORITY_MAX = 9  # highest job priority (runs first); one wait list per level
 DEFAULT_PRIORITY = 5  # priority of a job whose task and request set none (lua/lib/waiting.lua)
 FLOW_KEY_MAX = 200  # longest rate or concurrency key a task may compute (characters)
+MAX_HANDBACKS = 3  # hand-backs a job gets free; each later one spends an attempt (R9 vs livelock)
+CALL_RECORD_TTL_MS = 120_000  # a claim's record (R22) outlives any re-send and the lease (30 s)
+DISCARD_TOMBSTONE_S = 300  # a discarded DLQ entry answers a re-sent discard as done this long
 
 
 ACK_TIMEOUT_S = 1.0  # how long a write waits for JOBQ_ACK_REPLICAS replicas before a 503
@@ -57,6 +60,7 @@ KNOWN_QUEUE_RESEND_S = 60.0  # a cluster process re-adds a queue to the known se
 JOB_DIGEST_CHARS = 32  # hex characters of the key's digest that start every job id
 _PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")  # queue names a job id carries as they are
 _ENCODED_MARK = "~"  # then the queue name follows base64url-encoded (never in a plain name)
+_PLAIN_FLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # flow names kept as they are in key names
 
 
 def job_id_for(queue: str, idempotency_key: str) -> str:
@@ -91,6 +95,17 @@ def _join(digest: str, queue: str) -> str:
         return f"{digest}-{queue}"
     encoded = base64.urlsafe_b64encode(queue.encode()).decode().rstrip("=")
     return f"{digest}-{_ENCODED_MARK}{encoded}"
+
+
+def flow_name(kind: str, name: str) -> str:
+    """The part of a rate or concurrency key naming what it limits: ``<kind>:<name>`` for a name
+    of ``[A-Za-z0-9_.-]``, else ``<kind>~<base64url of the name>``. Names come from payloads,
+    so a name must never reach ``:`` into jobq's own key names: tenant ``t:parked`` would
+    otherwise name tenant ``t``'s parked list (R21). Neither form holds a ``:`` after the kind."""
+    if _PLAIN_FLOW_NAME.match(name):
+        return f"{kind}:{name}"
+    encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+    return f"{kind}{_ENCODED_MARK}{encoded}"
 
 
 def is_legacy_job_id(job_id: str) -> bool:
@@ -213,12 +228,19 @@ class QueueKeys:
         return f"{self.base}:rate"
 
     def rate_log(self, key: str) -> str:
-        """The start log of one rate key (zset, score = start in ms)."""
+        """The start log of one rate key (zset, score = start in ms); ``key`` from flow_name."""
         return f"{self.base}:rate:{key}"
 
     def concurrency(self, key: str) -> str:
-        """The running set of one concurrency key; ``<this>:parked`` lists its parked jobs."""
+        """The running set of one concurrency key; ``<this>:parked`` lists its parked jobs.
+        ``key`` comes from flow_name, so no payload can make it end in ``:parked``."""
         return f"{self.base}:conc:{key}"
+
+    def calls(self, caller: str) -> str:
+        """The record of one caller's last claim or reclaim (R22): its sequence number and
+        answer, so a second execution of the same call answers the same, and the jobs of an
+        answer the caller never received go back in line. Expires after CALL_RECORD_TTL_MS."""
+        return f"{self.base}:calls:{caller}"
 
     def throughput(self, minute: int) -> str:
         return f"{self.throughput_prefix}{minute}"
@@ -237,6 +259,10 @@ class QueueKeys:
 
     def dlq_replays(self, dlq_id: str) -> str:
         return f"{self.dlq_prefix}{dlq_id}:replays"
+
+    def dlq_tombstone(self, dlq_id: str) -> str:
+        """Present DISCARD_TOMBSTONE_S after a discard: a re-sent discard answers done (R22)."""
+        return f"{self.dlq_prefix}{dlq_id}:discarded"
 
     def side_effect(self, job_id: str, name: str) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]

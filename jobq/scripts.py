@@ -10,6 +10,7 @@ answer failures with small negative integers; ``_raise_for`` maps them to except
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,11 @@ from jobq.errors import (
 from jobq.keys import (
     ACK_TIMEOUT_S,
     DEFAULT_PRIORITY,
+    DISCARD_TOMBSTONE_S,
+    FAILED_KEEP,
+    FAILED_MAX_AGE_S,
     KNOWN_QUEUE_RESEND_S,
+    MAX_HANDBACKS,
     QueueKeys,
     known_queues,
 )
@@ -53,6 +58,7 @@ ENQUEUE_CHUNK = 500  # most jobs per enqueue_batch call: bounds the time one scr
 PAUSED = -4
 CANCEL_REQUESTED = 2
 FINISHED = -5
+CALL_STALE = -6
 
 _ERRORS: dict[int, type[JobqError]] = {
     LEASE_LOST: LeaseLost,
@@ -61,6 +67,7 @@ _ERRORS: dict[int, type[JobqError]] = {
     PAUSED: QueuePaused,
     FINISHED: JobFinished,
 }
+FAIL_RETRY, FAIL_DEAD_LETTERED, FAIL_CANCELLED = 1, 2, 3  # the first value of fail's answer
 _HEADER_KEY = re.compile(r"^\s*KEYS\[(\d+)\]", re.MULTILINE)
 _HEADER_MORE_KEYS = re.compile(r"^\s*KEYS\[\d+\.\.\]", re.MULTILINE)  # "KEYS[3..] per job: ..."
 _INCLUDE = re.compile(r'^--- @include "(lib/[a-z_]+)"\n', re.MULTILINE)
@@ -118,6 +125,11 @@ def _known(q: QueueKeys) -> tuple[str, ...]:
     the task modules they happen to load. Sent ahead of the script that creates the job, not
     inside it: the set has no queue's hash tag. Adding a known member changes nothing."""
     return ("SADD", known_queues(q.prefix), q.queue)
+
+
+def _nonce() -> str:
+    """A call's nonce: the scripts recognise their own earlier execution by it (R22)."""
+    return secrets.token_hex(8)
 
 
 def _raise_for(code: int, what: str) -> None:
@@ -213,11 +225,14 @@ class FailResult:
 
     retry_at_ms: int | None = None
     dlq_id: str | None = None
+    cancelled: bool = False  # its cancel was requested while it ran: it ended cancelled (R23)
 
 
 def _claim_answer(raw: Any, queue: str) -> ClaimAnswer:
     """Parse claim's answer (see ``lua/lib/claim_jobs.lua``); raises QueuePaused."""
     if isinstance(raw, int):
+        if raw == CALL_STALE:
+            raise JobqError(f"claim on queue {queue}: a stale copy of an earlier call")
         _raise_for(raw, f"queue {queue} is paused")
     next_due = int(raw[1])
     jobs = [
@@ -252,6 +267,10 @@ class Scripts:
         self._more_keys: set[str] = set()
         self._transport = Transport(redis)
         self._known_sent: dict[str, float] = {}  # cluster: queue -> when SADD last succeeded
+        # Claims and reclaims are recorded per caller (lua/lib/calls.lua, R22): this object's
+        # callers have their own records, [last sequence number sent, last one answered].
+        self._instance = secrets.token_hex(4)
+        self._calls: dict[str, list[int]] = {}
         for name in SCRIPT_NAMES:
             source = script_source(name)
             self._scripts[name] = redis.register_script(source)
@@ -306,6 +325,17 @@ class Scripts:
             log.warning("redis.write_not_replicated", script=name, key=keys[0], error=str(exc))
             return exc.answer
 
+    def _call_record(self, q: QueueKeys, caller: str) -> tuple[str, int, int]:
+        """The caller's record key, this call's sequence number and the last one answered.
+        One caller's calls are sequential (a lane's claim loop, a sweeper)."""
+        key = q.calls(f"{caller}:{self._instance}")
+        sent = self._calls.setdefault(key, [0, 0])
+        sent[0] += 1
+        return key, sent[0], sent[1]
+
+    def _answered(self, record: str, seq: int) -> None:
+        self._calls[record][1] = max(self._calls[record][1], seq)
+
     async def _load_where(self, script: AsyncScript, key: str) -> None:
         """Load a script into the server holding ``key`` (on a cluster: that slot's primary,
         e.g. a replica just promoted that never saw SCRIPT LOAD)."""
@@ -340,7 +370,7 @@ class Scripts:
         """Create the job unless its key is known; True when it was a duplicate."""
         code = await self._call(
             "enqueue", [idem_record, q.job(job_id), q.wait, q.delayed],
-            [job_id, fingerprint, retention_s, delay_ms, *job.args()], first=_known(q),
+            [job_id, fingerprint, retention_s, delay_ms, *job.args(), _nonce()], first=_known(q),
             durable=True,
         )
         _raise_for(code, f"idempotency key of job {job_id} was used with other content")
@@ -358,10 +388,11 @@ class Scripts:
         else:
             calls.append(known)
         script = self._scripts["enqueue_batch"]
+        nonce = _nonce()
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start:start + ENQUEUE_CHUNK]
             batch_keys: list[str] = [q.wait, q.delayed]
-            args: list[Any] = [retention_s]
+            args: list[Any] = [retention_s, f"{nonce}:{start}"]
             for job in chunk:
                 batch_keys += (job.idem_record, q.job(job.job_id))
                 args += (job.job_id, job.fingerprint, job.delay_ms, *job.job.args())
@@ -393,15 +424,19 @@ class Scripts:
 
     async def claim_answer(
         self, q: QueueKeys, most: int, lease_ms: int, worker: str,
-        rate: tuple[int, int] = (0, 0),
+        rate: tuple[int, int] = (0, 0), caller: str | None = None,
     ) -> ClaimAnswer:
         """Lease up to ``most`` jobs, highest priority first, under the queue's ``rate``
         (most starts, period in ms; (0, 0) = none) and each job's own limits. Times are on
-        Redis's clock. Raises QueuePaused while the queue is paused."""
+        Redis's clock. Raises QueuePaused while the queue is paused. ``caller`` (default: the
+        worker) names a sequence of calls made one after another, e.g. one lane's: a call
+        whose answer was lost hands its jobs back at that caller's next call."""
+        record, seq, answered = self._call_record(q, caller or worker)
         raw = await self._call(
-            "claim", [q.wait, q.active, q.delayed, q.job_prefix, q.paused, q.events],
-            [most, lease_ms, worker, rate[0], rate[1]],
+            "claim", [q.wait, q.active, q.delayed, q.job_prefix, q.paused, q.events, record],
+            [most, lease_ms, worker, rate[0], rate[1], seq, answered],
         )
+        self._answered(record, seq)
         return _claim_answer(raw, q.queue)
 
     async def renew(
@@ -427,17 +462,22 @@ class Scripts:
     async def complete_and_claim(
         self, q: QueueKeys, keep: int, max_age_ms: int, done: list[tuple[str, str, str]],
         most: int, lease_ms: int, worker: str, rate: tuple[int, int] = (0, 0),
+        caller: str | None = None,
     ) -> tuple[list[bool], ClaimAnswer | None]:
         """``complete`` then ``claim_answer`` in one script call (one round trip per job):
         the completions' answers, and the claim's (None while the queue is paused: the
         completions are written all the same)."""
         flat = [x for triple in done for x in triple]
+        record, seq, answered = self._call_record(q, caller or worker)
         raw = await self._call_worker_write(
             "complete_claim",
             [q.wait, q.active, q.delayed, q.job_prefix, q.paused, q.events, q.completed,
-             q.throughput_prefix],
-            [most, lease_ms, worker, rate[0], rate[1], keep, max_age_ms, *flat],
+             q.throughput_prefix, record],
+            [most, lease_ms, worker, rate[0], rate[1], keep, max_age_ms, seq, answered, *flat],
         )
+        if raw == CALL_STALE:
+            raise JobqError(f"complete_claim on queue {q.queue}: a stale copy of an earlier call")
+        self._answered(record, seq)
         count = int(raw[0])
         completed = [r == DONE for r in raw[1:1 + count]]
         rest = raw[1 + count:]
@@ -449,27 +489,35 @@ class Scripts:
         self, q: QueueKeys, job_id: str, token: str, reason: str, delay_ms: int,
         *, permanent: bool, outcome: str, keep: int, max_age_ms: int, dlq_max_age_ms: int = 0,
     ) -> FailResult:
-        """End a failed attempt: retry after ``delay_ms`` or dead-letter. Raises LeaseLost."""
+        """End a failed attempt: retry after ``delay_ms`` or dead-letter; a job whose cancel
+        was requested ends cancelled instead (R23). Raises LeaseLost."""
         raw = await self._call_worker_write(
             "fail",
             [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix, q.dlq_prefix,
-             q.throughput_prefix, q.events],
+             q.throughput_prefix, q.events, q.cancelled],
             [job_id, token, reason, delay_ms, int(permanent), outcome, q.queue, keep, max_age_ms,
              dlq_max_age_ms],
         )
         if isinstance(raw, int):
             _raise_for(raw, f"lease on job {job_id} was lost")
-        if int(raw[0]) == 1:
+        if int(raw[0]) == FAIL_RETRY:
             return FailResult(retry_at_ms=int(raw[1]))
+        if int(raw[0]) == FAIL_CANCELLED:
+            return FailResult(cancelled=True)
         return FailResult(dlq_id=str(raw[1]))
 
     async def reclaim(
         self, q: QueueKeys, lease_ms: int, worker: str, most: int
     ) -> list[Reclaimed]:
-        """Take over jobs whose lease expired, to end their lost attempt."""
+        """Take over jobs whose lease expired, to end their lost attempt. One sweeper's calls
+        are sequential (lua/lib/calls.lua records them)."""
+        record, seq, answered = self._call_record(q, f"{worker}:sweep")
         raw = await self._call(
-            "reclaim", [q.active, q.job_prefix], [lease_ms, worker, most]
+            "reclaim", [q.active, q.job_prefix, record], [lease_ms, worker, most, seq, answered]
         )
+        if raw == CALL_STALE:
+            raise JobqError(f"reclaim on queue {q.queue}: a stale copy of an earlier call")
+        self._answered(record, seq)
         return [
             Reclaimed(
                 job_id=raw[i], token=raw[i + 1], previous_worker=raw[i + 2],
@@ -479,19 +527,27 @@ class Scripts:
             for i in range(0, len(raw), 7)
         ]
 
-    async def handback(self, q: QueueKeys, leases: list[tuple[str, str]]) -> int:
+    async def handback(
+        self, q: QueueKeys, leases: list[tuple[str, str]], *,
+        free_handbacks: int = MAX_HANDBACKS, keep: int = FAILED_KEEP,
+        max_age_ms: int = FAILED_MAX_AGE_S * 1000, dlq_max_age_ms: int = 0,
+    ) -> int:
         """Return unfinished jobs to the front of the queue without spending an attempt (a job
-        whose cancel was requested ends ``cancelled``)."""
-        flat = [x for pair in leases for x in pair]
-        return int(await self._call("handback", [q.active, q.wait, q.job_prefix, q.cancelled],
-                                    flat))
+        whose cancel was requested ends ``cancelled``); past ``free_handbacks`` hand-backs of
+        a job (0 = no limit) its attempt is spent (``keep``, ``max_age_ms``: failed records
+        kept, for a job dead-lettered so)."""
+        return int(await self._call("handback", handback_keys(q),
+                                    handback_args(q, leases, free_handbacks, keep, max_age_ms,
+                                                  dlq_max_age_ms)))
 
     async def reserve(
-        self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int, attempt: int
+        self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int
     ) -> bool:
-        """Reserve a side effect; False when an earlier attempt already did. Raises LeaseLost."""
+        """Reserve a side effect; False when an earlier call of this job already did. Raises
+        LeaseLost."""
         code = await self._call(
-            "reserve", [q.job(job_id), q.side_effect(job_id, name)], [token, retention_s, attempt]
+            "reserve", [q.job(job_id), q.side_effect(job_id, name)],
+            [token, retention_s, _nonce()],
         )
         _raise_for(code, f"lease on job {job_id} was lost")
         return bool(code == DONE)
@@ -504,7 +560,8 @@ class Scripts:
         code = await self._call(
             "replay",
             [q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), idem_record, q.job(job_id), q.wait],
-            [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id],
+            [job_id, fingerprint, retention_s, *job.args(), replayed_from_job_id, dlq_id,
+             _nonce()],
             first=_known(q), durable=True,
         )
         _raise_for(code, f"DLQ entry {dlq_id}: replay key was used with other content"
@@ -517,7 +574,7 @@ class Scripts:
         code = await self._call(
             "cancel", [q.job(job_id), q.wait, q.delayed, q.cancelled, q.job_prefix, q.cancels,
                        q.events],
-            [job_id, keep, max_age_ms], durable=True,
+            [job_id, keep, max_age_ms, _nonce()], durable=True,
         )
         _raise_for(code, f"no job {job_id}" if code == NOT_FOUND
                    else f"job {job_id} has finished already")
@@ -543,8 +600,10 @@ class Scripts:
 
     async def discard(self, q: QueueKeys, dlq_id: str) -> None:
         """Delete a DLQ entry and its replay log. Raises NotFound."""
-        code = await self._call("discard", [q.dlq, q.dlq_entry(dlq_id), q.dlq_replays(dlq_id)],
-                                [dlq_id])
+        code = await self._call(
+            "discard",
+            [q.dlq, q.dlq_entry(dlq_id), q.dlq_replays(dlq_id), q.dlq_tombstone(dlq_id)],
+            [dlq_id, _nonce(), DISCARD_TOMBSTONE_S])
         _raise_for(code, f"no DLQ entry {dlq_id}")
 
     async def throughput(self, q: QueueKeys, window_min: int) -> tuple[int, list[int], list[int]]:
@@ -552,3 +611,18 @@ class Scripts:
         last ``window_min`` minutes, oldest first: one call for the whole window."""
         raw = await self._call("throughput", [q.throughput_prefix], [window_min])
         return int(raw[0]), [int(c) for c in raw[1::2]], [int(f) for f in raw[2::2]]
+
+
+def handback_keys(q: QueueKeys) -> list[str]:
+    """The KEYS of ``handback``, shared with the watchdog's last-resort hand-back."""
+    return [q.active, q.wait, q.job_prefix, q.cancelled, q.failed, q.dlq, q.dlq_seq, q.dlq_prefix,
+            q.throughput_prefix, q.events]
+
+
+def handback_args(
+    q: QueueKeys, leases: list[tuple[str, str]], free_handbacks: int, keep: int,
+    max_age_ms: int, dlq_max_age_ms: int,
+) -> list[Any]:
+    """The ARGV of ``handback``, shared with the watchdog's last-resort hand-back."""
+    return [free_handbacks, q.queue, keep, max_age_ms, dlq_max_age_ms,
+            *(x for pair in leases for x in pair)]

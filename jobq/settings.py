@@ -65,6 +65,10 @@ class Settings(BaseModel):
     """Lease length in seconds; a crashed worker's job is taken back after it (R4)."""
     shutdown_grace_s: float = Field(keys.SHUTDOWN_GRACE_S, ge=0)
     """Seconds running jobs get to finish on SIGTERM before being handed back (R9)."""
+    max_handbacks: int = Field(keys.MAX_HANDBACKS, ge=0)
+    """Hand-backs a job gets without spending an attempt; each later one spends one (outcome
+    ``interrupted``), so a job longer than the grace cannot be handed back for ever. 0 = no
+    limit."""
     completed_keep: int = Field(keys.COMPLETED_KEEP, ge=0)
     """Completed job records kept per queue (R12)."""
     completed_max_age_s: int = Field(keys.COMPLETED_MAX_AGE_S, gt=0)

@@ -58,3 +58,21 @@ async def tenant_rated(ctx: JobContext, payload: Tenant) -> dict[str, Any]:
       concurrency_key=lambda p: p.tenant)
 async def tenant_capped(ctx: JobContext, payload: Tenant) -> dict[str, Any]:
     return await _run(ctx, payload)
+
+
+class TenantAndRate(BaseModel):
+    tenant: str = "none"
+    rate: str = "none"
+
+
+@task("tenant-single", queue="single-queue", payload=Tenant, concurrency_limit=1,
+      concurrency_key=lambda p: p.tenant)
+async def tenant_single(ctx: JobContext, payload: Tenant) -> dict[str, Any]:
+    return await _run(ctx, payload)
+
+
+@task("tenant-single-rated", queue="single-queue", payload=TenantAndRate, concurrency_limit=1,
+      concurrency_key=lambda p: p.tenant, rate_limit=RateLimit(1, 600.0),
+      rate_key=lambda p: p.rate)
+async def tenant_single_rated(ctx: JobContext, payload: TenantAndRate) -> dict[str, Any]:
+    return {"tenant": payload.tenant}

@@ -124,7 +124,7 @@ async def test_no_script_touches_two_slots(
         by_id = {c.job_id: c for c in claimed}
         assert set(by_id) == {done.job_id, doomed.job_id}
         assert await s.renew(q, 30_000, [(c.job_id, c.token) for c in claimed]) == [1, 1]
-        assert await s.reserve(q, done.job_id, "mail", by_id[done.job_id].token, 60, 1)
+        assert await s.reserve(q, done.job_id, "mail", by_id[done.job_id].token, 60)
         assert await s.complete(q, 10, 60_000, [(done.job_id, by_id[done.job_id].token, "{}")])
         failed = await s.fail(q, doomed.job_id, by_id[doomed.job_id].token, "boom", 0,
                               permanent=True, outcome="failed", keep=10, max_age_ms=60_000)

@@ -94,11 +94,11 @@ async def test_every_script_answers_a_lost_lease_with_one_code(client: Client) -
                                    q.events],
                       [10, 60_000, job_id, "stale", "{}"]) == [scripts.LEASE_LOST]
     assert await call("fail", [q.active, q.delayed, q.failed, q.dlq, q.dlq_seq, q.job_prefix,
-                               q.dlq_prefix, q.throughput_prefix, q.events],
+                               q.dlq_prefix, q.throughput_prefix, q.events, q.cancelled],
                       [job_id, "stale", "x", 0, 0, "failed", q.queue, 10, 60_000, 0]
                       ) == scripts.LEASE_LOST
     assert await call("reserve", [q.job(job_id), q.side_effect(job_id, "fx")],
-                      ["stale", 60, 1]) == scripts.LEASE_LOST
+                      ["stale", 60, "nonce"]) == scripts.LEASE_LOST
     assert await call("progress", [q.job(job_id), q.events],
                       [job_id, "stale", 0.5, ""]) == scripts.LEASE_LOST
 
@@ -190,9 +190,11 @@ async def test_renew_and_complete_are_fenced_by_the_token(client: Client) -> Non
     job = await client.get_job(job_id)
     assert job.state is State.COMPLETED and job.result == {"a": 1}
     assert [h.outcome for h in job.history] == ["completed"]
-    # A second completion with the same token is refused: the lease ended with the first.
-    assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, "2")]) == [
-        False]
+    # The same completion again (a re-sent call, R22) answers as the first did and changes
+    # nothing: the lease ended with the first.
+    assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, "2")]) == [True]
+    job = await client.get_job(job_id)
+    assert job.result == {"a": 1} and [h.outcome for h in job.history] == ["completed"]
 
 
 async def test_complete_claim_completes_fenced_then_leases_and_completes_even_while_paused(
@@ -234,9 +236,10 @@ async def test_fail_retries_then_dead_letters_exactly_once(client: Client) -> No
     r2 = await client.scripts.fail(q, job_id, c2.token, "boom 2", 0, permanent=False,
                                    outcome="failed", keep=10, max_age_ms=60_000)
     assert r2.dlq_id == "email-queue-1"
-    with pytest.raises(LeaseLost):  # no second DLQ entry from a repeated call
-        await client.scripts.fail(q, job_id, c2.token, "boom 3", 0, permanent=False,
-                                  outcome="failed", keep=10, max_age_ms=60_000)
+    # The same call again (a re-send, R22) answers as the first did: no second DLQ entry.
+    again = await client.scripts.fail(q, job_id, c2.token, "boom 3", 0, permanent=False,
+                                      outcome="failed", keep=10, max_age_ms=60_000)
+    assert again == r2
     entry = await client.get_dlq_entry("email-queue-1")
     assert (entry.originalJobId, entry.attempts, entry.failedReason) == (job_id, 2, "boom 2")
     assert (await client.counts())["email-queue"]["dlq"] == 1
@@ -316,11 +319,11 @@ async def test_reserve_side_effect_once_per_job(client: Client) -> None:
     job_id = await enqueue(client, "fx")
     c = await claim_one(client)
     q = client.keys("email-queue")
-    assert await client.scripts.reserve(q, job_id, "send", c.token, 60, 1) is True
-    assert await client.scripts.reserve(q, job_id, "send", c.token, 60, 1) is False
-    assert await client.scripts.reserve(q, job_id, "other", c.token, 60, 1) is True
+    assert await client.scripts.reserve(q, job_id, "send", c.token, 60) is True
+    assert await client.scripts.reserve(q, job_id, "send", c.token, 60) is False
+    assert await client.scripts.reserve(q, job_id, "other", c.token, 60) is True
     with pytest.raises(LeaseLost):
-        await client.scripts.reserve(q, job_id, "third", "stale", 60, 1)
+        await client.scripts.reserve(q, job_id, "third", "stale", 60)
 
 
 async def test_replay_makes_a_new_job_and_leaves_the_entry(client: Client) -> None:

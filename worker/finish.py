@@ -183,7 +183,10 @@ class Finisher:
             return
         log.info("job.failed", error=reason, outcome=label, permanent=permanent,
                  willRetry=result.retry_at_ms is not None)
-        if result.retry_at_ms is not None:
+        if result.cancelled:  # its cancel was requested meanwhile: no retry, no DLQ (R23)
+            self.metrics.cancelled.labels(self.keys.queue, task_type).inc()
+            log.info("job.cancelled", running=True, error=reason)
+        elif result.retry_at_ms is not None:
             log.info("job.retry_scheduled", delayS=round(delay_s, 3), error=reason)
             self.on_retry_scheduled()
         else:

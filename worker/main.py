@@ -88,8 +88,7 @@ async def run_worker(
     sweepers = [Sweeper(r) for r in runners]
 
     stop = asyncio.Event()
-    watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases,
-                                settings.redis_url, settings.key_prefix, loop)
+    watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases, settings, loop)
     watchdog.start()
 
     def on_signal(signum: int, frame: object) -> None:

@@ -234,11 +234,13 @@ class QueueRunner:
         batch = finisher.take(ACK_BATCH)
         if not batch:
             return await self.scripts.claim_answer(
-                self.keys, free, self._lease_ms, self.worker_id, self._rate)
+                self.keys, free, self._lease_ms, self.worker_id, self._rate,
+                caller=self._caller(lane))
         try:
             results, answer = await self.scripts.complete_and_claim(
                 self.keys, self.settings.completed_keep, self.settings.completed_max_age_s * 1000,
-                finisher.triples(batch), free, self._lease_ms, self.worker_id, self._rate)
+                finisher.triples(batch), free, self._lease_ms, self.worker_id, self._rate,
+                caller=self._caller(lane))
         except BaseException:
             finisher.give_back(batch)  # written by the finisher, with its retries
             raise
@@ -246,6 +248,11 @@ class QueueRunner:
         if answer is None:
             raise QueuePaused(f"queue {self.spec.name} is paused")
         return answer
+
+    def _caller(self, lane: Lane) -> str:
+        """A lane's claims are one sequence of calls (lua/lib/calls.lua): an answer lost to
+        a timeout is handed back by the lane's next claim (R22)."""
+        return f"{self.worker_id}:{self.lanes.index(lane)}"
 
     async def _await_work(self, lane: Lane, due_in_ms: int | None) -> None:
         """Wait for a push to the wait list, the next delayed job, a local retry or ``stop()``,
@@ -369,7 +376,10 @@ class QueueRunner:
             return 0
         try:
             async with asyncio.timeout(HANDBACK_TIMEOUT_S):
-                count = await self.scripts.handback(self.keys, held)
+                s = self.settings
+                count = await self.scripts.handback(
+                    self.keys, held, free_handbacks=s.max_handbacks, keep=s.failed_keep,
+                    max_age_ms=s.failed_max_age_s * 1000, dlq_max_age_ms=s.dlq_max_age_s * 1000)
         except (*REDIS_DOWN, TimeoutError) as exc:
             self._log.error("worker.handback_failed", jobs=len(held), error=repr(exc))
             return 0

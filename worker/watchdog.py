@@ -21,7 +21,8 @@ import redis
 from jobq.connection import connect_sync
 from jobq.keys import QueueKeys
 from jobq.logs import get_logger
-from jobq.scripts import script_source
+from jobq.scripts import handback_args, handback_keys, script_source
+from jobq.settings import Settings
 from jobq.worker.leases import LeaseTable
 
 log = get_logger("jobq.worker")
@@ -38,14 +39,15 @@ class ShutdownWatchdog(threading.Thread):
     even while the event loop is blocked."""
 
     def __init__(
-        self, after_s: float, leases: LeaseTable, redis_url: str, prefix: str,
+        self, after_s: float, leases: LeaseTable, settings: Settings,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         super().__init__(name="shutdown-watchdog", daemon=True)
         self.after_s = after_s
         self.leases = leases
-        self.redis_url = redis_url
-        self.prefix = prefix
+        self.settings = settings
+        self.redis_url = settings.redis_url
+        self.prefix = settings.key_prefix
         self.loop = loop
         self._armed = threading.Event()
         self._disarmed = threading.Event()
@@ -77,11 +79,11 @@ class ShutdownWatchdog(threading.Thread):
             handback = client.register_script(script_source("handback"))
             for queue, held in self.leases.snapshot().items():
                 keys = QueueKeys(self.prefix, queue)
-                args = [x for pair in held for x in pair]
+                s = self.settings
+                args = handback_args(keys, held, s.max_handbacks, s.failed_keep,
+                                     s.failed_max_age_s * 1000, s.dlq_max_age_s * 1000)
                 try:
-                    handed += int(handback(keys=[keys.active, keys.wait, keys.job_prefix,
-                                                 keys.cancelled],
-                                           args=args))
+                    handed += int(handback(keys=handback_keys(keys), args=args))
                 except redis.RedisError as exc:
                     log.error("worker.handback_failed", queue=queue, jobs=len(held),
                               error=repr(exc))

@@ -13,7 +13,7 @@
   ARGV[3] cancelled jobs to keep (count)
   ARGV[4] cancelled jobs' maximum age (ms)
 
-  Returns 1 done, -1 lease lost (the write was refused).
+  Returns 1 done (also when this very call ran already), -1 lease lost (the write was refused).
 ]]
 --- @include "lib/clock"
 --- @include "lib/codes"
@@ -27,9 +27,12 @@ local rcall = redis.call
 local now = redisNowMs()
 local jobKey = jobPrefix .. jobId
 
-local f = rcall("HMGET", jobKey, "token", "attempts", "concKey")
-if f[1] ~= token then return LEASE_LOST end
-closeAttempt(activeKey, jobKey, jobId, f[2], now, "cancelled", "cancelled on request")
+local f = rcall("HMGET", jobKey, "token", "attempts", "concKey", "endToken", "state")
+if f[1] ~= token then
+  if f[4] == token and f[5] == "cancelled" then return DONE end  -- ran already (R22)
+  return LEASE_LOST
+end
+closeAttempt(activeKey, jobKey, jobId, f[2], now, "cancelled", "cancelled on request", token)
 releaseSlot(queueBase(jobPrefix, ":job:"), f[3], jobId)
 rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
 rcall("ZADD", cancelledKey, now, jobId)

@@ -18,6 +18,7 @@
   ARGV[10] backoff (JSON)
   ARGV[11] timeout (seconds; "" = none)
   ARGV[12..17] priority and flow limits (see lib/new_job)
+  ARGV[18] this call's nonce (lib/new_job: a second execution answers CREATED again, R22)
 
   Returns 0 created, 1 duplicate (same content), -2 conflict (same key, other content).
 ]]
@@ -27,4 +28,4 @@
 --- @include "lib/new_job"
 local job = {unpack(ARGV, 5, 4 + NEW_JOB_FIELDS)}
 return createJob(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]),
-  tonumber(ARGV[4]), job, redisNowMs())
+  tonumber(ARGV[4]), job, redisNowMs(), ARGV[5 + NEW_JOB_FIELDS])

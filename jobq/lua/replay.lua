@@ -21,6 +21,7 @@
   ARGV[11..16] priority and flow limits (see lib/new_job)
   ARGV[17] replayedFromJobId
   ARGV[18] dlqId
+  ARGV[19] this call's nonce (lib/new_job: a second execution answers 0 again, R22)
 
   Returns 0 replayed, 1 duplicate of an earlier replay, -2 key reused with other content,
   -3 no such DLQ entry.
@@ -36,12 +37,13 @@ local now = redisNowMs()
 
 local job = {unpack(ARGV, 4, 3 + NEW_JOB_FIELDS)}
 local replayedFromJobId, dlqId = ARGV[4 + NEW_JOB_FIELDS], ARGV[5 + NEW_JOB_FIELDS]
+local nonce = ARGV[6 + NEW_JOB_FIELDS]
 
 if rcall("EXISTS", entryKey) == 0 then return NOT_FOUND end
-local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
+local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint, nonce)
 if verdict then return verdict end
 
-storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
+storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now, nonce)
 rcall("HSET", jobKey, "replayedFromJobId", replayedFromJobId, "dlqId", dlqId, "replayedAt", now)
 pushNewJob(waitKey, jobId, job)
 rcall("LPUSH", replaysKey, cjson.encode({jobId = jobId, replayedAt = now}))

@@ -77,9 +77,14 @@ local function claimJobs(k, most, leaseMs, worker, queueMax, queuePerMs)
   local function leaseOne(jobId)
     local jobKey = jobPrefix .. jobId
     local f = rcall("HMGET", jobKey, "state", "type", "payload", "maxAttempts", "backoff",
-      "readyAt", "timeoutS", "flow")
+      "readyAt", "timeoutS", "flow", "cancelRequested")
     -- A job cancelled while waiting left the list in the same script; this guards the rest.
     if not f[1] or f[1] == "cancelled" then return false end
+    if f[9] then  -- asked to cancel while it ran, then put back in line: it never starts (R23)
+      rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
+      rcall("ZADD", base .. ":cancelled", now, jobId)
+      return false
+    end
     if f[8] == "1" then  -- it has limits: one more read, for limited jobs only
       local l = rcall("HMGET", jobKey, "rateKey", "rateMax", "ratePerMs", "concKey", "concMax")
       local by = admitLimited(base, delayedKey, jobKey, jobId, now, l[1], l[2], l[3], l[4], l[5])
@@ -115,7 +120,8 @@ local function claimJobs(k, most, leaseMs, worker, queueMax, queuePerMs)
           leased[#leased + 1] = jobId
         end
       end
-      if #ids < take then empty = true; break end
+      -- Short: the list is empty, unless a job held back here passed its slot on (lib/slots).
+      if #ids < take and rcall("LLEN", listKey) == 0 then empty = true; break end
     end
     if empty and p ~= DEFAULT_PRIORITY then rcall("ZREM", base .. ":levels", p) end
     if not empty then left = true; break end

@@ -12,3 +12,4 @@ local NOT_FOUND = -3   -- replay: no such DLQ entry
 local PAUSED = -4       -- claim: the queue is paused, nothing was leased
 local CANCEL_REQUESTED = 2  -- renew: renewed, and the job was asked to cancel
 local FINISHED = -5    -- cancel: the job has finished already, nothing to cancel
+local CALL_STALE = -6    -- claim, reclaim: a re-sent copy overtaken by a later call; nothing done

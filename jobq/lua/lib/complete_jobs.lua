@@ -7,7 +7,8 @@
   (per-minute throughput hash = prefix .. minute; field "completed"), events (one "completed"
   entry per call, lib/events). `argv[from..]` are jobId, token, result (JSON) triples.
 
-  Returns one integer per triple: DONE, or LEASE_LOST (the write was refused).
+  Returns one integer per triple: DONE, or LEASE_LOST (the write was refused). A completion
+  that already went through with the same token answers DONE again and changes nothing.
 ]]
 --- @include "lib/clock"
 --- @include "lib/codes"
@@ -23,9 +24,9 @@ local function completeJobs(k, keep, maxAgeMs, argv, from)
   for i = from, #argv, 3 do
     local jobId, token, result = argv[i], argv[i + 1], argv[i + 2]
     local jobKey = k.jobPrefix .. jobId
-    local f = rcall("HMGET", jobKey, "token", "attempts", "concKey")
+    local f = rcall("HMGET", jobKey, "token", "attempts", "concKey", "endToken", "state")
     if f[1] == token then
-      closeAttempt(k.active, jobKey, jobId, f[2], now, "completed", nil)
+      closeAttempt(k.active, jobKey, jobId, f[2], now, "completed", nil, token)
       releaseSlot(queueBase(k.jobPrefix, ":job:"), f[3], jobId)
       rcall("HSET", jobKey, "state", "completed", "finishedAt", now, "result", result)
       -- An earlier attempt's error stays in its history entry, not on a job that succeeded.
@@ -33,6 +34,8 @@ local function completeJobs(k, keep, maxAgeMs, argv, from)
       rcall("ZADD", k.completed, now, jobId)
       out[#out + 1] = DONE
       finished[#finished + 1] = jobId
+    elseif f[4] == token and f[5] == "completed" then
+      out[#out + 1] = DONE  -- this very completion ran already (a re-sent call, R22)
     else
       out[#out + 1] = LEASE_LOST
     end

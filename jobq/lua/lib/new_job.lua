@@ -9,17 +9,21 @@
   The flow fields are written only when set: a job without limits costs no extra call. "flow"
   ("1" = it has limits) sits near the front of the hash, so claim learns a job has none from
   one early field instead of scanning the whole small hash for five absent ones.
+  "enq" keeps the nonce of the call that created the job: the same call run twice (a re-send,
+  R22) answers CREATED again, where another call with the same key answers DUPLICATE.
 ]]
 --- @include "lib/codes"
 --- @include "lib/idempotency"
 --- @include "lib/waiting"
 local NEW_JOB_FIELDS = 13
-local function storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, state, now, readyAt)
+local function storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, state, now, readyAt,
+                           nonce)
   redis.call("SET", idemKey, fingerprint, "EX", retentionS)
   local limited = (job[9] ~= "" or job[12] ~= "") and "1" or ""
   redis.call("HSET", jobKey, "id", jobId, "flow", limited, "fp", fingerprint, "type", job[1],
     "queue", job[2], "payload", job[3], "key", job[4], "attempts", 0, "maxAttempts", job[5], "backoff", job[6],
-    "timeoutS", job[7], "state", state, "createdAt", now, "readyAt", readyAt, "priority", job[8])
+    "timeoutS", job[7], "state", state, "createdAt", now, "readyAt", readyAt, "priority", job[8],
+    "enq", nonce)
   if job[9] ~= "" then
     redis.call("HSET", jobKey, "rateKey", job[9], "rateMax", job[10], "ratePerMs", job[11])
   end
@@ -32,14 +36,15 @@ end
 -- enqueue's whole work for one job (enqueue_batch runs it per job): the idempotency verdict
 -- or CREATED, stored delayed or put in line.
 local function createJob(idemKey, jobKey, waitKey, delayedKey, jobId, fingerprint, retentionS,
-                         delayMs, job, now)
-  local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint)
+                         delayMs, job, now, nonce)
+  local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint, nonce)
   if verdict then return verdict end
   if delayMs > 0 then
-    storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "delayed", now, now + delayMs)
+    storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "delayed", now, now + delayMs,
+      nonce)
     redis.call("ZADD", delayedKey, now + delayMs, jobId)
   else
-    storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now)
+    storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "waiting", now, now, nonce)
     pushNewJob(waitKey, jobId, job)
   end
   return CREATED
