@@ -52,6 +52,10 @@ FLOW_KEY_MAX = 200  # longest rate or concurrency key a task may compute (charac
 MAX_HANDBACKS = 3  # hand-backs a job gets free; each later one spends an attempt (R9 vs livelock)
 CALL_RECORD_TTL_MS = 120_000  # a claim's record (R22) outlives any re-send and the lease (30 s)
 DISCARD_TOMBSTONE_S = 300  # a discarded DLQ entry answers a re-sent discard as done this long
+# A schedule's last-fired mark outlives the end of its bucket by this much: the mark only
+# matters while its bucket is the current one, and the margin covers clock skew between the
+# scheduler and Redis and a bucket end that a changed schedule moved later.
+SCHEDULE_MARK_MARGIN_S = 24 * 3600
 
 
 ACK_TIMEOUT_S = 1.0  # how long a write waits for JOBQ_ACK_REPLICAS replicas before a 503
@@ -253,6 +257,16 @@ class QueueKeys:
         its key. Inside the queue's tag, so idempotency is per queue: the same key on another
         queue is another job."""
         return f"{self.base}:idem:{job_id}"
+
+    def schedule_mark(self, namespace: str, name: str) -> str:
+        """Zset with one member, ``<namespace>/<name>``, whose score is the start (Unix seconds)
+        of the newest bucket ``jobq scheduler`` enqueued for that schedule; written only after
+        the enqueue answered, never lowered (``ZADD GT``), and expiring after the end of that
+        bucket (SCHEDULE_MARK_MARGIN_S). Named by a digest of the pair, so no schedule name can
+        reach another key or another schedule's mark."""
+        identity = f"{len(namespace)}:{namespace}/{name}"  # the length keeps the split unique
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:JOB_DIGEST_CHARS]
+        return f"{self.base}:sched:{digest}"
 
     def dlq_entry(self, dlq_id: str) -> str:
         return f"{self.dlq_prefix}{dlq_id}"

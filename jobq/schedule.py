@@ -4,8 +4,10 @@
 Shared unchanged by ``jobq scheduler`` and the operator, so it does no I/O of its own: ``fire``
 calls the ``enqueue`` it is given (``Client.enqueue``). Every firing is keyed by its bucket,
 ``schedule:<namespace>/<name>:<bucket start>``, so any number of replicas or restarts yield
-one job per bucket; only the most recent bucket is ever a candidate (Kubernetes CronJob
-semantics: no catch-up storm).
+one job per bucket while the key's record lives (7 days); past that the callers' memory of the
+last bucket fired (``status.lastBucket``, ``jobq.schedule_mark``) passed as ``last_bucket``
+keeps a long bucket from firing twice. Only the most recent bucket is ever a candidate
+(Kubernetes CronJob semantics: no catch-up storm).
 
 Cron expressions are evaluated by cronsim: it is maintained (by the healthchecks.io author, who
 runs it on millions of checks), pure Python with no dependencies, typed, iterates forwards and

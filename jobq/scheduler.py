@@ -1,10 +1,13 @@
-"""``jobq scheduler``: the standalone, stateless scheduler (docs/architecture.md, "Scheduling").
+"""``jobq scheduler``: the standalone scheduler (docs/architecture.md, "Scheduling").
 
-It keeps no state anywhere: each firing goes through ``Client.enqueue`` with the bucket's
-idempotency key, so two schedulers at once, or one restarted mid-bucket, still make one job per
-bucket. Each schedule runs in its own task that sleeps until its next fire time; a Redis outage
-is logged and retried with backoff, re-reading the clock on every try so that after a long outage
-only the latest bucket (within its starting deadline) is enqueued.
+Each firing goes through ``Client.enqueue`` with the bucket's idempotency key, so two schedulers
+at once, or one restarted mid-bucket, make one job per bucket while the key's record lives (7
+days). Longer buckets (``@monthly``, ``every: 30d``) need memory past that: after each enqueue the
+schedule's mark in Redis (``jobq.schedule_mark``) is raised to the bucket, and a scheduler,
+restarted or new, never fires a bucket at or before the mark. Each schedule runs in its own task
+that sleeps until its next fire time; a Redis outage is logged and retried with backoff,
+re-reading the clock (and the mark) on every try so that after a long outage only the latest
+bucket (within its starting deadline) is enqueued.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from jobq.schedule import (
     next_fire,
 )
 from jobq.schedule_check import check
+from jobq.schedule_mark import ScheduleMark
 from jobq.settings import Settings
 from jobq.shutdown import settle, stop_tasks, wait_event
 from jobq.tasks import Registry
@@ -129,6 +133,7 @@ async def run_schedule(
         log.info("schedule.suspended", **fields)
         return
     stop = stop or asyncio.Event()
+    mark = ScheduleMark(client.redis, client.keys(client.registry.get(spec.type).queue), spec)
     last: datetime | None = None  # the newest bucket already handled by this process
     while not stop.is_set():
         now = clock()
@@ -140,7 +145,7 @@ async def run_schedule(
                 last = bucket
             else:
                 try:
-                    result = await _fire(spec, client, clock, last, stop)
+                    result = await _fire(spec, client, clock, last, mark, stop)
                 except IdempotencyConflict as exc:
                     # The schedule changed mid-bucket; that bucket already has its job.
                     log.warning("schedule.conflict", bucket=isoformat(bucket), error=str(exc),
@@ -169,15 +174,40 @@ async def run_schedule(
 
 
 async def _fire(
-    spec: ScheduleSpec, client: Client, clock: Clock, last: datetime | None, stop: asyncio.Event
+    spec: ScheduleSpec, client: Client, clock: Clock, last: datetime | None, mark: ScheduleMark,
+    stop: asyncio.Event,
 ) -> FireResult | None:
-    """``fire`` retried while Redis is away (until ``stop``); the clock is re-read each try."""
+    """``_fire_once`` retried while Redis is away (until ``stop``), re-reading the clock."""
     async for attempt in retrying(max_wait_s=RETRY_MAX_WAIT_S, until=stop):
         with attempt:
             try:
-                return await fire(spec, clock(), client.enqueue, last)
+                return await _fire_once(spec, client, clock(), last, mark)
             except REDIS_DOWN as exc:
                 log.warning("schedule.redis_unavailable", name=spec.name,
                             namespace=spec.namespace, error=str(exc))
                 raise
     return None
+
+
+async def _fire_once(
+    spec: ScheduleSpec, client: Client, now: datetime, last: datetime | None, mark: ScheduleMark
+) -> FireResult | None:
+    """Fire the due bucket unless the mark says it was enqueued already (by this process before
+    a restart, or by another replica), then raise the mark to it."""
+    marked = await mark.read()
+    if marked is not None and (last is None or marked > last):
+        current = bucket_start(spec, now)
+        if current is not None and current <= marked:
+            log.info("schedule.already_fired", bucket=isoformat(current),
+                     marked=isoformat(marked), name=spec.name, namespace=spec.namespace)
+        last = marked
+    bucket = due_bucket(spec, now, last)
+    try:
+        result = await fire(spec, now, client.enqueue, last)
+    except IdempotencyConflict:
+        if bucket is not None:  # the bucket has its job (from an older definition)
+            await mark.raise_to(bucket, now)
+        raise
+    if result is not None:
+        await mark.raise_to(result.bucket, now)
+    return result
