@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jobq.connection import REDIS_DOWN, Redis, connect, retrying
 from jobq.context import JobContext
@@ -54,9 +55,9 @@ log = get_logger("jobq.worker")
 AttemptKey = tuple[str, str]
 
 
-def _retrieve(task: asyncio.Task[object]) -> None:
-    if not task.cancelled():
-        task.exception()
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,11 @@ class QueueRunner:
         self.finisher = self.finishers[0]
         self.running: dict[AttemptKey, asyncio.Task[None]] = {}
         self.contexts: dict[AttemptKey, JobContext] = {}  # of the running attempts, for cancels
-        self._lost: set[AttemptKey] = set()  # running attempts whose lease the renewer found lost
+        # Running attempts whose handler was stopped, and why: "cancel" (on request) or "lost"
+        # (the renewer found the lease gone). ctx.cancelled alone cannot tell: a sync handler's
+        # timeout sets it too.
+        self._stopped: dict[AttemptKey, str] = {}
+        self.stuck_threads = 0  # sync handlers past their timeout whose thread still runs
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
         self._stopping = asyncio.Event()
         self._block: asyncio.Task[object] | None = None
@@ -132,6 +137,7 @@ class QueueRunner:
         self._log = log.bind(queue=spec.name, worker=worker_id)
         # Read at scrape time: nothing to update per job.
         metrics.in_flight.labels(spec.name).set_function(lambda: len(self.running))
+        metrics.stuck_threads.labels(spec.name).set_function(lambda: self.stuck_threads)
         self._paused = metrics.paused.labels(spec.name)
 
     def stop(self) -> None:
@@ -290,11 +296,12 @@ class QueueRunner:
     def cancel_job(self, job_id: str, token: str) -> None:
         """The attempt was asked to cancel (learnt at lease renewal): flag it, and cancel an
         async handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
-        ctx = self.contexts.get((job_id, token))
-        if ctx is None or ctx.cancelled:
+        key = (job_id, token)
+        ctx = self.contexts.get(key)
+        if ctx is None or key in self._stopped:
             return
         self._log.info("job.cancel_requested", jobId=job_id)
-        self._stop_handler((job_id, token), ctx)
+        self._stop_handler(key, ctx, "cancel")
 
     def lease_lost(self, job_id: str, token: str) -> None:
         """The renewer found this attempt's lease gone: a sweeper reclaimed it after it expired
@@ -306,11 +313,10 @@ class QueueRunner:
         ctx = self.contexts.get(key)
         if ctx is None:
             return
-        self._lost.add(key)
-        if not ctx.cancelled:
-            self._stop_handler(key, ctx)
+        self._stop_handler(key, ctx, "lost")
 
-    def _stop_handler(self, key: AttemptKey, ctx: JobContext) -> None:
+    def _stop_handler(self, key: AttemptKey, ctx: JobContext, why: str) -> None:
+        self._stopped[key] = why
         ctx.cancelled = True
         task = self.running.get(key)
         try:
@@ -350,20 +356,24 @@ class QueueRunner:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s)
             done = Finished(c, ctx, outcome)
-            if key in self._lost:
+            stopped = self._stopped.get(key)
+            if stopped == "lost":
                 job_log.warning("job.abandoned", reason="lease lost while running")
-            elif ctx.cancelled:  # whatever the handler did after the cancel, it was cancelled
+            elif stopped == "cancel":  # whatever the handler did after the cancel, it was cancelled
                 await self._end_cancelled(c, ctx)
             elif outcome.ok:
                 lane.finisher.complete(done)
             else:
                 await lane.finisher.fail(done)
+            if outcome.overran is not None:
+                await self._outlive(outcome.overran, job_log)
         except asyncio.CancelledError:
-            if ctx.cancelled:  # cancelled on request or for a lost lease, not by shutdown
+            stopped = self._stopped.get(key)
+            if stopped is not None:  # cancelled on request or for a lost lease, not by shutdown
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                if key in self._lost:
+                if stopped == "lost":
                     job_log.warning("job.abandoned", reason="lease lost while running")
                 else:
                     await self._end_cancelled(c, ctx)
@@ -374,9 +384,29 @@ class QueueRunner:
             # Only this attempt's own entries: another attempt of the same job may be running.
             self.contexts.pop(key, None)
             self.running.pop(key, None)
-            self._lost.discard(key)
+            self._stopped.pop(key, None)
             lane.running -= 1
             lane.slot_free.set()
+
+    async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
+        """Keep the job's slot until the thread of a sync handler that overran its timeout
+        returns (its attempt is already written, so the job retries meanwhile, elsewhere or in
+        another slot).
+
+        The queue's pool has one thread per slot. Freeing the slot at the timeout let the next
+        job be claimed and queued behind the stuck thread, where it timed out without ever
+        starting and spent its attempts. Holding the slot instead keeps ``concurrency`` an
+        honest bound on the handlers running at once (what the queue was sized for: database
+        connections, memory), and jobs this worker cannot start stay waiting for another
+        worker. The count shows as ``jobq_worker_stuck_threads``."""
+        thread.add_done_callback(_retrieve)  # its outcome no longer matters, even at shutdown
+        self.stuck_threads += 1
+        job_log.warning("job.thread_stuck", reason="sync handler still running past its timeout")
+        try:
+            await asyncio.wait({thread})
+        finally:
+            self.stuck_threads -= 1
+        job_log.info("job.thread_returned")
 
     async def _end_cancelled(self, c: Claimed, ctx: JobContext) -> None:
         await end_cancelled(c, ctx, self.keys, self.scripts, self.settings, self.leases,
