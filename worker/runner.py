@@ -346,6 +346,7 @@ class QueueRunner:
             _loop=asyncio.get_running_loop(),
         )
         self.contexts[key] = ctx
+        written = False  # the attempt's end is written (only a stuck thread may remain)
         try:
             job_log.info("job.started")
             try:
@@ -365,11 +366,14 @@ class QueueRunner:
                 lane.finisher.complete(done)
             else:
                 await lane.finisher.fail(done)
+            written = True
             if outcome.overran is not None:
                 await self._outlive(outcome.overran, job_log)
         except asyncio.CancelledError:
             stopped = self._stopped.get(key)
-            if stopped is not None:  # cancelled on request or for a lost lease, not by shutdown
+            # Cancelled on request or for a lost lease, not by shutdown (nor, past the write,
+            # by shutdown while a stuck thread holds the slot: nothing is left to end then).
+            if stopped is not None and not written:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
