@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jobq.errors import InvalidPayload
 from jobq.keys import PROGRESS_MESSAGE_MAX, QueueKeys
 from jobq.scripts import Scripts
 from jobq.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +43,15 @@ class JobContext:
         The reservation is written before the effect runs, so a crash during the effect means
         it is skipped on retry: at most once, never twice. Returns whether it ran.
         """
+        if not await self._reserve(name):
+            return False
+        outcome = effect()
+        if inspect.isawaitable(outcome):
+            await outcome
+        return True
+
+    async def _reserve(self, name: str) -> bool:
+        """Write the reservation of effect ``name``; False when an earlier attempt has it."""
         reserved = await self._scripts.reserve(
             self._keys, self.job_id, name, self.token, self.settings.idempotency_retention_s,
         )
@@ -48,9 +59,6 @@ class JobContext:
             self.log.info("job.side_effect_skipped", effect=name)
             return False
         self.log.info("job.side_effect_started", effect=name)
-        outcome = effect()
-        if inspect.isawaitable(outcome):
-            await outcome
         return True
 
     async def progress(self, fraction: float, message: str | None = None) -> None:
@@ -64,9 +72,36 @@ class JobContext:
 
     def progress_blocking(self, fraction: float, message: str | None = None) -> None:
         """``progress`` for sync handlers, which run in a worker thread."""
-        asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop).result()
+        self._on_loop(self.progress(fraction, message))
 
     def side_effect_blocking(self, name: str, effect: Callable[[], Any]) -> bool:
-        """``side_effect`` for sync handlers, which run in a worker thread."""
-        future = asyncio.run_coroutine_threadsafe(self.side_effect(name, effect), self._loop)
-        return future.result()
+        """``side_effect`` for sync handlers, which run in a worker thread.
+
+        Only the reservation goes through the event loop; ``effect`` runs here, in the
+        handler's thread. It may block (a sync HTTP call, say) without stalling every other job
+        of the process, and it may call ``progress_blocking``, which waits for the loop: run on
+        the loop itself, it would wait for itself for ever."""
+        if not self._on_loop(self._reserve(name)):
+            return False
+        outcome = effect()
+        if inspect.isawaitable(outcome):  # an effect returning a coroutine: awaited on the loop
+            self._on_loop(_awaited(outcome))
+        return True
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the worker's event loop and wait for it, from a handler thread.
+
+        Called on the loop's own thread this would wait for itself: refused instead."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coroutine.close()
+            raise RuntimeError("the *_blocking methods are for sync handlers (on a worker "
+                               "thread); an async handler awaits progress / side_effect")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

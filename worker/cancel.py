@@ -22,7 +22,7 @@ async def end_cancelled(
     leases: LeaseTable, metrics: WorkerMetrics,
 ) -> None:
     """Write the attempt's end as ``cancelled``; a lost lease means someone else ended it."""
-    leases.remove(keys.queue, c.job_id)
+    leases.discard(keys.queue, c.job_id, c.token)
     try:
         async for attempt in retrying(give_up_after_s=settings.lease_s, max_wait_s=1.0):
             with attempt:

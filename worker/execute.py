@@ -2,11 +2,17 @@
 
 Every exception a handler raises becomes an Outcome; nothing a job does can crash the worker
 (R10). Only CancelledError (shutdown) propagates, so the caller can hand the job back (R9).
+
+A sync handler's timeout counts from when its thread starts it, not from when it was queued
+for a thread. A thread cannot be stopped: on timeout ``ctx.cancelled`` is set (a cooperative
+handler returns) and the Outcome carries the thread's future (``overran``), so the runner
+keeps the job's slot until the thread really returns (see QueueRunner._outlive).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +40,16 @@ class Outcome:
     permanent: bool = False
     retry_delay_s: float | None = None  # RetryLater's own delay; None = the task's backoff
     duration_s: float = 0.0
+    overran: asyncio.Future[Any] | None = None
+    """A sync handler that outlived its timeout: its thread's future, still running."""
+
+
+class _Overran(TimeoutError):
+    """A sync handler's timeout passed while its thread still runs it."""
+
+    def __init__(self, thread: asyncio.Future[Any]) -> None:
+        super().__init__()
+        self.thread = thread
 
 
 def _reason(exc: BaseException) -> str:
@@ -54,14 +70,16 @@ async def execute(
     try:
         if task.is_async:
             call = task.handler(ctx, payload)
+            result = await (asyncio.wait_for(call, timeout_s) if timeout_s else call)
         else:
-            loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(threads, task.handler, ctx, payload)
-        result = await (asyncio.wait_for(call, timeout_s) if timeout_s else call)
+            result = await _in_thread(task, ctx, payload, threads, timeout_s)
         return Outcome(ok=True, result_json=dumps(result),
                        duration_s=time.perf_counter() - started)
     except asyncio.CancelledError:
         raise
+    except _Overran as exc:
+        return Outcome(ok=False, reason=f"TimeoutError: no result within {timeout_s}s",
+                       history_label="timeout", overran=exc.thread)
     except TimeoutError:
         return Outcome(ok=False, reason=f"TimeoutError: no result within {timeout_s}s",
                        history_label="timeout")
@@ -72,3 +90,40 @@ async def execute(
     except Exception as exc:
         ctx.log.debug("job.handler_error", traceback=traceback.format_exc())
         return Outcome(ok=False, reason=_reason(exc))
+
+
+async def _in_thread(
+    task: Task, ctx: JobContext, raw: Any, threads: ThreadPoolExecutor, timeout_s: float | None,
+) -> Any:
+    """Run a sync handler on the pool; its timeout starts when a thread starts it.
+
+    Raises _Overran (after setting ``ctx.cancelled``) when the timeout passes and the thread
+    still runs: the caller decides what to do with a thread it cannot stop."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
+
+    def run() -> Any:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_set_started, started)
+        return task.handler(ctx, raw)
+
+    thread = loop.run_in_executor(threads, run)
+    try:
+        if not timeout_s:
+            return await thread
+        # Waiting for a free thread does not count against the handler's time.
+        await asyncio.wait({started, thread}, return_when=asyncio.FIRST_COMPLETED)
+        if not thread.done():
+            await asyncio.wait({thread}, timeout=timeout_s)
+        if not thread.done():
+            ctx.cancelled = True  # a cooperative handler checks this and returns
+            raise _Overran(thread)
+    except asyncio.CancelledError:
+        thread.cancel()  # not started yet: it never runs; running: its result is dropped
+        raise
+    return thread.result()
+
+
+def _set_started(started: asyncio.Future[None]) -> None:
+    if not started.done():
+        started.set_result(None)

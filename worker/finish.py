@@ -85,7 +85,7 @@ class Finisher:
         table first (a renewal racing the write must not report a lost lease)."""
         batch, self._pending = self._pending[:most], self._pending[most:]
         for done in batch:
-            self.leases.remove(self.keys.queue, done.claimed.job_id)
+            self.leases.discard(self.keys.queue, done.claimed.job_id, done.claimed.token)
         return batch
 
     def give_back(self, batch: list[Finished]) -> None:
@@ -153,7 +153,7 @@ class Finisher:
     async def fail(self, done: Finished) -> None:
         """End a failed attempt: backoff then retry, or dead-letter (R5, R6)."""
         c, outcome = done.claimed, done.outcome
-        self.leases.remove(self.keys.queue, c.job_id)
+        self.leases.discard(self.keys.queue, c.job_id, c.token)  # not a later attempt's lease
         delay_s = outcome.retry_delay_s
         if delay_s is None:
             delay_s = Backoff.model_validate_json(c.backoff).delay_s(c.attempt)

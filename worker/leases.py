@@ -30,32 +30,34 @@ RENEW_TIMEOUT_MIN_S = 1.0  # a renewal call is given at least this long (else le
 
 
 class LeaseTable:
-    """The leases this process holds, per queue; shared by the event loop and the renewer."""
+    """The leases this process holds, per queue; shared by the event loop and the renewer.
+
+    Held as (job id, token) pairs, not by job id: the same job can be leased twice to this
+    process (its first attempt lost the lease but its handler still runs when the retry is
+    claimed here again). Each attempt lets go of its own lease only, and the renewer keeps
+    renewing both, so the lost one is reported (and its handler stopped) while the new one
+    stays renewed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[str, dict[str, str]] = {}
+        self._held: dict[str, dict[tuple[str, str], None]] = {}  # queue -> leases, in order
 
     def add(self, queue: str, job_id: str, token: str) -> None:
         with self._lock:
-            self._held.setdefault(queue, {})[job_id] = token
-
-    def remove(self, queue: str, job_id: str) -> None:
-        with self._lock:
-            self._held.get(queue, {}).pop(job_id, None)
+            self._held.setdefault(queue, {})[(job_id, token)] = None
 
     def discard(self, queue: str, job_id: str, token: str) -> bool:
-        """Forget a lease if it is still the one held; False when it was already let go."""
+        """Forget a lease if it is still held; False when it was already let go."""
         with self._lock:
             held = self._held.get(queue, {})
-            if held.get(job_id) != token:
+            if (job_id, token) not in held:
                 return False
-            del held[job_id]
+            del held[(job_id, token)]
             return True
 
     def snapshot(self) -> dict[str, list[tuple[str, str]]]:
         with self._lock:
-            return {q: list(held.items()) for q, held in self._held.items() if held}
+            return {q: list(held) for q, held in self._held.items() if held}
 
 
 class LeaseRenewer(threading.Thread):
@@ -63,8 +65,8 @@ class LeaseRenewer(threading.Thread):
 
     def __init__(
         self, table: LeaseTable, redis_url: str, prefix: str, lease_s: float,
-        on_lost: Callable[[str, str], None],
-        on_cancel: Callable[[str, str], object] = lambda queue, job_id: None,
+        on_lost: Callable[[str, str, str], object],
+        on_cancel: Callable[[str, str, str], object] = lambda queue, job_id, token: None,
     ) -> None:
         super().__init__(name="lease-renewer", daemon=True)
         self.table = table
@@ -74,7 +76,7 @@ class LeaseRenewer(threading.Thread):
         self.interval_s = lease_s / 3
         self.poll_s = min(CANCEL_POLL_S, self.interval_s)
         self._seen: dict[str, bytes | str | None] = {}  # queue -> its cancel counter, last read
-        self.on_lost = on_lost
+        self.on_lost = on_lost  # (queue, job id, token), on this thread, like on_cancel
         self.on_cancel = on_cancel  # called on this thread: must hand over thread-safely
         self._stopping = threading.Event()
 
@@ -142,6 +144,6 @@ class LeaseRenewer(threading.Thread):
             for (job_id, token), answer in zip(leases, renewed, strict=True):
                 # A job acked meanwhile has left the table: that is not a lost lease.
                 if answer == LEASE_LOST and self.table.discard(queue, job_id, token):
-                    self.on_lost(queue, job_id)
+                    self.on_lost(queue, job_id, token)
                 elif answer == CANCEL_REQUESTED:
-                    self.on_cancel(queue, job_id)
+                    self.on_cancel(queue, job_id, token)

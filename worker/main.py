@@ -54,6 +54,23 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
 
 
+def lease_renewer(
+    settings: Settings, leases: LeaseTable, runners: list[QueueRunner],
+    loop: asyncio.AbstractEventLoop,
+) -> LeaseRenewer:
+    """The lease thread, wired to the runners: a lost lease stops the handler of that attempt,
+    a cancel request cancels it. The renewer runs on its own thread, so both are handed to the
+    event loop."""
+    by_queue = {r.spec.name: r for r in runners}
+    return LeaseRenewer(
+        leases, settings.redis_url, settings.key_prefix, settings.lease_s,
+        on_lost=lambda queue, job_id, token: loop.call_soon_threadsafe(
+            by_queue[queue].lease_lost, job_id, token),
+        on_cancel=lambda queue, job_id, token: loop.call_soon_threadsafe(
+            by_queue[queue].cancel_job, job_id, token),
+    )
+
+
 async def run_worker(
     settings: Settings, registry: Registry, specs: list[QueueSpec], metrics_port: int
 ) -> int:
@@ -75,15 +92,8 @@ async def run_worker(
     leases = LeaseTable()
     runners = [QueueRunner(s, worker_id, settings, registry, scripts, leases, metrics)
                for s in specs]
-    by_queue = {r.spec.name: r for r in runners}
     loop = asyncio.get_running_loop()
-    renewer = LeaseRenewer(
-        leases, settings.redis_url, settings.key_prefix, settings.lease_s,
-        on_lost=lambda queue, job_id: log.warning("job.lease_lost", queue=queue, jobId=job_id),
-        # The renewer runs on its own thread: hand the cancel to the event loop.
-        on_cancel=lambda queue, job_id: loop.call_soon_threadsafe(
-            by_queue[queue].cancel_job, job_id),
-    )
+    renewer = lease_renewer(settings, leases, runners, loop)
     renewer.start()
     sweepers = [Sweeper(r) for r in runners]
 

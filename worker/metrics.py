@@ -119,6 +119,10 @@ class WorkerMetrics:
                             LABELS, registry=r)
         self.in_flight = Gauge("jobq_worker_jobs_in_flight", "Jobs running now.", ("queue",),
                                registry=r)
+        self.stuck_threads = Gauge(
+            "jobq_worker_stuck_threads",
+            "Threads of sync handlers still running past their timeout; each keeps its slot "
+            "busy until it returns.", ("queue",), registry=r)
         self.cancelled = Counter("jobq_jobs_cancelled_total",
                                  "Running jobs whose attempt ended cancelled on request.", LABELS,
                                  registry=r)

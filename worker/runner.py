@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jobq.connection import REDIS_DOWN, Redis, connect, retrying
 from jobq.context import JobContext
@@ -48,10 +49,15 @@ LANE_SPLIT_AT = 32  # from this concurrency on, a queue's slots form two lanes (
 
 log = get_logger("jobq.worker")
 
+# One attempt of a job: (job id, lease token). Per-attempt state is keyed by this, not by the job
+# id: a job whose lease was lost can be claimed again by this same process while the handler of
+# the lost attempt still runs, and the two runs must not share (and remove) each other's state.
+AttemptKey = tuple[str, str]
 
-def _retrieve(task: asyncio.Task[object]) -> None:
-    if not task.cancelled():
-        task.exception()
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +120,13 @@ class QueueRunner:
         self.finishers = [lane.finisher for lane in self.lanes]
         # Writes failed and lost attempts for the stall sweep (no batching state involved).
         self.finisher = self.finishers[0]
-        self.running: dict[str, asyncio.Task[None]] = {}
-        self.contexts: dict[str, JobContext] = {}  # of the running jobs, for cancel_job
+        self.running: dict[AttemptKey, asyncio.Task[None]] = {}
+        self.contexts: dict[AttemptKey, JobContext] = {}  # of the running attempts, for cancels
+        # Running attempts whose handler was stopped, and why: "cancel" (on request) or "lost"
+        # (the renewer found the lease gone). ctx.cancelled alone cannot tell: a sync handler's
+        # timeout sets it too.
+        self._stopped: dict[AttemptKey, str] = {}
+        self.stuck_threads = 0  # sync handlers past their timeout whose thread still runs
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
         self._stopping = asyncio.Event()
         self._block: asyncio.Task[object] | None = None
@@ -126,6 +137,7 @@ class QueueRunner:
         self._log = log.bind(queue=spec.name, worker=worker_id)
         # Read at scrape time: nothing to update per job.
         metrics.in_flight.labels(spec.name).set_function(lambda: len(self.running))
+        metrics.stuck_threads.labels(spec.name).set_function(lambda: self.stuck_threads)
         self._paused = metrics.paused.labels(spec.name)
 
     def stop(self) -> None:
@@ -288,15 +300,32 @@ class QueueRunner:
         for lane in self.lanes:
             lane.wake.set()
 
-    def cancel_job(self, job_id: str) -> None:
-        """The job was asked to cancel (learnt at lease renewal): flag it, and cancel an async
-        handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
-        ctx = self.contexts.get(job_id)
-        if ctx is None or ctx.cancelled:
+    def cancel_job(self, job_id: str, token: str) -> None:
+        """The attempt was asked to cancel (learnt at lease renewal): flag it, and cancel an
+        async handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
+        key = (job_id, token)
+        ctx = self.contexts.get(key)
+        if ctx is None or key in self._stopped:
             return
-        ctx.cancelled = True
         self._log.info("job.cancel_requested", jobId=job_id)
-        task = self.running.get(job_id)
+        self._stop_handler(key, ctx, "cancel")
+
+    def lease_lost(self, job_id: str, token: str) -> None:
+        """The renewer found this attempt's lease gone: a sweeper reclaimed it after it expired
+        and ended the attempt, and the job may already run again (perhaps here). Stop the
+        handler as a cancel would, so the lost attempt does not keep running beside the retry;
+        its end is not written (the lease is gone, any write would be refused)."""
+        self._log.warning("job.lease_lost", jobId=job_id, token=token)
+        key = (job_id, token)
+        ctx = self.contexts.get(key)
+        if ctx is None:
+            return
+        self._stop_handler(key, ctx, "lost")
+
+    def _stop_handler(self, key: AttemptKey, ctx: JobContext, why: str) -> None:
+        self._stopped[key] = why
+        ctx.cancelled = True
+        task = self.running.get(key)
         try:
             is_async = self.registry.get(ctx.type).is_async
         except UnknownTask:
@@ -312,9 +341,10 @@ class QueueRunner:
         self.metrics.of(self.spec.name, claimed.type).wait.observe(
             max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
         lane.running += 1
-        self.running[claimed.job_id] = asyncio.create_task(self._process(claimed, lane))
+        key = (claimed.job_id, claimed.token)
+        self.running[key] = asyncio.create_task(self._process(claimed, key, lane))
 
-    async def _process(self, c: Claimed, lane: Lane) -> None:
+    async def _process(self, c: Claimed, key: AttemptKey, lane: Lane) -> None:
         job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
         ctx = JobContext(
             job_id=c.job_id, type=c.type, queue=self.spec.name, attempt=c.attempt,
@@ -322,7 +352,8 @@ class QueueRunner:
             settings=self.settings, log=job_log, _scripts=self.scripts, _keys=self.keys,
             _loop=asyncio.get_running_loop(),
         )
-        self.contexts[c.job_id] = ctx
+        self.contexts[key] = ctx
+        written = False  # the attempt's end is written (only a stuck thread may remain)
         try:
             job_log.info("job.started")
             try:
@@ -333,26 +364,60 @@ class QueueRunner:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s)
             done = Finished(c, ctx, outcome)
-            if ctx.cancelled:  # whatever the handler did after the cancel, it was cancelled
+            stopped = self._stopped.get(key)
+            if stopped == "lost":
+                job_log.warning("job.abandoned", reason="lease lost while running")
+            elif stopped == "cancel":  # whatever the handler did after the cancel, it was cancelled
                 await self._end_cancelled(c, ctx)
             elif outcome.ok:
                 lane.finisher.complete(done)
             else:
                 await lane.finisher.fail(done)
+            written = True
+            if outcome.overran is not None:
+                await self._outlive(outcome.overran, job_log)
         except asyncio.CancelledError:
-            if ctx.cancelled:  # cancelled on request, not by shutdown: end the attempt
+            stopped = self._stopped.get(key)
+            # Cancelled on request or for a lost lease, not by shutdown (nor, past the write,
+            # by shutdown while a stuck thread holds the slot: nothing is left to end then).
+            if stopped is not None and not written:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                await self._end_cancelled(c, ctx)
+                if stopped == "lost":
+                    job_log.warning("job.abandoned", reason="lease lost while running")
+                else:
+                    await self._end_cancelled(c, ctx)
             # else shutdown: the lease stays in the table and is handed back (R9)
         except Exception:
             job_log.exception("job.worker_error")  # a bug of ours must not stop the queue
         finally:
-            self.contexts.pop(c.job_id, None)
-            del self.running[c.job_id]
+            # Only this attempt's own entries: another attempt of the same job may be running.
+            self.contexts.pop(key, None)
+            self.running.pop(key, None)
+            self._stopped.pop(key, None)
             lane.running -= 1
             lane.slot_free.set()
+
+    async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
+        """Keep the job's slot until the thread of a sync handler that overran its timeout
+        returns (its attempt is already written, so the job retries meanwhile, elsewhere or in
+        another slot).
+
+        The queue's pool has one thread per slot. Freeing the slot at the timeout let the next
+        job be claimed and queued behind the stuck thread, where it timed out without ever
+        starting and spent its attempts. Holding the slot instead keeps ``concurrency`` an
+        honest bound on the handlers running at once (what the queue was sized for: database
+        connections, memory), and jobs this worker cannot start stay waiting for another
+        worker. The count shows as ``jobq_worker_stuck_threads``."""
+        thread.add_done_callback(_retrieve)  # its outcome no longer matters, even at shutdown
+        self.stuck_threads += 1
+        job_log.warning("job.thread_stuck", reason="sync handler still running past its timeout")
+        try:
+            await asyncio.wait({thread})
+        finally:
+            self.stuck_threads -= 1
+        job_log.info("job.thread_returned")
 
     async def _end_cancelled(self, c: Claimed, ctx: JobContext) -> None:
         await end_cancelled(c, ctx, self.keys, self.scripts, self.settings, self.leases,
@@ -383,7 +448,7 @@ class QueueRunner:
         except (*REDIS_DOWN, TimeoutError) as exc:
             self._log.error("worker.handback_failed", jobs=len(held), error=repr(exc))
             return 0
-        for job_id, _ in held:
-            self.leases.remove(self.spec.name, job_id)
+        for job_id, token in held:
+            self.leases.discard(self.spec.name, job_id, token)
             self._log.info("job.handed_back", jobId=job_id)
         return count

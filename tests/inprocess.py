@@ -1,0 +1,90 @@
+"""A real QueueRunner in the test's own event loop, for tests that need to look inside the
+worker (its slots, running attempts and lease table) while it runs against a real server.
+
+The same pieces ``jobq.worker.main.run_worker`` wires: the runner's fetch loop and finishers,
+and (with ``renew=True``) the lease thread wired by ``lease_renewer``. Tests that only watch a
+worker from outside start a real process instead (``start_worker`` in fixtures.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from jobq.connection import Redis, connect
+from jobq.scripts import Scripts
+from jobq.settings import Settings
+from jobq.tasks import Registry
+from jobq.worker.leases import LeaseRenewer, LeaseTable
+from jobq.worker.main import lease_renewer
+from jobq.worker.metrics import WorkerMetrics
+from jobq.worker.runner import QueueRunner, QueueSpec
+
+STOP_S = 3.0  # the runner's loops get this long to end after the test
+
+# jobq.connection.retrying passes tenacity's ``initial``, which tenacity 9.2 (the locked
+# version) deprecates in favour of ``multiplier`` (absent before 9.2, and pyproject allows 8.2):
+# the warning only fails tests that run the worker's loops in the test process.
+TENACITY_INITIAL = pytest.mark.filterwarnings(
+    "ignore:The 'initial' parameter is deprecated:DeprecationWarning")
+
+
+@dataclass
+class InProcessWorker:
+    runner: QueueRunner
+    leases: LeaseTable
+    metrics: WorkerMetrics
+    redis: Redis
+    loop_errors: list[dict[str, Any]] = field(default_factory=list)
+    """What reached the event loop's exception handler (e.g. "Task exception was never
+    retrieved"): a runner task that crashed."""
+
+    def free_slots(self) -> int:
+        return sum(lane.slots - lane.running for lane in self.runner.lanes)
+
+    def busy_slots(self) -> int:
+        return sum(lane.running for lane in self.runner.lanes)
+
+
+@asynccontextmanager
+async def in_process_worker(
+    settings: Settings, registry: Registry, queue: str, concurrency: int, *,
+    renew: bool = False, worker_id: str = "w1",
+) -> AsyncIterator[InProcessWorker]:
+    """Run one queue's runner until the block ends; then stop it as a shutdown would."""
+    loop = asyncio.get_running_loop()
+    redis = connect(settings.redis_url)
+    scripts = Scripts(redis)
+    await scripts.load()
+    leases = LeaseTable()
+    metrics = WorkerMetrics()
+    runner = QueueRunner(QueueSpec(queue, concurrency), worker_id, settings, registry, scripts,
+                         leases, metrics)
+    worker = InProcessWorker(runner, leases, metrics, redis)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: worker.loop_errors.append(context))
+    renewer: LeaseRenewer | None = None
+    if renew:
+        renewer = lease_renewer(settings, leases, [runner], loop)
+        renewer.start()
+    tasks = [asyncio.create_task(runner.fetch()),
+             *(asyncio.create_task(f.run()) for f in runner.finishers)]
+    try:
+        yield worker
+    finally:
+        runner.stop()
+        await runner.drain(loop.time() + STOP_S)
+        for finisher in runner.finishers:
+            await finisher.close()
+        _, left = await asyncio.wait(tasks, timeout=STOP_S)
+        for task in left:
+            task.cancel()
+        if renewer is not None:
+            renewer.stop()
+        await redis.aclose()
+        loop.set_exception_handler(previous_handler)
