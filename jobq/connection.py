@@ -190,7 +190,10 @@ def retrying(
     return tenacity.AsyncRetrying(
         sleep=sleep,
         retry=tenacity.retry_if_exception_type(on),
-        wait=tenacity.wait_exponential_jitter(initial=0.05, max=max_wait_s),
+        # wait_exponential_jitter's ``initial`` is deprecated from tenacity 9.2; this sum is the
+        # same wait (0.05 s doubling up to the cap, plus up to 1 s of jitter) on 8.2 and later.
+        wait=tenacity.wait_exponential(multiplier=0.05, max=max_wait_s)
+        + tenacity.wait_random(0, 1),
         stop=stop,
         reraise=True,
     )

@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 from jobq.connection import Redis, connect
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -26,13 +24,6 @@ from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.runner import QueueRunner, QueueSpec
 
 STOP_S = 3.0  # the runner's loops get this long to end after the test
-
-# jobq.connection.retrying passes tenacity's ``initial``, which tenacity 9.2 (the locked
-# version) deprecates in favour of ``multiplier`` (absent before 9.2, and pyproject allows 8.2):
-# the warning only fails tests that run the worker's loops in the test process.
-TENACITY_INITIAL = pytest.mark.filterwarnings(
-    "ignore:The 'initial' parameter is deprecated:DeprecationWarning")
-
 
 @dataclass
 class InProcessWorker:

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from fixtures import eventually, job_in
-from inprocess import TENACITY_INITIAL, InProcessWorker, in_process_worker
+from inprocess import InProcessWorker, in_process_worker
 from pydantic import BaseModel
 
 from jobq.client import Client
@@ -23,7 +23,6 @@ from jobq.tasks import Registry, task
 from jobq.worker.sweeper import Sweeper
 
 QUEUE = "twice-queue"
-pytestmark = TENACITY_INITIAL
 
 
 class Nothing(BaseModel):

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from fixtures import Proc, events, eventually, logged, process_env
 
@@ -105,8 +104,6 @@ async def run_once(specs: list[ScheduleSpec], client: Client, moment: datetime) 
     await asyncio.gather(*loops)
 
 
-# jobq.connection.retrying passes tenacity 9.2's deprecated ``initial`` (not this test's subject).
-@pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning")
 async def test_restarted_loop_skips_marked_bucket_and_odd_names_do_not_collide(
     client: Client, redis: Redis
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fixtures import eventually, job_in
-from inprocess import TENACITY_INITIAL, in_process_worker
+from inprocess import in_process_worker
 from pydantic import BaseModel
 
 from jobq.client import Client
@@ -25,7 +25,6 @@ from jobq.settings import Settings
 from jobq.tasks import Registry, task
 
 QUEUE = "effects-queue"
-pytestmark = TENACITY_INITIAL
 
 
 class Nothing(BaseModel):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fixtures import eventually
-from inprocess import TENACITY_INITIAL, InProcessWorker, in_process_worker
+from inprocess import InProcessWorker, in_process_worker
 from pydantic import BaseModel
 
 from jobq.client import Client
@@ -30,7 +30,6 @@ from jobq.worker.execute import execute
 QUEUE = "stall-queue"
 STALL_S = 2.0  # how long the non-cooperative handler blocks, whatever it is told
 TIMEOUT_S = 0.5
-pytestmark = TENACITY_INITIAL
 
 
 class Numbered(BaseModel):
