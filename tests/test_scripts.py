@@ -424,3 +424,47 @@ async def test_throughput_reads_the_window_oldest_first_on_redis_clock(
             break
     assert (completed, failed) == ([3, 0, 5], [0, 0, 1])
     assert int(seconds) * 1000 <= now
+
+
+async def test_hand_backs_past_the_limit_spend_the_attempt_then_dead_letter(
+    client: Client,
+) -> None:
+    """A job longer than the shutdown grace, interrupted at every deploy, would be handed back
+    for ever: past ``free_handbacks`` a hand-back spends the attempt, and the last one
+    dead-letters the job."""
+    job_id = (await client.enqueue("welcome-email", "hb", WELCOME, attempts=2)).job_id
+    q = client.keys("email-queue")
+    for _ in range(2):  # free
+        c = await claim_one(client)
+        assert await client.scripts.handback(q, [(job_id, c.token)], free_handbacks=2) == 1
+        assert (await client.get_job(job_id)).attempts == 0
+    c = await claim_one(client)
+    assert await client.scripts.handback(q, [(job_id, c.token)], free_handbacks=2) == 1
+    job = await client.get_job(job_id)
+    assert (job.state, job.attempts) == (State.WAITING, 1)
+    assert job.history[-1].outcome == "interrupted"
+    c = await claim_one(client)
+    assert c.attempt == 2
+    assert await client.scripts.handback(q, [(job_id, c.token)], free_handbacks=2) == 1
+    job = await client.get_job(job_id)
+    assert job.state is State.FAILED and job.deadLetterId
+    entry = await client.get_dlq_entry(job.deadLetterId)
+    assert entry.attempts == 2 and "interrupted" in entry.failedReason
+
+
+async def test_a_reservation_of_an_earlier_job_under_the_same_id_is_not_this_jobs(
+    client: Client,
+) -> None:
+    """A job re-created under the same key after its idempotency record expired and its
+    record was trimmed is a new job: its side effects run, although the reservation of the
+    earlier job (kept from its run time) is still there."""
+    job_id = await enqueue(client, "again")
+    q = client.keys("email-queue")
+    c = await claim_one(client)
+    assert await client.scripts.reserve(q, job_id, "send", c.token, 3600) is True
+    assert await client.scripts.complete(q, 10, 60_000, [(job_id, c.token, "{}")]) == [True]
+    await client.redis.delete(q.idempotency(job_id), q.job(job_id))  # expired, trimmed
+    assert await enqueue(client, "again") == job_id
+    c = await claim_one(client)
+    assert await client.scripts.reserve(q, job_id, "send", c.token, 3600) is True
+    assert await client.scripts.reserve(q, job_id, "send", c.token, 3600) is False
