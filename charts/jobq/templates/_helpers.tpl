@@ -106,6 +106,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* Secret and key of the token the API ServiceMonitor scrapes /metrics with (auth on). */}}
+{{- define "jobq.metricsTokenSecretName" -}}
+{{- $given := .Values.metrics.serviceMonitor.tokenSecret | default dict }}
+{{- if $given.name }}
+{{- $given.name }}
+{{- else }}
+{{- include "jobq.authSecretName" . }}
+{{- end }}
+{{- end }}
+
+{{- define "jobq.metricsTokenSecretKey" -}}
+{{- $given := .Values.metrics.serviceMonitor.tokenSecret | default dict }}
+{{- if $given.name }}
+{{- $given.key | default "token" }}
+{{- else if .Values.api.auth.existingSecret }}
+{{- .Values.api.auth.existingSecretKey }}
+{{- else }}
+{{- "metrics-token" }}
+{{- end }}
+{{- end }}
+
 {{/*
 Refuse contradictory settings early, with a message naming the value to change.
 */}}
