@@ -256,3 +256,48 @@ def test_a_queue_rate_limit_reaches_only_that_queues_workers(
                           str(values("ten per second"))],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "rateLimit" in bad.stderr, bad.stderr
+
+
+def _valkey_args(text: str) -> list[str]:
+    [redis] = [d for d in _docs(text) if d["kind"] == "StatefulSet"]
+    args: list[str] = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize(("sets", "fsync", "maxmemory"), [
+    ([], "always", str(512 * 2**20 * 4 // 5)),  # the defaults: 80 % of the 512Mi limit
+    (["--set", "redis.resources.limits.memory=2Gi"], "always", str(2 * 2**30 * 4 // 5)),
+    (["--set", "redis.resources.limits.memory=1000M"], "always", "800000000"),
+    (["--set", "redis.maxmemory=300mb", "--set", "redis.appendfsync=everysec"], "everysec",
+     "300mb"),
+])
+def test_bundled_valkey_is_durable_and_refuses_writes_before_its_memory_limit(
+    k8s_bin_dir: Path, sets: list[str], fsync: str, maxmemory: str,
+) -> None:
+    """Every write fsynced before it is answered (unless everysec is chosen), and a maxmemory
+    below the container's limit with noeviction: writes are refused (503) instead of the
+    process being OOM-killed with acknowledged writes unsynced."""
+    args = _valkey_args(_helm(k8s_bin_dir, "template", "jq", CHART, *sets))
+    assert _flag(args, "--appendonly") == "yes"
+    assert _flag(args, "--appendfsync") == fsync
+    assert _flag(args, "--maxmemory") == maxmemory
+    assert _flag(args, "--maxmemory-policy") == "noeviction"
+    assert _flag(args, "--dir") == "/data"
+
+
+def test_valkey_without_a_memory_limit_needs_an_explicit_maxmemory(k8s_bin_dir: Path) -> None:
+    base = [str(k8s_bin_dir / "helm"), "template", "jq", str(CHART),
+            "--set", "redis.resources.limits=null"]
+    result = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "set redis.maxmemory" in result.stderr, result.stderr
+    args = _valkey_args(_helm(k8s_bin_dir, "template", "jq", CHART, "--set",
+                              "redis.resources.limits=null", "--set-string",
+                              "redis.maxmemory=0"))
+    assert _flag(args, "--maxmemory") == "0"
+    bad = subprocess.run([*base, "--set", "redis.appendfsync=no"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "appendfsync" in bad.stderr, bad.stderr
