@@ -301,3 +301,31 @@ def test_valkey_without_a_memory_limit_needs_an_explicit_maxmemory(k8s_bin_dir: 
     bad = subprocess.run([*base, "--set", "redis.appendfsync=no"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode != 0 and "appendfsync" in bad.stderr, bad.stderr
+
+
+def test_operator_may_write_only_the_worker_deployments(k8s_bin_dir: Path) -> None:
+    """The operator's Role: get/patch (and patch of the scale subresource) on the worker
+    Deployments by name, and on autoscaling.extraDeployments; list/watch (which RBAC cannot
+    narrow by name) write nothing; pods only list and patch (deletion-cost annotations)."""
+    def rules(*sets: str) -> list[dict[str, Any]]:
+        [role] = [d for d in _docs(_helm(k8s_bin_dir, "template", "jq", CHART, *sets))
+                  if d["kind"] == "Role" and d["metadata"]["name"] == "jq-jobq-operator"]
+        found: list[dict[str, Any]] = role["rules"]
+        return found
+
+    workers = ["jq-jobq-worker-email-queue", "jq-jobq-worker-report-queue",
+               "jq-jobq-worker-cleanup-queue"]
+    for extra, names in (([], workers), (["--set", "autoscaling.extraDeployments={mine}"],
+                                         [*workers, "mine"])):
+        apps = [r for r in rules(*extra) if r["apiGroups"] == ["apps"]]
+        assert apps == [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": names,
+             "verbs": ["get", "patch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": names,
+             "verbs": ["patch"]},
+        ], apps
+    pods = [r for r in rules() if "pods" in r["resources"]]
+    assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}]
+    everything = [r for r in rules() if "*" in r["verbs"] or "*" in r["resources"]]
+    assert not everything
