@@ -127,6 +127,24 @@ writes before the kernel kills it at the limit.
 {{- end }}
 {{- end }}
 
+{{/*
+JOBQ_API_ALLOWED_HOSTS: the names the API answers to (a foreign Host gets 400, against DNS
+rebinding). Its Service's names in the cluster, localhost (kubectl port-forward), each Ingress
+host (a rule without a host matches any, so it allows "*"), and api.allowedHosts. IP addresses
+always pass, as kubelet probes and Prometheus send the pod's IP.
+*/}}
+{{- define "jobq.apiAllowedHosts" -}}
+{{- $svc := printf "%s-api" (include "jobq.fullname" .) }}
+{{- $ns := .Release.Namespace }}
+{{- $hosts := list "localhost" $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts (.host | default "*") }}
+{{- end }}
+{{- end }}
+{{- join "," (uniq (concat $hosts .Values.api.allowedHosts)) }}
+{{- end }}
+
 {{/* Secret and key of the token the API ServiceMonitor scrapes /metrics with (auth on). */}}
 {{- define "jobq.metricsTokenSecretName" -}}
 {{- $given := .Values.metrics.serviceMonitor.tokenSecret | default dict }}
