@@ -119,7 +119,7 @@ writes before the kernel kills it at the limit.
 {{- $limit := toString (dig "limits" "memory" "" (.Values.redis.resources | default dict)) }}
 {{- $quantity := "^([0-9]+)([KMGT]i?)?$" }}
 {{- if not (regexMatch $quantity $limit) }}
-{{- fail (printf "redis.maxmemory is empty and redis.resources.limits.memory (%q) is not a whole quantity such as 512Mi: set redis.maxmemory (e.g. "400mb", or "0" for none)" $limit) }}
+{{- fail (printf `redis.maxmemory is empty and redis.resources.limits.memory (%q) is not a whole quantity such as 512Mi: set redis.maxmemory (e.g. "400mb", or "0" for none)` $limit) }}
 {{- end }}
 {{- $units := dict "" 1 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
 {{- $bytes := mul (atoi (regexReplaceAll $quantity $limit "${1}")) (get $units (regexReplaceAll $quantity $limit "${2}")) }}
