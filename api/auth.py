@@ -1,5 +1,7 @@
-"""Bearer-token auth for every route but health and metrics, as plain ASGI middleware so it
-runs before routing (unknown paths answer 401 too, telling nothing about what exists)."""
+"""Bearer-token auth for every route but health, as plain ASGI middleware so it runs before
+routing (unknown paths answer 401 too, telling nothing about what exists). /metrics needs the
+token too: it names every queue and task type, and each scrape reads Redis (the chart's
+ServiceMonitor sends the token)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobq.api.errors import error_bytes
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 UI_DATA_PREFIX = "/ui/f/"  # the dashboard's data: behind the token like the API
 
 
 def is_open(path: str) -> bool:
-    """Health, metrics, and the dashboard's shells and assets, which hold no data (its data
+    """Health, and the dashboard's shells and assets, which hold no data (its data
     fragments under UI_DATA_PREFIX need the token)."""
     if path in OPEN_PATHS:
         return True

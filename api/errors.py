@@ -1,5 +1,6 @@
 """Every failure leaves the API in one shape, ``{"error": {"code", "message", "details"}}``:
-FastAPI's own 404/405/422 included, and Redis outages become 503 + ``Retry-After``, never 500."""
+FastAPI's own 404/405/422 included, and Redis outages (or a Redis full to its ``maxmemory``,
+refusing writes) become 503 + ``Retry-After``, never 500."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import OutOfMemoryError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
@@ -46,7 +48,8 @@ DESCRIPTIONS = {
     413: "The request body is larger than the configured limit.",
     415: "The request body is not JSON (Content-Type must be application/json).",
     422: "The request is invalid (missing fields, unknown task type, invalid payload...).",
-    503: "Redis is unreachable (on a cluster: the slot has no primary now), or a write was not "
+    503: "Redis is unreachable (on a cluster: the slot has no primary now), Redis is full "
+         "(code redis_out_of_memory: it refuses writes at its maxmemory), or a write was not "
          "confirmed by JOBQ_ACK_REPLICAS replicas in time (code not_replicated: the job was "
          "possibly created); retry after the number of seconds in Retry-After.",
 }
@@ -165,6 +168,17 @@ def install(app: FastAPI) -> None:
             [{"possiblyCreated": True, "reason": str(exc)}],
             headers={"Retry-After": str(RETRY_AFTER_S)})
 
+    async def out_of_memory(request: Request, exc: Exception) -> Response:
+        # Redis at maxmemory with noeviction refuses writes (and wrote nothing of the refused
+        # one): the server is fine and will accept again once workers drain the queues.
+        now = time.monotonic()
+        if now - last_outage_log[0] > OUTAGE_LOG_EVERY_S:
+            last_outage_log[0] = now
+            log.warning("api.redis_out_of_memory", path=request.url.path, error=str(exc))
+        return error_response(503, "redis_out_of_memory",
+                              "Redis is full (maxmemory) and refuses writes; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
+
     def simple(status: int, code: str) -> Handler:
         async def handle(_: Request, exc: Exception) -> Response:
             details = exc.details if isinstance(exc, InvalidPayload) else None
@@ -187,4 +201,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotReplicated, not_replicated)  # before its base, ConnectionError
     for exc_type in REDIS_DOWN:
         app.add_exception_handler(exc_type, redis_down)
+    app.add_exception_handler(OutOfMemoryError, out_of_memory)
     app.add_exception_handler(Exception, unexpected)

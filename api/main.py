@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from jobq.api import errors, openapi
 from jobq.api.auth import BearerAuth
+from jobq.api.hosts import AllowedHosts
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.api.origin import SameOrigin
@@ -82,10 +83,12 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
     openapi.customize(app, registry, bearer=bool(settings.api_tokens),
                       bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate])
 
-    # Outermost last: metrics see every answer, auth runs before any body is read.
+    # Outermost last: metrics see every answer, a foreign Host is refused first, auth runs
+    # before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SameOrigin)
     if settings.api_tokens:
         app.add_middleware(BearerAuth, tokens=settings.api_tokens)
+    app.add_middleware(AllowedHosts, hosts=settings.api_allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, templates=lambda: route_templates(app))
     return app

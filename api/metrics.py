@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import RedisCluster
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,9 @@ from jobq.logs import get_logger
 UNMATCHED = "<unmatched>"  # the route label of requests no route matched (404s)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 COUNTS_TIMEOUT_S = 2.0  # a scrape waits this long for queue depths, then goes on without them
+# Scrapes within this many seconds of a read share it: concurrent or repeated scrapes (several
+# Prometheus replicas, a curl loop) cost Redis one read of every queue per second at most.
+COUNTS_CACHE_S = 1.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 log = get_logger("jobq.api")
@@ -46,6 +50,16 @@ class ApiMetrics:
         self.redis_up = Gauge("jobq_api_redis_up",
                               "1 when the last scrape could read the queue depths from Redis.",
                               registry=r)
+        # From INFO memory of a single-node Redis (not exported for a cluster): the alert on
+        # them warns before maxmemory is reached and writes are refused (503).
+        self.redis_memory = Gauge("jobq_redis_memory_used_bytes",
+                                  "Memory Redis uses (INFO memory used_memory), read at scrape.",
+                                  registry=r)
+        self.redis_maxmemory = Gauge("jobq_redis_maxmemory_bytes",
+                                     "Redis's maxmemory (0 = no limit), read at scrape.",
+                                     registry=r)
+        self._read: asyncio.Future[Snapshot] | None = None
+        self._read_at = 0.0
         # Label children are cached: .labels() takes a lock and builds a key on every call.
         self._counted: dict[tuple[str, str, int], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
@@ -70,18 +84,35 @@ class ApiMetrics:
             counter = self._enqueued[key] = self.enqueued.labels(queue, task_type, result)
         counter.inc()
 
+    def _snapshot(self, client: Client) -> asyncio.Future[Snapshot]:
+        """The shared read of queue depths: the one in flight or under COUNTS_CACHE_S old,
+        else a new one (started at most once per COUNTS_CACHE_S, however many scrape)."""
+        now = time.monotonic()
+        if self._read is None or (self._read.done() and now - self._read_at >= COUNTS_CACHE_S):
+            self._read_at = now
+            self._read = asyncio.ensure_future(read_snapshot(client))
+            self._read.add_done_callback(_retrieve)
+        return self._read
+
     async def render(self, client: Client) -> bytes:
-        """The exposition text, with queue depths refreshed now; Redis trouble only drops them."""
+        """The exposition text, with queue depths at most COUNTS_CACHE_S old; Redis trouble
+        only drops them."""
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
-            # (gh-86296), and a request cancelled at shutdown must end.
+            # (gh-86296), and a request cancelled at shutdown must end. Shielded: the read is
+            # shared, a scrape that gives up must not cancel it for the others.
             async with asyncio.timeout(COUNTS_TIMEOUT_S):
-                counts = await client.counts()
+                counts, memory = await asyncio.shield(self._snapshot(client))
         except Exception as exc:  # a metrics failure must never break /metrics
             log.warning("api.metrics_counts_failed", error=repr(exc))
             self.queue_jobs.clear()
             self.redis_up.set(0)
+            for gauge in (self.redis_memory, self.redis_maxmemory):
+                gauge.set(float("nan"))
         else:
+            if memory is not None:
+                self.redis_memory.set(memory[0])
+                self.redis_maxmemory.set(memory[1])
             for queue, states in counts.items():
                 for state, n in states.items():
                     if state == "paused":  # a flag, not a job count (workers export it)
@@ -89,6 +120,26 @@ class ApiMetrics:
                     self.queue_jobs.labels(queue, state).set(n)
             self.redis_up.set(1)
         return generate_latest(self.registry)
+
+
+# A read's queue depths, and Redis's (used_memory, maxmemory) when it is a single node.
+Snapshot = tuple[dict[str, dict[str, int | bool]], tuple[int, int] | None]
+
+
+async def read_snapshot(client: Client) -> Snapshot:
+    """Queue depths and, on a single-node Redis, its memory use against maxmemory."""
+    counts_read = client.counts()
+    if isinstance(client.redis, RedisCluster):  # per node: one pair would mislead
+        return await counts_read, None
+    counts, info = await asyncio.gather(counts_read, client.redis.info("memory"))
+    return counts, (int(info["used_memory"]), int(info["maxmemory"]))
+
+
+def _retrieve(read: asyncio.Future[Snapshot]) -> None:
+    """Mark a shared read's failure as seen: a read nobody awaited any more (its scrapes
+    timed out) must not log 'exception was never retrieved'."""
+    if not read.cancelled():
+        read.exception()
 
 
 def route_templates(app: FastAPI) -> list[str]:

@@ -2,7 +2,8 @@
 sent a request in ``Origin`` (and ``Sec-Fetch-Site``); a POST, PUT, PATCH or DELETE from a page
 of another origin is answered 403 before it reaches a route. Clients that are not browsers
 (curl, SDKs) send neither header and are not affected. With auth on, the bearer header (which
-no cross-site form can set) protects the same routes a second way."""
+no cross-site form can set) protects the same routes a second way. A DNS-rebinding page is
+same-origin by these headers; ``jobq.api.hosts`` refuses it by its Host."""
 
 from __future__ import annotations
 

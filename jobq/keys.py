@@ -26,6 +26,9 @@ DLQ_MAX_AGE_S = 90 * 24 * 3600  # DLQ entries older than this are dropped; 0 kee
 DEFAULT_ATTEMPTS = 3  # attempts of a task that declares none, before the DLQ (R5, R6)
 BACKOFF_DELAY_S = 5.0  # fixed delay between attempts of a task that declares no backoff (R5)
 MAX_BODY_BYTES = 1024 * 1024  # largest request body the API reads (413 above it)
+# Host names the API answers by default: loopback only, as `jobq dev` serves (IP addresses pass
+# anyway); a deployment names its own (the chart: its Service and Ingress hosts).
+API_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "::1")
 HEARTBEAT_S = 5.0  # how often a worker reports itself and its in-flight jobs
 HEARTBEAT_STALE_S = 30.0  # a heartbeat older than this belongs to a dead worker
 RECLAIM_BATCH = 100  # most expired leases taken back per sweep (bounded script time)

@@ -55,6 +55,10 @@ class Settings(BaseModel):
     a process that runs or creates jobs refuses to start without it."""
     api_tokens: list[str] = []
     """Bearer tokens the API accepts (comma-separated); empty = no auth."""
+    api_allowed_hosts: list[str] = list(keys.API_ALLOWED_HOSTS)
+    """Host names the API answers (comma-separated; ``*.example.com`` for subdomains, ``*`` for
+    any); other ``Host`` headers get 400, so a DNS-rebinding page cannot drive the API. IP
+    addresses are always accepted (rebinding needs a name; probes send the pod's IP)."""
     max_body_bytes: int = Field(keys.MAX_BODY_BYTES, gt=0)
     """Largest request body the API reads, in bytes (413 above it)."""
     key_prefix: str = Field(keys.DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -104,7 +108,8 @@ class Settings(BaseModel):
                                    tls=bool(info.data.get("redis_tls")),
                                    password=info.data.get("redis_password"))
 
-    @field_validator("tasks", "api_tokens", "queue_rate_limits", mode="before")
+    @field_validator("tasks", "api_tokens", "api_allowed_hosts", "queue_rate_limits",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -21,7 +21,9 @@ from jobq.settings import Settings
 from jobq.tasks import Registry
 
 START_TIMEOUT_S = 30.0
-IN_PROCESS_URL = "http://jobq.test"  # never resolved: the transport calls the app directly
+# Never resolved: the transport calls the app directly; a name the default
+# JOBQ_API_ALLOWED_HOSTS accepts.
+IN_PROCESS_URL = "http://localhost"
 
 
 @dataclass

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.any_server
 
 OTHER_NS = "someone-else"
 ALERTS = {"JobqDeadLetterGrowing", "JobqBacklogHigh", "JobqNoWorkers", "JobqWorkersDown",
-          "JobqJobFailureRatioHigh", "JobqRedisUnreachable"}
+          "JobqJobFailureRatioHigh", "JobqRedisUnreachable", "JobqRedisMemoryHigh"}
 # Value sets the cases are derived from: the defaults, the example values file, and odd numbers
 # (so a case that only passes for the defaults fails here).
 ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.backlogFor": "3m",
@@ -41,7 +41,9 @@ ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.ba
        "metrics.prometheusRule.failureRatioThreshold": 0.1,
        "metrics.prometheusRule.failureRatioFor": "4m",
        "metrics.prometheusRule.deadLetterWindow": "30m",
-       "metrics.prometheusRule.redisDownFor": "6m"}
+       "metrics.prometheusRule.redisDownFor": "6m",
+       "metrics.prometheusRule.redisMemoryThreshold": 0.65,
+       "metrics.prometheusRule.redisMemoryFor": "8m"}
 VARIANTS = {"defaults": ([], {}),
             "ingress-monitoring": ([CHART / "ci" / "ingress-monitoring-values.yaml"], {}),
             "odd": ([], ODD)}
@@ -308,10 +310,39 @@ def redis_unreachable_cases(r: Rules) -> list[dict[str, Any]]:
     ]
 
 
+def redis_memory_cases(r: Rules) -> list[dict[str, Any]]:
+    """Fires after `for` when Redis uses more than the threshold of its maxmemory (as every API
+    pod reports it); not at or below it, not without a maxmemory (0), not for another
+    namespace."""
+    threshold = fractions.Fraction(str(r.values["redisMemoryThreshold"]))
+    hold = minutes(r.values["redisMemoryFor"])
+    span = hold + 5
+    limit = 1000
+    over = int(threshold * limit) + 10
+    at = int(threshold * limit)
+
+    def memory(used: int, maximum: int, pod: str, namespace: str = NAMESPACE) -> list[dict[str, str]]:
+        return [series("jobq_redis_memory_used_bytes", f"{used}x{span}", namespace=namespace,
+                       pod=pod),
+                series("jobq_redis_maxmemory_bytes", f"{maximum}x{span}", namespace=namespace,
+                       pod=pod)]
+
+    alert = "JobqRedisMemoryHigh"
+    full = [*memory(over, limit, "api-a"), *memory(over, limit, "api-b")]
+    quiet = [*memory(at, limit, "api-a"), *memory(10 * limit, 0, "api-b"),
+             *memory(over, limit, "api-z", namespace=OTHER_NS)]
+    return [
+        {"interval": "1m", "input_series": full, "alert_rule_test": [
+            check(alert, hold - 1), check(alert, hold + 1, firing(r, alert, {}, over / limit))]},
+        {"interval": "1m", "input_series": quiet, "alert_rule_test": [check(alert, hold + 1)]},
+    ]
+
+
 CASES = {"JobqDeadLetterGrowing": dead_letter_cases, "JobqBacklogHigh": backlog_cases,
          "JobqNoWorkers": no_workers_cases, "JobqWorkersDown": workers_down_cases,
          "JobqJobFailureRatioHigh": failure_ratio_cases,
-         "JobqRedisUnreachable": redis_unreachable_cases}
+         "JobqRedisUnreachable": redis_unreachable_cases,
+         "JobqRedisMemoryHigh": redis_memory_cases}
 
 
 def write_tests(rules: Rules, rules_file: Path, out: Path) -> Path:
@@ -355,6 +386,7 @@ MUTANTS = {
     "grouping dropped": ("JobqDeadLetterGrowing", "expr", "by (queue, type)", "by (queue)"),
     "new series not counted": ("JobqDeadLetterGrowing", "expr", "dlq_jobs_total{", "dlq_jobs{"),
     "any pod instead of every pod": ("JobqRedisUnreachable", "expr", "max(", "min("),
+    "no maxmemory counted as full": ("JobqRedisMemoryHigh", "expr", " > 0)", " >= 0)"),
 }
 
 
@@ -398,6 +430,7 @@ def test_exported_catalog_has_what_the_alerts_read(exported: Catalog) -> None:
     assert {"queue", "type", "le"} <= exported["jobq_job_wait_seconds_bucket"]
     assert {"queue"} <= exported["jobq_operator_desired_replicas"]
     assert "jobq_jobs_lost_total" in exported
+    assert {"jobq_redis_memory_used_bytes", "jobq_redis_maxmemory_bytes"} <= set(exported)
 
 
 def test_names_in_reads_selectors_past_strings_ranges_and_calls() -> None:

@@ -12,10 +12,11 @@ import httpx
 import pytest
 from api_fixtures import ApiServer, assert_error, welcome
 from fastapi import APIRouter, FastAPI
-from fixtures import Proc, eventually, process_env
+from fixtures import Proc, command_stats, eventually, process_env, reset_command_stats
 from prometheus_client.exposition import generate_latest
+from redis.asyncio import Redis
 
-from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
+from jobq.api.metrics import COUNTS_CACHE_S, ApiMetrics, MetricsMiddleware, route_templates
 from jobq.settings import Settings
 
 
@@ -240,6 +241,35 @@ async def test_metrics(api: httpx.AsyncClient) -> None:
     assert samples['jobq_queue_jobs{queue="email-queue",state="waiting"}'] == 1
     assert samples["jobq_api_redis_up"] == 1
     assert "abcdef" not in text  # routes are labelled by template, never by raw path
+
+
+def smembers_calls(stats: dict[str, dict[str, int]]) -> int:
+    """Reads of the known-queues set: one per read of every queue's depths (Client.counts)."""
+    return int(stats.get("cmdstat_smembers", {}).get("calls", 0))
+
+
+async def test_scrapes_within_the_cache_window_share_one_read_of_redis(
+    api: httpx.AsyncClient, redis: Redis,
+) -> None:
+    """Concurrent and repeated scrapes cost Redis one read of every queue per COUNTS_CACHE_S,
+    however many come (an unauthenticated scrape loop once cost one read each)."""
+    await api.post("/jobs", json=welcome("cached"))
+    await reset_command_stats(redis)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    scrapes = [*await asyncio.gather(*(api.get("/metrics") for _ in range(5))),
+               await api.get("/metrics")]
+    elapsed = loop.time() - started
+    assert all(s.status_code == 200 for s in scrapes)
+    assert all('jobq_queue_jobs{queue="email-queue",state="waiting"} 1.0' in s.text
+               for s in scrapes)
+    reads = smembers_calls(await command_stats(redis))
+    assert reads == 1 or elapsed >= COUNTS_CACHE_S, (reads, elapsed)
+    await asyncio.sleep(COUNTS_CACHE_S)  # the window itself is what passes: nothing to await
+    await api.post("/jobs", json=welcome("fresh"))
+    after = await api.get("/metrics")
+    assert 'jobq_queue_jobs{queue="email-queue",state="waiting"} 2.0' in after.text
+    assert smembers_calls(await command_stats(redis)) == reads + 1
 
 
 async def test_an_integral_number_is_an_integer(api: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""Bearer tokens (JOBQ_API_TOKENS): every route but health and metrics needs one. In-process:
+"""Bearer tokens (JOBQ_API_TOKENS): every route but health needs one, /metrics included. In-process:
 the check is ASGI middleware, and the transport hands it the headers as a server would."""
 
 from __future__ import annotations
@@ -28,13 +28,18 @@ async def test_bearer_tokens(api_app: ApiFactory) -> None:
         assert status.json()["state"] == "waiting"
         assert (await http.get("/queues", headers=one)).status_code == 200
 
-        for path in ("/healthz", "/readyz", "/metrics"):
+        for path in ("/healthz", "/readyz"):
             assert (await http.get(path)).status_code == 200, path
+        # /metrics names every queue and task type and reads Redis: the token, like the API.
+        assert_error(await http.get("/metrics"), 401, "unauthorized")
+        assert "jobq_queue_jobs" in (await http.get("/metrics", headers=two)).text
 
         doc = (await http.get("/openapi.json", headers=one)).json()
         assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
         assert doc["paths"]["/jobs"]["post"]["security"] == [{"bearerAuth": []}]
         assert "security" not in doc["paths"]["/healthz"]["get"]
-        metrics = (await http.get("/metrics")).text
+        assert doc["paths"]["/metrics"]["get"]["security"] == [{"bearerAuth": []}]
+        metrics = (await http.get("/metrics", headers=one)).text
         assert 'jobq_api_requests_total{method="POST",route="/jobs",status="401"} 6.0' in metrics
+        assert 'jobq_api_requests_total{method="GET",route="/metrics",status="401"} 1.0' in metrics
         assert 'route="/jobs/{job_id}/status",status="200"} 1.0' in metrics

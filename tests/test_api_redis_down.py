@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_fixtures import ApiServer, assert_error, wait_healthy, welcome
+from api_fixtures import ApiFactory, ApiServer, assert_error, wait_healthy, welcome
 
+from jobq.connection import connect
 from jobq.embedded import ServerProcess
 from jobq.settings import Settings
 
@@ -77,3 +78,43 @@ def wait_until_ready(url: str, server: ApiServer) -> None:
         assert time.monotonic() < deadline, server.proc.output()
         time.sleep(0.05)
     wait_healthy(url, server.proc)
+
+
+# Room for a few hundred jobs above an empty server's own use (about 1 MB).
+FULL_AT = "3mb"
+
+
+async def test_a_full_redis_answers_503_not_500(
+    redis_server: ServerProcess, tmp_path: Path, api_app: ApiFactory,
+) -> None:
+    """Redis at its maxmemory with noeviction (the chart's Valkey) refuses writes with an OOM
+    error: enqueue answers 503 + Retry-After, code redis_out_of_memory, and works again once
+    there is room."""
+    full = ServerProcess(redis_server.binary, tmp_path / "small-redis", extra_args=(
+        "--maxmemory", FULL_AT, "--maxmemory-policy", "noeviction")).start()
+    try:
+        async with api_app(redis_url=full.url) as http:
+            answer = None
+            for batch in range(100):  # about 1 MB of jobs before it is full: far fewer batches
+                jobs = [welcome(f"fill:{batch}:{n}", name="x" * 200) for n in range(100)]
+                answer = await http.post("/jobs/batch", json={"jobs": jobs})
+                if answer.status_code != 200:
+                    break
+            assert answer is not None
+            assert_error(answer, 503, "redis_out_of_memory")
+            # The batch's own request buffer counted in Redis's memory; single jobs fill the rest.
+            for n in range(1000):
+                answer = await http.post("/jobs", json=welcome(f"fill:{n}", name="x" * 200))
+                if answer.status_code != 202:
+                    break
+            assert_error(answer, 503, "redis_out_of_memory")
+            assert int(answer.headers["retry-after"]) > 0
+            assert (await http.get("/queues")).status_code == 200  # reads still work
+            redis = connect(full.url)
+            try:
+                await redis.config_set("maxmemory", "0")
+            finally:
+                await redis.aclose()
+            assert (await http.post("/jobs", json=welcome("one-more"))).status_code == 202
+    finally:
+        full.stop()

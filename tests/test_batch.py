@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from jobq.client import Client, EnqueueResult, JobRequest
 from jobq.errors import IdempotencyConflict, InvalidPayload, UnknownTask
 from jobq.jobs import State
-from jobq.keys import BATCH_MAX_JOBS
+from jobq.keys import BATCH_MAX_JOBS, DEFAULT_PRIORITY
 from jobq.scripts import ENQUEUE_CHUNK
 from jobq.settings import Settings
 from jobq.sync import SyncClient
@@ -63,6 +63,19 @@ async def test_a_batch_with_one_bad_job_creates_the_others_in_order(
     again = (await api.post("/jobs/batch", json={"jobs": [welcome("b:0"), welcome("b:6")]})).json()
     assert [i["duplicate"] for i in again["items"]] == [True, True]
     assert [i["jobId"] for i in again["items"]] == [items[0]["jobId"], items[6]["jobId"]]
+
+
+async def test_a_batch_job_keeps_the_priority_it_asked_for(
+    api: httpx.AsyncClient, client: Client,
+) -> None:
+    """options.priority of a batch job is stored, as for POST /jobs; unset keeps the default."""
+    jobs = [{**welcome("p:9"), "options": {"priority": 9}},
+            {**welcome("p:0"), "options": {"priority": 0}}, welcome("p:default")]
+    answer = await api.post("/jobs/batch", json={"jobs": jobs})
+    assert answer.status_code == 200, answer.text
+    ids = [item["jobId"] for item in answer.json()["items"]]
+    stored = [(await client.get_job(job_id)).priority for job_id in ids]
+    assert stored == [9, 0, DEFAULT_PRIORITY]
 
 
 async def test_the_envelope_is_refused_as_a_whole(api: httpx.AsyncClient) -> None:

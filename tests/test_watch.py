@@ -20,6 +20,7 @@ from api_fixtures import ApiFactory, ApiServer, assert_error
 from fixtures import Proc, command_stats, eventually, process_env, reset_command_stats
 from redis.asyncio import Redis
 
+from jobq import admin
 from jobq.client import Client
 from jobq.errors import LeaseLost
 from jobq.jobs import State
@@ -161,6 +162,31 @@ async def test_events_stream_state_changes_and_progress_until_the_end(
     # 0.3 s apart, the first steps are heard on their own, as progress-only events.
     assert sum(event == "progress" for event, _ in frames) >= 2, frames
     assert frames[-1][0] == "status"  # the terminal state ends the stream
+
+
+async def test_events_stream_ends_within_a_heartbeat_when_the_end_event_was_missed(
+    start_api: Callable[..., ApiServer], client: Client, redis: Redis,
+) -> None:
+    """The job is cancelled while its queue's event stream is gone (expired, or trimmed before
+    the reader saw the entry): the scripts write no event, so only the heartbeat's re-read can
+    tell the client; the stream must end then, not at JOBQ_EVENTS_MAX_S."""
+    server = start_api(JOBQ_EVENTS_HEARTBEAT_S="0.2", JOBQ_EVENTS_MAX_S="60")
+    job = await client.enqueue("sleep", "missed", {"seconds": 0})
+    stream_key = client.keys(job.queue).events
+    text, cancelled = "", False
+    async with (httpx.AsyncClient(base_url=server.url, timeout=30) as http, asyncio.timeout(10),
+                http.stream("GET", f"/jobs/{job.job_id}/events") as live):
+        async for chunk in live.aiter_text():
+            text += chunk
+            if "event: status" in text and not cancelled:  # the stream is open: now
+                cancelled = True
+                await redis.delete(stream_key)
+                await admin.cancel_job(client, job.job_id, who="test")
+                entries = await redis.xrange(stream_key)
+                assert not any(job.job_id in f.get("ids", "") for _, f in entries), entries
+    frames = sse(text)
+    assert [data["state"] for event, data in frames if event == "status" and data] == [
+        "waiting", "cancelled"], frames
 
 
 async def test_events_stream_ends_after_its_maximum(

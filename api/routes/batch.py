@@ -31,7 +31,8 @@ def _request(job: JobCreate) -> JobRequest:
     o = job.options
     return JobRequest(job.type, job.idempotencyKey, job.payload,
                       attempts=o.attempts if o else None, backoff=o.backoff if o else None,
-                      delay_s=o.delaySeconds if o else 0.0)
+                      delay_s=o.delaySeconds if o else 0.0,
+                      priority=o.priority if o else None)
 
 
 @router.post(

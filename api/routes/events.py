@@ -1,6 +1,7 @@
 """``GET /jobs/{id}/events``: a job's state changes and progress as Server-Sent Events, from
-the queue's event stream (``jobq.watch``), never by polling. Every event carries the job's
-status view as its data; the stream ends after the terminal one."""
+the queue's event stream (``jobq.watch``), not by polling: the job is read again only on
+each heartbeat, so a missed stream entry delays the client by one heartbeat at most. Every event
+carries the job's status view as its data; the stream ends after the terminal one."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def frame(event: str, view: JobStatus) -> bytes:
 async def job_frames(client: Client, watch: JobWatch, settings: Settings, job_id: str,
                      queue: str) -> AsyncIterator[bytes]:
     """``status`` now and on every state change, ``progress`` when only progress changed, a
-    heartbeat comment when idle; ends after the terminal state or ``events_max_s``."""
+    heartbeat comment when idle (the job is re-read then, in case its event was missed); ends
+    after the terminal state or ``events_max_s``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + settings.events_max_s
     try:
@@ -69,8 +71,17 @@ async def job_frames(client: Client, watch: JobWatch, settings: Settings, job_id
                                                    end - loop.time())):
                         happened = {await inbox.get()}
                 except TimeoutError:
-                    if loop.time() < end:
+                    if loop.time() >= end:
+                        continue
+                    # Re-read on every heartbeat: an event can be missed (the stream expired
+                    # or was trimmed before the reader's XREAD, the reader restarted), and
+                    # without this the client would wait, stale, until events_max_s.
+                    before, view = view, status_of(await watch.read(queue, job_id))
+                    if view == before:
                         yield b": heartbeat\n\n"
+                    else:
+                        yield frame("status" if view.state != before.state else "progress",
+                                    view)
                     continue
                 while not inbox.empty():
                     happened.add(inbox.get_nowait())

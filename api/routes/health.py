@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics: open even when API tokens are configured."""
+"""Liveness and readiness (open even when API tokens are configured) and Prometheus metrics
+(behind the token like the rest of the API when tokens are configured)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ async def readyz(client: ClientDep) -> Health | Response:
     operation_id="metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "Prometheus text exposition format."}},
+                     "description": "Prometheus text exposition format."},
+               **documented(401)},
 )
 async def metrics(client: ClientDep, api_metrics: MetricsDep) -> Response:
-    """Prometheus metrics of this API process, with queue depths read at scrape time."""
+    """Prometheus metrics of this API process, with queue depths at most a second old."""
     return Response(await api_metrics.render(client), media_type=CONTENT_TYPE)

@@ -256,3 +256,143 @@ def test_a_queue_rate_limit_reaches_only_that_queues_workers(
                           str(values("ten per second"))],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "rateLimit" in bad.stderr, bad.stderr
+
+
+def _valkey_args(text: str) -> list[str]:
+    [redis] = [d for d in _docs(text) if d["kind"] == "StatefulSet"]
+    args: list[str] = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize(("sets", "fsync", "maxmemory"), [
+    ([], "always", str(512 * 2**20 * 4 // 5)),  # the defaults: 80 % of the 512Mi limit
+    (["--set", "redis.resources.limits.memory=2Gi"], "always", str(2 * 2**30 * 4 // 5)),
+    (["--set", "redis.resources.limits.memory=1000M"], "always", "800000000"),
+    (["--set", "redis.maxmemory=300mb", "--set", "redis.appendfsync=everysec"], "everysec",
+     "300mb"),
+])
+def test_bundled_valkey_is_durable_and_refuses_writes_before_its_memory_limit(
+    k8s_bin_dir: Path, sets: list[str], fsync: str, maxmemory: str,
+) -> None:
+    """Every write fsynced before it is answered (unless everysec is chosen), and a maxmemory
+    below the container's limit with noeviction: writes are refused (503) instead of the
+    process being OOM-killed with acknowledged writes unsynced."""
+    args = _valkey_args(_helm(k8s_bin_dir, "template", "jq", CHART, *sets))
+    assert _flag(args, "--appendonly") == "yes"
+    assert _flag(args, "--appendfsync") == fsync
+    assert _flag(args, "--maxmemory") == maxmemory
+    assert _flag(args, "--maxmemory-policy") == "noeviction"
+    assert _flag(args, "--dir") == "/data"
+
+
+def test_valkey_without_a_memory_limit_needs_an_explicit_maxmemory(k8s_bin_dir: Path) -> None:
+    base = [str(k8s_bin_dir / "helm"), "template", "jq", str(CHART),
+            "--set", "redis.resources.limits=null"]
+    result = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "set redis.maxmemory" in result.stderr, result.stderr
+    args = _valkey_args(_helm(k8s_bin_dir, "template", "jq", CHART, "--set",
+                              "redis.resources.limits=null", "--set-string",
+                              "redis.maxmemory=0"))
+    assert _flag(args, "--maxmemory") == "0"
+    bad = subprocess.run([*base, "--set", "redis.appendfsync=no"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "appendfsync" in bad.stderr, bad.stderr
+
+
+def test_operator_may_write_only_the_worker_deployments(k8s_bin_dir: Path) -> None:
+    """The operator's Role: get/patch (and patch of the scale subresource) on the worker
+    Deployments by name, and on autoscaling.extraDeployments; list/watch (which RBAC cannot
+    narrow by name) write nothing; pods only list and patch (deletion-cost annotations)."""
+    def rules(*sets: str) -> list[dict[str, Any]]:
+        [role] = [d for d in _docs(_helm(k8s_bin_dir, "template", "jq", CHART, *sets))
+                  if d["kind"] == "Role" and d["metadata"]["name"] == "jq-jobq-operator"]
+        found: list[dict[str, Any]] = role["rules"]
+        return found
+
+    workers = ["jq-jobq-worker-email-queue", "jq-jobq-worker-report-queue",
+               "jq-jobq-worker-cleanup-queue"]
+    for extra, names in (([], workers), (["--set", "autoscaling.extraDeployments={mine}"],
+                                         [*workers, "mine"])):
+        apps = [r for r in rules(*extra) if r["apiGroups"] == ["apps"]]
+        assert apps == [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": names,
+             "verbs": ["get", "patch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": names,
+             "verbs": ["patch"]},
+        ], apps
+    pods = [r for r in rules() if "pods" in r["resources"]]
+    assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}]
+    everything = [r for r in rules() if "*" in r["verbs"] or "*" in r["resources"]]
+    assert not everything
+
+
+def _api_env(text: str) -> dict[str, str]:
+    [api] = [d for d in _docs(text) if d["kind"] == "Deployment"
+             and d["metadata"]["name"] == "jq-jobq-api"]
+    return {e["name"]: e.get("value", "") for e in _env_of(api)}
+
+
+def test_the_api_answers_its_service_and_ingress_names_only(k8s_bin_dir: Path) -> None:
+    """JOBQ_API_ALLOWED_HOSTS: the Service's in-cluster names (the helm test pod calls
+    http://<fullname>-api:8000), localhost for port-forward, the Ingress hosts and
+    api.allowedHosts; a host-less Ingress rule matches any host, so it allows "*". (Probes and
+    Prometheus send the pod's IP, which the API always accepts.)"""
+    service = ["jq-jobq-api", "jq-jobq-api.jq", "jq-jobq-api.jq.svc",
+               "jq-jobq-api.jq.svc.cluster.local"]
+    plain = _api_env(_helm(k8s_bin_dir, "template", "jq", CHART, "--namespace", "jq"))
+    assert plain["JOBQ_API_ALLOWED_HOSTS"].split(",") == ["localhost", *service]
+    ingress = _api_env(_helm(k8s_bin_dir, "template", "jq", CHART, "--namespace", "jq", "-f",
+                             CHART / "ci" / "ingress-monitoring-values.yaml",
+                             "--set", "api.allowedHosts={jobq.lb.example,*.corp.example}"))
+    assert ingress["JOBQ_API_ALLOWED_HOSTS"].split(",") == [
+        "localhost", *service, "jobq.example.com", "jobq.lb.example", "*.corp.example"]
+    any_host = _api_env(_helm(k8s_bin_dir, "template", "jq", CHART, "--namespace", "jq",
+                              "--set", "ingress.enabled=true",
+                              "--set", "ingress.hosts[0].paths[0].path=/",
+                              "--set", "ingress.hosts[0].paths[0].pathType=Prefix"))
+    assert "*" in any_host["JOBQ_API_ALLOWED_HOSTS"].split(",")
+
+
+def test_the_api_service_monitor_sends_a_token_when_auth_is_on(k8s_bin_dir: Path) -> None:
+    """/metrics needs the token with auth on: the API ServiceMonitor reads one token from a
+    Secret (the chart's metrics-token key, the first of api.auth.tokens; existingSecret's key;
+    or metrics.serviceMonitor.tokenSecret); without auth it sends none."""
+    monitoring = ["--api-versions", "monitoring.coreos.com/v1",
+                  "--set", "metrics.serviceMonitor.enabled=true"]
+
+    def api_endpoint(*sets: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        docs = _docs(_helm(k8s_bin_dir, "template", "jq", CHART, *monitoring, *sets))
+        [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"
+                     and d["metadata"]["name"] == "jq-jobq-api"]
+        [endpoint] = monitor["spec"]["endpoints"]
+        return endpoint, docs
+
+    endpoint, _ = api_endpoint()
+    assert "authorization" not in endpoint
+    endpoint, docs = api_endpoint("--set", "api.auth.tokens={first,second}")
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {
+        "name": "jq-jobq-api-tokens", "key": "metrics-token"}}
+    [secret] = [d for d in docs if d["kind"] == "Secret"
+                and d["metadata"]["name"] == "jq-jobq-api-tokens"]
+    assert secret["stringData"] == {"tokens": "first,second", "metrics-token": "first"}
+    endpoint, _ = api_endpoint("--set", "api.auth.existingSecret=mine",
+                               "--set", "api.auth.existingSecretKey=t")
+    assert endpoint["authorization"]["credentials"] == {"name": "mine", "key": "t"}
+    endpoint, _ = api_endpoint("--set", "api.auth.existingSecret=mine",
+                               "--set", "metrics.serviceMonitor.tokenSecret.name=prom",
+                               "--set", "metrics.serviceMonitor.tokenSecret.key=k")
+    assert endpoint["authorization"]["credentials"] == {"name": "prom", "key": "k"}
+    # The Ingress reaches the API only through its http port, where /metrics needs the token.
+    ingress = [d for d in _docs(_helm(k8s_bin_dir, "template", "jq", CHART, "-f",
+                                      CHART / "ci" / "ingress-monitoring-values.yaml"))
+               if d["kind"] == "Ingress"]
+    backends = {(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+                for i in ingress for r in i["spec"]["rules"] for p in r["http"]["paths"]}
+    assert backends == {("jq-jobq-api", "http")}
+    assert "JOBQ_API_TOKENS" in _api_env(_helm(k8s_bin_dir, "template", "jq", CHART, "-f",
+                                               CHART / "ci" / "ingress-monitoring-values.yaml"))

@@ -35,6 +35,7 @@ CHART = REPO / "charts" / "jobq"
 RELEASE = "jq"
 OPERATOR_SA = f"{RELEASE}-jobq-operator"  # "<fullname>-operator", fullname "<release>-jobq"
 QUEUE = "bench-queue"  # the `noop` task's queue (tests/testtasks.py)
+TEST_DEPLOYMENTS = ("workers", "watched")  # what the autoscaling tests create and scale
 # An operator killed with -9 stays in the KopfPeering for kopf's peering lifetime (60 s), and
 # pauses any newcomer of a lower or equal priority until then: so those that get killed run
 # with a low priority, and every other starts with this one.
@@ -60,6 +61,8 @@ def install(control_plane: ControlPlane) -> Iterator[Install]:
         "--set", "autoscaling.enabled=false", "--set", "redis.enabled=false",
         "--set", "externalRedis.url=redis://unused.invalid:6379/0",
         "--set", "api.replicas=1", "--set", "operator.replicas=1",
+        # The test's own Deployments: the operator's Role may scale only those it names.
+        "--set", f"autoscaling.extraDeployments={{{','.join(TEST_DEPLOYMENTS)}}}",
         timeout_s=240,
     )
     yield Install(namespace, control_plane.service_account_kubeconfig(namespace, OPERATOR_SA))

@@ -107,6 +107,66 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The bundled Valkey's maxmemory: redis.maxmemory when set, else 80 % of the container's memory
+limit in bytes (a Kubernetes quantity: plain bytes or K/M/G/T, Ki/Mi/Gi/Ti), so Valkey refuses
+writes before the kernel kills it at the limit.
+*/}}
+{{- define "jobq.redisMaxmemory" -}}
+{{- $given := toString (.Values.redis.maxmemory | default "") }}
+{{- if $given }}
+{{- $given }}
+{{- else }}
+{{- $limit := toString (dig "limits" "memory" "" (.Values.redis.resources | default dict)) }}
+{{- $quantity := "^([0-9]+)([KMGT]i?)?$" }}
+{{- if not (regexMatch $quantity $limit) }}
+{{- fail (printf `redis.maxmemory is empty and redis.resources.limits.memory (%q) is not a whole quantity such as 512Mi: set redis.maxmemory (e.g. "400mb", or "0" for none)` $limit) }}
+{{- end }}
+{{- $units := dict "" 1 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- $bytes := mul (atoi (regexReplaceAll $quantity $limit "${1}")) (get $units (regexReplaceAll $quantity $limit "${2}")) }}
+{{- div (mul $bytes 4) 5 }}
+{{- end }}
+{{- end }}
+
+{{/*
+JOBQ_API_ALLOWED_HOSTS: the names the API answers to (a foreign Host gets 400, against DNS
+rebinding). Its Service's names in the cluster, localhost (kubectl port-forward), each Ingress
+host (a rule without a host matches any, so it allows "*"), and api.allowedHosts. IP addresses
+always pass, as kubelet probes and Prometheus send the pod's IP.
+*/}}
+{{- define "jobq.apiAllowedHosts" -}}
+{{- $svc := printf "%s-api" (include "jobq.fullname" .) }}
+{{- $ns := .Release.Namespace }}
+{{- $hosts := list "localhost" $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts (.host | default "*") }}
+{{- end }}
+{{- end }}
+{{- join "," (uniq (concat $hosts .Values.api.allowedHosts)) }}
+{{- end }}
+
+{{/* Secret and key of the token the API ServiceMonitor scrapes /metrics with (auth on). */}}
+{{- define "jobq.metricsTokenSecretName" -}}
+{{- $given := .Values.metrics.serviceMonitor.tokenSecret | default dict }}
+{{- if $given.name }}
+{{- $given.name }}
+{{- else }}
+{{- include "jobq.authSecretName" . }}
+{{- end }}
+{{- end }}
+
+{{- define "jobq.metricsTokenSecretKey" -}}
+{{- $given := .Values.metrics.serviceMonitor.tokenSecret | default dict }}
+{{- if $given.name }}
+{{- $given.key | default "token" }}
+{{- else if .Values.api.auth.existingSecret }}
+{{- .Values.api.auth.existingSecretKey }}
+{{- else }}
+{{- "metrics-token" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Refuse contradictory settings early, with a message naming the value to change.
 */}}
 {{- define "jobq.validate" -}}
