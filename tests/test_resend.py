@@ -152,3 +152,19 @@ async def test_a_reclaim_run_twice_takes_nothing_more(client: Client) -> None:
     again = await client.scripts.reclaim(q, LEASE_MS, "sweeper", 10)
     assert sorted(t.job_id for t in again) == sorted(ids)
     assert next(t.token for t in again if t.job_id == one[0]) == one[1]
+
+
+def test_the_call_record_lifetime_is_the_documented_one() -> None:
+    from jobq.keys import CALL_RECORD_TTL_MS
+    from jobq.scripts import lua_file
+    assert f"local CALL_RECORD_TTL_MS = {CALL_RECORD_TTL_MS}  " in lua_file("lib/calls.lua")
+
+
+async def test_a_claim_that_leased_nothing_leaves_no_record(client: Client) -> None:
+    q = client.keys("email-queue")
+    await enqueue(client, "one")
+    record, _, _ = client.scripts._call_record(q, "idle")
+    assert (await client.scripts.claim_answer(q, 1, LEASE_MS, "w1", caller="idle")).jobs
+    assert await client.redis.exists(record) == 1
+    assert not (await client.scripts.claim_answer(q, 1, LEASE_MS, "w1", caller="idle")).jobs
+    assert await client.redis.exists(record) == 0

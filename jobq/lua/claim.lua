@@ -42,5 +42,5 @@ local out = claimJobs(
    events = KEYS[6]},
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
 local record = claimRecord(out)
-if rec or #record.leased > 0 then writeCall(recKey, seq, record) end
+if #record.leased > 0 then writeCall(recKey, seq, record) elseif rec then dropCall(recKey) end
 return out

@@ -60,5 +60,9 @@ else
 end
 local record = claimRecord(claimed)
 record.done = done
-if rec or #record.leased > 0 or #done > 0 then writeCall(recKey, seq, record) end
+if #record.leased > 0 or #done > 0 then
+  writeCall(recKey, seq, record)
+elseif rec then
+  dropCall(recKey)
+end
 return out

@@ -62,5 +62,5 @@ for _, jobId in ipairs(rcall("ZRANGEBYSCORE", activeKey, "-inf", now, "LIMIT", 0
     for _, v in ipairs({jobId, token, previous, f[2], f[3], f[4], f[5]}) do out[#out + 1] = v end
   end
 end
-if rec or #out > 0 then writeCall(recKey, seq, {answer = out}) end
+if #out > 0 then writeCall(recKey, seq, {answer = out}) elseif rec then dropCall(recKey) end
 return out

@@ -10,7 +10,8 @@
   - a newer one: the recorded call's answer never reached the caller when its number is not
     the one acknowledged; the calling script hands its jobs back (claim) or answers them again
     (reclaim), then runs.
-  Idle calls (nothing leased, nothing recorded before) write nothing.
+  A call that leased nothing writes no record (and drops its caller's earlier one, already
+  dealt with): idle workers write nothing.
 ]]
 --- @include "lib/codes"
 local CALL_RECORD_TTL_MS = 120000  -- jobq.keys.CALL_RECORD_TTL_MS (a test compares them)
@@ -24,4 +25,7 @@ local function readCall(recKey)
 end
 local function writeCall(recKey, seq, rec)
   redis.call("SET", recKey, seq .. "|" .. cjson.encode(rec), "PX", CALL_RECORD_TTL_MS)
+end
+local function dropCall(recKey)
+  redis.call("DEL", recKey)
 end
