@@ -97,9 +97,10 @@ class Transport:
     async def _send_cluster(self, packed: bytes, count: int, key: str) -> list[Any]:
         """The round trip on a connection to the primary of ``key``'s slot, so the script and
         its WAIT share a connection. A MOVED answer updates the slot map and sends again; ASK
-        sends once to the named node after ASKING; CLUSTERDOWN, TRYAGAIN or a lost node
-        refresh the map and send again after a short pause, CLUSTER_TRIES times in all, then
-        the error is raised (an outage: 503 in the API, backoff in workers)."""
+        sends once to the named node after ASKING; TRYAGAIN (a slot being migrated) sends again
+        after a short pause; CLUSTERDOWN or a lost node refresh the map and send again after a
+        short pause, CLUSTER_TRIES times in all, then the error is raised (an outage: 503 in
+        the API, backoff in workers; an ASK or MOVED left at the last send as TRYAGAIN)."""
         cluster = cast(RedisCluster, self.redis)
         asking: Any = None
         for attempt in range(1, CLUSTER_TRIES + 1):
@@ -131,8 +132,13 @@ class Transport:
                 await cluster.nodes_manager.move_slot(error)
             elif isinstance(error, AskError):
                 asking = cluster.get_node(host=error.host, port=error.port)
-            elif isinstance(error, (ClusterDownError, TryAgainError, MasterDownError,
-                                    ReadOnlyError)):
+            elif isinstance(error, TryAgainError):
+                # The slot is being migrated and the map is right: send again after a pause.
+                # Not aclose(): it would disconnect every connection of the client, in the
+                # middle of the other calls using them (tests/test_slot_migration.py).
+                if attempt < CLUSTER_TRIES:
+                    await asyncio.sleep(CLUSTER_RETRY_S * attempt)
+            elif isinstance(error, (ClusterDownError, MasterDownError, ReadOnlyError)):
                 await cluster.aclose()
                 if attempt < CLUSTER_TRIES:
                     await asyncio.sleep(CLUSTER_RETRY_S * attempt)
@@ -140,6 +146,12 @@ class Transport:
                 _raise_first_error(answers)
                 return answers
             if attempt == CLUSTER_TRIES:
+                if isinstance(error, (AskError, MovedError)):
+                    # The tries ran out while the slot moves (ASK, then TRYAGAIN on the target,
+                    # and so on): an outage like TRYAGAIN (REDIS_DOWN: 503, backoff), not an
+                    # unexpected error answer.
+                    raise TryAgainError(f"slot still moving after {CLUSTER_TRIES} sends: "
+                                        f"{type(error).__name__} {error}")
                 _raise_first_error(answers)
         raise AssertionError("unreachable")
 
