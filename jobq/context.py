@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from jobq.connection import retrying
 from jobq.errors import InvalidPayload
-from jobq.keys import PROGRESS_MESSAGE_MAX, QueueKeys
-from jobq.scripts import Scripts
+from jobq.keys import PROGRESS_MESSAGE_MAX, RESERVE_RETRY_S, QueueKeys
+from jobq.scripts import Scripts, new_nonce
 from jobq.settings import Settings
 
 T = TypeVar("T")
@@ -51,10 +52,15 @@ class JobContext:
         return True
 
     async def _reserve(self, name: str) -> bool:
-        """Write the reservation of effect ``name``; False when an earlier attempt has it."""
-        reserved = await self._scripts.reserve(
-            self._keys, self.job_id, name, self.token, self.settings.idempotency_retention_s,
-        )
+        """Write the reservation of effect ``name``; False when an earlier attempt has it.
+        An outage (a slot migrating, a failover) is waited out for RESERVE_RETRY_S, the call
+        sent again with the same nonce: a copy that ran already answers "reserved" (R22)."""
+        nonce = new_nonce()
+        async for attempt in retrying(give_up_after_s=RESERVE_RETRY_S, max_wait_s=1.0):
+            with attempt:
+                reserved = await self._scripts.reserve(
+                    self._keys, self.job_id, name, self.token,
+                    self.settings.idempotency_retention_s, nonce=nonce)
         if not reserved:
             self.log.info("job.side_effect_skipped", effect=name)
             return False

@@ -54,6 +54,8 @@ DEFAULT_PRIORITY = 5  # priority of a job whose task and request set none (lua/l
 FLOW_KEY_MAX = 200  # longest rate or concurrency key a task may compute (characters)
 MAX_HANDBACKS = 3  # hand-backs a job gets free; each later one spends an attempt (R9 vs livelock)
 CALL_RECORD_TTL_MS = 120_000  # a claim's record (R22) outlives any re-send and the lease (30 s)
+RESERVE_RETRY_S = 10.0  # a side-effect reservation refused by an outage (a slot migrating, a
+# failover) is sent again, with the same nonce, this long before the handler sees the error
 DISCARD_TOMBSTONE_S = 300  # a discarded DLQ entry answers a re-sent discard as done this long
 # A schedule's last-fired mark outlives the end of its bucket by this much: the mark only
 # matters while its bucket is the current one, and the margin covers clock skew between the

@@ -127,6 +127,11 @@ def _known(q: QueueKeys) -> tuple[str, ...]:
     return ("SADD", known_queues(q.prefix), q.queue)
 
 
+def new_nonce() -> str:
+    """A call's nonce, for a caller that sends the same call again itself (R22)."""
+    return _nonce()
+
+
 def _nonce() -> str:
     """A call's nonce: the scripts recognise their own earlier execution by it (R22)."""
     return secrets.token_hex(8)
@@ -541,13 +546,14 @@ class Scripts:
                                                   dlq_max_age_ms)))
 
     async def reserve(
-        self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int
+        self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int,
+        nonce: str | None = None,
     ) -> bool:
         """Reserve a side effect; False when an earlier call of this job already did. Raises
-        LeaseLost."""
+        LeaseLost. A caller that sends it again after an error passes the same ``nonce``."""
         code = await self._call(
             "reserve", [q.job(job_id), q.side_effect(job_id, name)],
-            [token, retention_s, _nonce()],
+            [token, retention_s, nonce or _nonce()],
         )
         _raise_for(code, f"lease on job {job_id} was lost")
         return bool(code == DONE)
