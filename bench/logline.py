@@ -10,7 +10,8 @@ way jobq has written it, in the same run:
 
     .venv/bin/python bench/logline.py [--lines 100000] [--rounds 3]
 
-Lines go to a file, as a worker's stdout does in a container. Each figure is the median of the
+Lines go to a file (as in bench/sidebyside.py) and to a pipe a thread drains (as a worker's
+stdout in a container, read by its runtime). Each figure is the median of the
 rounds (the loggers take turns); a buffered logger's figure includes writing its buffer out.
 Prints figures; asserts nothing.
 """
@@ -18,13 +19,15 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
 import _handwritten_logger as handwritten  # bench/ (the script's folder) is on sys.path
 import orjson
@@ -78,6 +81,21 @@ def structlog_as_before(out: TextIO) -> Any:
     return structlog.get_logger("bench")
 
 
+class Pipe:
+    """A pipe a thread drains, as a container's stdout is read by its runtime."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while os.read(self.read_fd, 1 << 16):
+            pass
+
+    def open(self, mode: str) -> IO[Any]:
+        return open(self.write_fd, mode, closefd=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=100_000)
@@ -93,31 +111,38 @@ def main() -> None:
         ("structlog as first configured (json.dumps, print a line)", structlog_as_before, "w",
          None),
     ]
-    figures: dict[str, dict[str, list[float]]] = {c[0]: {} for c in contenders}
+    pipe = Pipe()
+    figures: dict[tuple[str, str], dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="jobq-logline-") as tmp:
         for _ in range(args.rounds):
-            for i, (label, make, mode, flush) in enumerate(contenders):
-                with open(f"{tmp}/{i}.log", mode) as out:
-                    base = make(out).bind(**CONTEXT)
-                    log = base.bind(**JOB)
-                    row = figures[label]
-                    row.setdefault("line", []).append(per_call_us(
-                        n, lambda log=log: log.info("job.completed", durationS=0.00123), flush))
-                    row.setdefault("off", []).append(
-                        per_call_us(n, lambda log=log: log.debug("job.handler_error")))
-                    row.setdefault("bind", []).append(
-                        per_call_us(n, lambda base=base: base.bind(**JOB)))
+            for where in ("file", "pipe"):
+                for i, (label, make, mode, flush) in enumerate(contenders):
+                    with (open(f"{tmp}/{i}.log", mode) if where == "file"
+                          else pipe.open(mode)) as out:
+                        base = make(out).bind(**CONTEXT)
+                        log = base.bind(**JOB)
+                        row = figures.setdefault((label, where), {})
+                        row.setdefault("line", []).append(per_call_us(
+                            n, lambda log=log: log.info("job.completed", durationS=0.00123),
+                            flush))
+                        row.setdefault("off", []).append(
+                            per_call_us(n, lambda log=log: log.debug("job.handler_error")))
+                        row.setdefault("bind", []).append(
+                            per_call_us(n, lambda base=base: base.bind(**JOB)))
         sample = Path(f"{tmp}/0.log").read_text().splitlines()[0]  # what jobq.logs writes
         logs.configure_logging("info", "json")
     print(f"{n:,} lines a round, median of {args.rounds} rounds, Python {sys.version.split()[0]}, "
           f"structlog {structlog.__version__}, orjson {orjson.__version__}")
-    print(f"{'logger':<60} {'µs/line':>8} {'below lvl':>9} {'bind':>6}")
-    medians = {label: {k: statistics.median(v) for k, v in row.items()}
-               for label, row in figures.items()}
-    for label, row in medians.items():
-        print(f"{label:<60} {row['line']:>8.2f} {row['off']:>9.2f} {row['bind']:>6.2f}")
-    new, old = (medians[contenders[0][0]]["line"], medians[contenders[2][0]]["line"])
-    print(f"structlog-based jobq.logs / hand-written: {new / old:.2f}")
+    print(f"{'logger':<58} {'to':<4} {'µs/line':>8} {'below lvl':>9} {'bind':>6}")
+    medians = {key: {k: statistics.median(v) for k, v in row.items()}
+               for key, row in figures.items()}
+    for (label, where), row in medians.items():
+        print(f"{label:<58} {where:<4} {row['line']:>8.2f} {row['off']:>9.2f} "
+              f"{row['bind']:>6.2f}")
+    for where in ("file", "pipe"):
+        new, old = (medians[(contenders[0][0], where)]["line"],
+                    medians[(contenders[2][0], where)]["line"])
+        print(f"to a {where}: structlog-based jobq.logs / hand-written: {new / old:.2f}")
     print(f"a line as jobq.logs writes it: {sample}")
 
 
