@@ -12,7 +12,8 @@ commands call to set structlog up for jobq's own output, configured for speed:
 * ``cache_logger_on_first_use``: a logger is assembled once, not at every call;
 * the "logger" structlog hands rendered lines to is a buffer that a background thread writes out
   at most ``FLUSH_INTERVAL_S`` later (errors at once): writing each line to the stream itself
-  costs a system call a line, about as much as everything else together (``bench/logline.py``).
+  (structlog's ``BytesLogger``) costs a system call a line, about as much as the rest of the line
+  when stdout is a pipe (``bench/logline.py``).
   ``flush()`` writes what is pending; it runs at interpreter exit, and a process leaving through
   ``os._exit`` (the worker) must call it first.
 
