@@ -9,7 +9,8 @@ commands call to set structlog up for jobq's own output, configured for speed:
 * processors: the level, a timestamp whose date-and-seconds part is formatted once per second,
   the traceback of ``exception()`` / ``exc_info``, then orjson (``JSONRenderer(serializer=
   orjson.dumps)``) or structlog's ``ConsoleRenderer``;
-* ``cache_logger_on_first_use``: a logger is assembled once, not at every call;
+* ``cache_logger_on_first_use``: a logger is assembled once, not at every call (so one first
+  used before ``configure_logging`` keeps the level and format it found; the stream it follows);
 * the "logger" structlog hands rendered lines to is a buffer that a background thread writes out
   at most ``FLUSH_INTERVAL_S`` later (errors at once): writing each line to the stream itself
   (structlog's ``BytesLogger``) costs a system call a line, about as much as the rest of the line
