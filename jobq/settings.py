@@ -98,8 +98,10 @@ class Settings(BaseModel):
     """Serve the dashboard under /ui (false: the API only)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest log level written."""
-    log_format: Literal["json", "console"] = "json"
-    """JSON lines for machines, or coloured console lines for people."""
+    log_format: Literal["json", "console", "structlog"] = "json"
+    """JSON lines for machines, coloured console lines for people, or ``structlog``: jobq leaves
+    structlog unconfigured and its lines follow the application's own ``structlog.configure``
+    (e.g. in the tasks module)."""
 
     @field_validator("redis_url")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from jobq.context import JobContext
 from jobq.tasks import task
 
-HEAVY = ("fastapi", "starlette", "uvicorn", "kopf", "kubernetes", "structlog", "pydantic_settings",
+HEAVY = ("fastapi", "starlette", "uvicorn", "kopf", "kubernetes", "pydantic_settings",
          "jobq.api", "jobq.operator", "jobq.cli.api_cmd", "jobq.cli.dev", "jobq.embedded")
 # The only models of jobq's own a worker builds: the API's are built at first use (jobq.models).
 WORKER_MODELS = ("jobq.jobs.Backoff", "jobq.settings.Settings")

@@ -1,5 +1,6 @@
-"""Lifecycle log lines: the fields they always had, written buffered but never lost (a worker
-leaving through os._exit writes its last lines first)."""
+"""Lifecycle log lines (structlog, configured by jobq): the fields they always had, written
+buffered but never lost (a worker leaving through os._exit writes its last lines first); and an
+application's own structlog configuration, when jobq is told to leave structlog alone."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
-from fixtures import Proc, events, eventually, job_in
+import structlog
+from fixtures import Proc, events, eventually, job_in, logged
+from redis.asyncio import Redis
 
 from jobq import logs
 from jobq.client import Client
 from jobq.jobs import State
+from jobq.settings import Settings
+from jobq.tasks import load_registry
 
 pytestmark = pytest.mark.any_server
 
@@ -24,6 +29,7 @@ def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
     logs.configure_logging("info", "json", out)
     yield out
+    structlog.reset_defaults()
     logs.configure_logging("info", "json")
 
 
@@ -95,6 +101,55 @@ def test_console_format_is_one_readable_line(stream: io.StringIO) -> None:
     text = stream.getvalue()
     assert text.count("\n") == 1 and "worker.started" in text and "concurrency=4" in text
     assert "queue='q'" in text
+
+
+def test_jobq_loggers_are_structlog_loggers(stream: io.StringIO) -> None:
+    log = logs.get_logger("t").bind(queue="q")
+    assert isinstance(log, structlog.BoundLoggerBase)
+    with structlog.testing.capture_logs() as captured:  # a structlog tool sees jobq's events
+        logs.get_logger("t").bind(queue="q").info("job.started", attempt=1)
+    assert captured == [{"queue": "q", "attempt": 1, "event": "job.started", "log_level": "info"}]
+
+
+def test_format_structlog_leaves_the_application_configuration_in_place(
+    stream: io.StringIO,
+) -> None:
+    seen: list[dict[str, object]] = []
+
+    def collect(_logger: object, _method: str, event_dict: dict[str, object]) -> str:
+        seen.append(dict(event_dict))
+        return ""
+
+    structlog.configure(processors=[collect], logger_factory=structlog.ReturnLoggerFactory(),
+                        wrapper_class=structlog.make_filtering_bound_logger(0))
+    logs.configure_logging("info", "structlog", stream)  # before or after the app's: no change
+    log = logs.get_logger("t").bind(jobId="j")
+    log.debug("job.debugged")  # the application's level (debug), not jobq's info
+    log.info("job.started")
+    logs.flush()
+    assert seen == [{"jobId": "j", "event": "job.debugged"}, {"jobId": "j", "event": "job.started"}]
+    assert stream.getvalue() == ""
+
+
+async def test_worker_lines_follow_the_application_structlog_configuration(
+    settings: Settings, redis: Redis, start_worker: Callable[..., Proc],
+) -> None:
+    """JOBQ_LOG_FORMAT=structlog: the tasks module's structlog.configure renders jobq's lifecycle
+    lines, with their job context, and the job's own ctx.log lines."""
+    app_settings = settings.model_copy(update={"tasks": ["structlogtasks"]})
+    client = Client(redis, load_registry(app_settings.tasks), app_settings)
+    worker = start_worker("app-logs-queue:1", JOBQ_TASKS="structlogtasks",
+                          JOBQ_LOG_FORMAT="structlog")
+    job_id = (await client.enqueue("app-logs", "app", {})).job_id
+    await eventually(lambda: job_in(client, job_id, State.COMPLETED), what="the job to complete")
+    [completed] = await logged(worker, "job.completed")
+    [hello] = events(worker, "app.hello")
+    for line in (completed, hello):
+        assert line["app"] == "structlogtasks" and "timestamp" not in line, line
+        assert (line["jobId"], line["queue"], line["attempt"]) == (job_id, "app-logs-queue", 1)
+    assert hello["n"] == 1
+    worker.terminate()
+    assert await asyncio.to_thread(worker.wait, 30) == 0
 
 
 async def test_worker_writes_its_last_lines_before_exiting(
