@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from fixtures import eventually
+
 from jobq.connection import Redis, connect
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -40,6 +42,14 @@ class InProcessWorker:
 
     def busy_slots(self) -> int:
         return sum(lane.running for lane in self.runner.lanes)
+
+    async def all_slots_free(self) -> None:
+        """Wait until no job runs and every slot is free again (a leaked slot never is)."""
+
+        async def free() -> bool:
+            return self.busy_slots() == 0 and not self.runner.running
+
+        await eventually(free, timeout=5, what="every slot to be free again")
 
 
 @asynccontextmanager

@@ -107,11 +107,8 @@ async def test_a_lost_attempt_and_its_retry_in_one_worker_keep_their_own_lease_a
                                what="the retry to complete")
         assert job.result == {"attempt": 2}
 
-        async def slots_whole() -> bool:
-            return worker.busy_slots() == 0 and not worker.runner.running
-
         # Before the fix, the second attempt's end raised KeyError: one slot leaked for good.
-        await eventually(slots_whole, timeout=5, what="every slot to be free again")
+        await worker.all_slots_free()
         assert worker.free_slots() == 2
         assert worker.leases.snapshot() == {}
         assert worker.loop_errors == []
@@ -149,9 +146,6 @@ async def test_a_lost_lease_stops_the_handler_of_that_attempt_only(
         await eventually(lambda: job_in(client, job_id, State.COMPLETED), timeout=10,
                          what="the retry to complete")
 
-        async def slots_whole() -> bool:
-            return worker.busy_slots() == 0 and not worker.runner.running
-
-        await eventually(slots_whole, timeout=5, what="every slot to be free again")
+        await worker.all_slots_free()
         assert worker.loop_errors == []
     assert gates.cancelled == [1]

@@ -129,10 +129,7 @@ async def test_jobs_after_a_stuck_sync_handler_run_instead_of_timing_out_unstart
         assert min(record.quick_started_at) >= record.stall_returned_at
         assert stuck(worker) == 0
 
-        async def slot_free() -> bool:
-            return worker.free_slots() == 1 and not worker.runner.running
-
-        await eventually(slot_free, timeout=5, what="the slot to be free")
+        await worker.all_slots_free()
         assert worker.loop_errors == []
 
 
