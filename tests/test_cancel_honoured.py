@@ -56,8 +56,9 @@ async def test_a_lost_worker_of_a_job_asked_to_cancel_ends_it_cancelled(client: 
     the lost attempt, which must not retry it."""
     job_id = (await client.enqueue("welcome-email", "lost", WELCOME, attempts=3)).job_id
     q = client.keys("email-queue")
-    _, _, jobs = await client.scripts.claim(q, 1, 1, "dead-worker")  # a lease of 1 ms
+    _, _, jobs = await client.scripts.claim(q, 1, LEASE_MS, "dead-worker")
     assert await client.scripts.cancel(q, job_id, 100, 10**9) is False
+    await client.redis.zadd(q.active, {job_id: 0}, xx=True)  # its lease has run out
     taken = await client.scripts.reclaim(q, LEASE_MS, "sweeper", 10)
     assert [t.job_id for t in taken] == [job_id]
     result = await client.scripts.fail(q, job_id, taken[0].token, "worker lost", 0,
