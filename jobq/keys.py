@@ -67,9 +67,8 @@ ACK_TIMEOUT_S = 1.0  # how long a write waits for JOBQ_ACK_REPLICAS replicas bef
 KNOWN_QUEUE_RESEND_S = 60.0  # a cluster process re-adds a queue to the known set this often
 
 JOB_DIGEST_CHARS = 32  # hex characters of the key's digest that start every job id
-_PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")  # queue names a job id carries as they are
+_PLAIN_QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")  # names kept as they are in ids and key names
 _ENCODED_MARK = "~"  # then the queue name follows base64url-encoded (never in a plain name)
-_PLAIN_FLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # flow names kept as they are in key names
 
 
 def job_id_for(queue: str, idempotency_key: str) -> str:
@@ -102,8 +101,12 @@ def queue_of_job_id(job_id: str) -> str | None:
 def _join(digest: str, queue: str) -> str:
     if _PLAIN_QUEUE.match(queue):
         return f"{digest}-{queue}"
-    encoded = base64.urlsafe_b64encode(queue.encode()).decode().rstrip("=")
-    return f"{digest}-{_ENCODED_MARK}{encoded}"
+    return f"{digest}-{_ENCODED_MARK}{_base64url(queue)}"
+
+
+def _base64url(name: str) -> str:
+    """A name in key-safe characters: base64url, no padding (never ``:``, ``{`` or ``}``)."""
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
 
 
 def flow_name(kind: str, name: str) -> str:
@@ -111,10 +114,9 @@ def flow_name(kind: str, name: str) -> str:
     of ``[A-Za-z0-9_.-]``, else ``<kind>~<base64url of the name>``. Names come from payloads,
     so a name must never reach ``:`` into jobq's own key names: tenant ``t:parked`` would
     otherwise name tenant ``t``'s parked list (R21). Neither form holds a ``:`` after the kind."""
-    if _PLAIN_FLOW_NAME.match(name):
+    if _PLAIN_QUEUE.match(name):
         return f"{kind}:{name}"
-    encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-    return f"{kind}{_ENCODED_MARK}{encoded}"
+    return f"{kind}{_ENCODED_MARK}{_base64url(name)}"
 
 
 def is_legacy_job_id(job_id: str) -> bool:
