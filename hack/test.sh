@@ -25,6 +25,17 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
+step "PostgreSQL 15 (Debian's postgresql) for the Django and outbox tests"
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    # The package starts a cluster on 5432; the tests start their own (tests/postgres.py).
+    (service postgresql stop || systemctl stop postgresql || true) >/dev/null 2>&1
+  else
+    echo "postgresql missing and cannot apt-get it: the Django and outbox tests will skip (fail in CI)" >&2
+  fi
+fi
+
 step "promtool (Debian's prometheus package) for the alert and dashboard tests"
 if ! command -v promtool >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

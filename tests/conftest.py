@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import api_fixtures
 import fixtures
+import postgres
 import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for module in (fixtures, api_fixtures):
+    for module in (fixtures, api_fixtures, postgres):
         config.pluginmanager.register(module, f"jobq-tests-{module.__name__}")
