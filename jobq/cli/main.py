@@ -37,6 +37,7 @@ LAZY_COMMANDS = {
     "api": "jobq.cli.api_cmd:api",
     "dev": "jobq.cli.dev:dev",
     "operator": "jobq.cli.operator_cmd:operator",
+    "outbox": "jobq.cli.outbox_cmd:outbox",
     "scheduler": "jobq.cli.scheduler_cmd:scheduler",
 }
 
