@@ -11,13 +11,13 @@ from jobq.settings import Settings
 
 
 @contextmanager
-def jobq_settings_of(settings: Settings) -> Iterator[None]:
+def jobq_settings_of(settings: Settings, *more_tasks: str) -> Iterator[None]:
     """``settings.JOBQ`` for the test's jobq settings; the app drops its client on each change."""
     from django.test import override_settings
 
     with override_settings(JOBQ={"REDIS_URL": settings.redis_url,
                                  "KEY_PREFIX": settings.key_prefix,
-                                 "TASKS": list(settings.tasks)}):
+                                 "TASKS": [*settings.tasks, *more_tasks]}):
         yield
 
 
