@@ -18,6 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from promql_names import names_in
 
+from jobq.contrib.outbox.metrics import OutboxMetrics
 from jobq.embedded import free_port
 from jobq.operator.metrics import OperatorMetrics
 from jobq.settings import Settings
@@ -72,6 +73,12 @@ def registry_catalog(registry: CollectorRegistry, metrics: Iterable[object]) -> 
 
 def operator_catalog() -> Catalog:
     metrics = OperatorMetrics()
+    return registry_catalog(metrics.registry, vars(metrics).values())
+
+
+def outbox_catalog() -> Catalog:
+    """The outbox relay's series (tests/test_outbox.py scrapes a real relay's /metrics)."""
+    metrics = OutboxMetrics()
     return registry_catalog(metrics.registry, vars(metrics).values())
 
 
@@ -173,7 +180,7 @@ def exported_catalog(redis_url: str, workdir: Path) -> Catalog:
     scraped = scrape_processes(redis_url, workdir)
     catalog: Catalog = {}
     for part, extra in ((scraped["api"], set()), (scraped["worker"], WORKER_TARGET_LABELS),
-                        (operator_catalog(), set())):
+                        (operator_catalog(), set()), (outbox_catalog(), set())):
         for name, labels in part.items():
             catalog.setdefault(name, set()).update(labels | TARGET_LABELS | extra)
     for name in PROMETHEUS_SERIES:

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.any_server
 
 OTHER_NS = "someone-else"
 ALERTS = {"JobqDeadLetterGrowing", "JobqBacklogHigh", "JobqNoWorkers", "JobqWorkersDown",
-          "JobqJobFailureRatioHigh", "JobqRedisUnreachable", "JobqRedisMemoryHigh"}
+          "JobqJobFailureRatioHigh", "JobqRedisUnreachable", "JobqRedisMemoryHigh",
+          "JobqOutboxStale"}
 # Value sets the cases are derived from: the defaults, the example values file, and odd numbers
 # (so a case that only passes for the defaults fails here).
 ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.backlogFor": "3m",
@@ -43,7 +44,9 @@ ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.ba
        "metrics.prometheusRule.deadLetterWindow": "30m",
        "metrics.prometheusRule.redisDownFor": "6m",
        "metrics.prometheusRule.redisMemoryThreshold": 0.65,
-       "metrics.prometheusRule.redisMemoryFor": "8m"}
+       "metrics.prometheusRule.redisMemoryFor": "8m",
+       "metrics.prometheusRule.outboxAgeThreshold": 97,
+       "metrics.prometheusRule.outboxAgeFor": "4m"}
 VARIANTS = {"defaults": ([], {}),
             "ingress-monitoring": ([CHART / "ci" / "ingress-monitoring-values.yaml"], {}),
             "odd": ([], ODD)}
@@ -338,11 +341,32 @@ def redis_memory_cases(r: Rules) -> list[dict[str, Any]]:
     ]
 
 
+def outbox_stale_cases(r: Rules) -> list[dict[str, Any]]:
+    """Fires after `for` when the oldest outbox row (as every relay of the table reports it) is
+    older than the threshold; not at it, not before `for`, not for another namespace."""
+    limit, hold = int(r.values["outboxAgeThreshold"]), minutes(r.values["outboxAgeFor"])
+    span = hold + 5
+    ns = {"namespace": NAMESPACE}
+    stale = [series("jobq_outbox_oldest_age_seconds", f"{limit + 60}x{span}", **ns, pod="relay-a"),
+             series("jobq_outbox_oldest_age_seconds", f"{limit + 60}x{span}", **ns, pod="relay-b"),
+             series("jobq_outbox_oldest_age_seconds", f"{limit * 9}x{span}", namespace=OTHER_NS,
+                    pod="relay-z")]
+    at_limit = [series("jobq_outbox_oldest_age_seconds", f"{limit}x{span}", **ns, pod="relay-a")]
+    alert = "JobqOutboxStale"
+    return [
+        {"interval": "1m", "input_series": stale, "alert_rule_test": [
+            check(alert, hold - 1),
+            check(alert, hold + 1, firing(r, alert, {"namespace": NAMESPACE}, limit + 60))]},
+        {"interval": "1m", "input_series": at_limit, "alert_rule_test": [check(alert, hold + 1)]},
+    ]
+
+
 CASES = {"JobqDeadLetterGrowing": dead_letter_cases, "JobqBacklogHigh": backlog_cases,
          "JobqNoWorkers": no_workers_cases, "JobqWorkersDown": workers_down_cases,
          "JobqJobFailureRatioHigh": failure_ratio_cases,
          "JobqRedisUnreachable": redis_unreachable_cases,
-         "JobqRedisMemoryHigh": redis_memory_cases}
+         "JobqRedisMemoryHigh": redis_memory_cases,
+         "JobqOutboxStale": outbox_stale_cases}
 
 
 def write_tests(rules: Rules, rules_file: Path, out: Path) -> Path:
@@ -387,6 +411,8 @@ MUTANTS = {
     "new series not counted": ("JobqDeadLetterGrowing", "expr", "dlq_jobs_total{", "dlq_jobs{"),
     "any pod instead of every pod": ("JobqRedisUnreachable", "expr", "max(", "min("),
     "no maxmemory counted as full": ("JobqRedisMemoryHigh", "expr", " > 0)", " >= 0)"),
+    "outbox age at the threshold fires": ("JobqOutboxStale", "expr", ") > ", ") >= "),
+    "outbox of every namespace": ("JobqOutboxStale", "expr", "namespace=~", "namespace!~"),
 }
 
 
@@ -431,6 +457,7 @@ def test_exported_catalog_has_what_the_alerts_read(exported: Catalog) -> None:
     assert {"queue"} <= exported["jobq_operator_desired_replicas"]
     assert "jobq_jobs_lost_total" in exported
     assert {"jobq_redis_memory_used_bytes", "jobq_redis_maxmemory_bytes"} <= set(exported)
+    assert "jobq_outbox_oldest_age_seconds" in exported
 
 
 def test_names_in_reads_selectors_past_strings_ranges_and_calls() -> None:
