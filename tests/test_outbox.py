@@ -8,6 +8,7 @@ import asyncio
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,8 @@ async def test_relay_killed_at_random_moments_while_rows_commit(
     lock = threading.Lock()
 
     def writer(n: int) -> None:
+        """Commits ``n`` rows, one per transaction, spread over about 3 s (so the kills below
+        fall among commits)."""
         with psycopg.connect(dsn) as conn:
             for _ in range(n):
                 with conn.transaction():
@@ -146,22 +149,25 @@ async def test_relay_killed_at_random_moments_while_rows_commit(
                         ("welcome-email", psycopg.types.json.Jsonb(WELCOME))).fetchone()
                 with lock:
                     ids.append(row[0])
+                time.sleep(0.012)  # pacing the writer, not waiting for anything
 
     rng = random.Random(os.environ.get("JOBQ_TEST_SEED"))
     writers = asyncio.gather(*(asyncio.to_thread(writer, 250) for _ in range(4)))
     kills = 0
     while not writers.done() or kills < 3:
-        relay = start_relay(spawn, settings, dsn, "--batch", "50")
-        await asyncio.sleep(rng.uniform(0.3, 1.2))  # a random moment: start-up, mid-batch, idle
+        relay = start_relay(spawn, settings, dsn, "--batch", "50", "--poll-s", "0.02")
+        await logged(relay, "outbox.relay_started")
+        await asyncio.sleep(rng.uniform(0, 0.5))  # a random moment of its loop
         relay.kill9()
         kills += 1
     await writers
     last = start_relay(spawn, settings, dsn, "--until-empty")
     assert last.wait(60) == 0, last.output()
+    resent = stopped_totals(last)["duplicate"]  # rows a killed relay had enqueued, not deleted
     assert len(ids) == 1000 and pending(dsn) == 0
     assert await waiting(client) == 1000
     missing = [i for i in ids if not await job_exists(client, row_job_id("email-queue", i))]
-    assert missing == []
+    assert missing == [], f"{kills} kills, {resent} rows re-sent"
 
 
 async def test_relay_metrics_pending_oldest_age_and_refused(
