@@ -5,6 +5,13 @@ job into the outbox with ``enqueue_in_outbox`` and run ``manage.py jobq_outbox_r
 
 from __future__ import annotations
 
+from jobq.contrib import missing_extra
+
+try:
+    import django  # noqa: F401
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, "django") from exc
+
 from jobq.contrib.django.client import close_client, get_client, jobq_settings
 from jobq.contrib.django.on_commit import enqueue_on_commit
 

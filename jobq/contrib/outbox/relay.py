@@ -16,8 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from jobq.contrib import missing_extra
+
+try:
+    import psycopg
+    from psycopg import sql
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, "outbox") from exc
 
 from jobq.client import EnqueueResult, JobRequest
 from jobq.contrib.outbox.metrics import OutboxMetrics

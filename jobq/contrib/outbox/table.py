@@ -9,23 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Double,
-    Identity,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-    func,
-    insert,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from jobq.contrib import missing_extra
+
+try:
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        DateTime,
+        Double,
+        Identity,
+        MetaData,
+        SmallInteger,
+        String,
+        Table,
+        Text,
+        func,
+        insert,
+    )
+    from sqlalchemy.dialects.postgresql import JSONB
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, "outbox") from exc
 
 from jobq.contrib.outbox.schema import DEFAULT_SOURCE, DEFAULT_TABLE, TASK_MAX_CHARS, row_job_id
 from jobq.flow import check_priority
