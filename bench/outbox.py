@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from sqlalchemy import create_engine  # noqa: E402
 from jobq.contrib.outbox import row_job_id  # noqa: E402
 from jobq.contrib.outbox.relay import Relay  # noqa: E402
 from jobq.contrib.outbox.table import metadata  # noqa: E402
-from jobq.embedded import ServerProcess, valkey_binary  # noqa: E402
+from jobq.embedded import ServerProcess, free_port, valkey_binary  # noqa: E402
 from jobq.logs import configure_logging  # noqa: E402
 from jobq.settings import Settings  # noqa: E402
 from jobq.sync import SyncClient  # noqa: E402
@@ -71,7 +72,8 @@ def throughput(pg: PostgresServer, settings: Settings, rows: int, batch: int) ->
 def latency(pg: PostgresServer, settings: Settings, rate: float, seconds: float,
             batch: int) -> dict[str, float]:
     """Commit -> job start, with rows committed one per transaction at ``rate`` rows/s (4
-    writers), a relay (polling every 0.1 s when idle) and a real worker draining bench-queue."""
+    writers), a relay process (``jobq outbox relay``, polling every 0.1 s when idle) and a real
+    worker process draining bench-queue."""
     dsn = outbox_db(pg, "latency")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env.update(REDIS_URL=settings.redis_url, JOBQ_KEY_PREFIX=settings.key_prefix,
@@ -79,12 +81,12 @@ def latency(pg: PostgresServer, settings: Settings, rate: float, seconds: float,
                JOBQ_COMPLETED_KEEP="10000000")  # keep every record: their processedAt is read
     log = Path(tempfile.mkdtemp(prefix="bench-worker-")) / "worker.log"
     with log.open("wb") as out:
+        worker_port = free_port()
         worker = subprocess.Popen([sys.executable, "-m", "jobq", "worker", "--queue",
-                                   "bench-queue:32", "--metrics-port", "0"], env=env,
+                                   "bench-queue:32", "--metrics-port", str(worker_port)], env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
     committed: dict[int, float] = {}
     lock = threading.Lock()
-    stop = threading.Event()
     writers = 4
     total = int(rate * seconds)
 
@@ -101,10 +103,15 @@ def latency(pg: PostgresServer, settings: Settings, rate: float, seconds: float,
                     committed[row[0]] = at
                 time.sleep(max(0.0, due - time.monotonic()))
 
+    with (log.parent / "relay.log").open("wb") as out:
+        relay_port = free_port()
+        relay = subprocess.Popen([sys.executable, "-m", "jobq", "outbox", "relay", "--dsn", dsn,
+                                  "--batch", str(batch), "--metrics-port", str(relay_port)],
+                                 env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+    _await_up(worker_port)  # both up before the first commit: start-up is not measured
+    _await_up(relay_port)
     with SyncClient(settings, load_registry(settings.tasks)) as client:
-        relay = Relay(lambda: psycopg.connect(dsn), client, batch=batch)
-        relaying = threading.Thread(target=relay.run, args=(stop,))
-        relaying.start()
         started = time.perf_counter()
         threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
         for t in threads:
@@ -117,9 +124,8 @@ def latency(pg: PostgresServer, settings: Settings, rate: float, seconds: float,
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        stop.set()
-        relaying.join()
-        relay.close()
+        relay.terminate()
+        relay.wait(30)
         to_start: list[float] = []
         to_job: list[float] = []
         for row_id, at in committed.items():
@@ -131,6 +137,19 @@ def latency(pg: PostgresServer, settings: Settings, rate: float, seconds: float,
     worker.wait(30)
     return {"rate": achieved, "jobs": len(to_start), **_percentiles("start", to_start),
             **_percentiles("created", to_job)}
+
+
+def _await_up(port: int, timeout_s: float = 60.0) -> None:
+    """Wait until a process answers /healthz on ``port``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nothing answers on port {port} after {timeout_s}s") from None
+            time.sleep(0.05)
 
 
 def _epoch(stamp: str) -> float:
