@@ -96,3 +96,15 @@ def test_enqueue_on_commit_option_waits_for_the_commit(django_jobq: None) -> Non
         rolled = backend.enqueue(tasks.add, [3, 4], {})
         raise RuntimeError("roll back")
     assert job_or_none(rolled.id) is None
+
+
+def test_check_warns_when_the_worker_module_is_not_among_jobqs_tasks(
+    django_project: PostgresServer, settings: Settings,
+) -> None:
+    from jobq.contrib.django.backend import JobqBackend
+
+    backend = JobqBackend("default", {"QUEUES": ["django-tasks"]})
+    with jobq_settings_of(settings):
+        assert [m.id for m in backend.check()] == ["jobq.W001"]
+    with jobq_settings_of(settings, WORKER_TASKS):
+        assert backend.check() == []

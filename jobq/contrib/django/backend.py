@@ -16,11 +16,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from jobq.contrib.django.client import get_client
+from jobq.contrib.django.client import get_client, jobq_settings
 from jobq.contrib.django.tasks_api import (
     TASK_MAX_PRIORITY,
     TASK_MIN_PRIORITY,
@@ -34,6 +36,7 @@ from jobq.errors import NotFound
 from jobq.jobs import JobPublic, State
 from jobq.keys import DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN, job_id_for
 
+WORKER_MODULE = "jobq.contrib.django.worker"  # declares the jobq tasks that run Django tasks
 TASK_PREFIX = "django."  # jobq task of Django queue q: "django.q" (its jobq queue is q)
 ERROR_MARK = "DjangoTaskError: "  # how worker.py's failure reasons start
 
@@ -92,6 +95,20 @@ class JobqBackend(BaseTaskBackend):
         object.__setattr__(result, "id", job_id)
         object.__setattr__(result, "enqueued_at", timezone.now())
         return result
+
+    def check(self, **kwargs: Any) -> list[Any]:
+        """Warn (``manage.py check``) when jobq's tasks do not include the module that declares
+        the Django tasks' jobq tasks: every enqueue would fail with "unknown task"."""
+        try:
+            tasks = jobq_settings().tasks
+        except ImproperlyConfigured as exc:
+            return [checks.Error(str(exc), id="jobq.E001")]
+        if WORKER_MODULE in tasks:
+            return []
+        return [checks.Warning(
+            f"the jobq backend {self.alias!r} needs {WORKER_MODULE!r} in jobq's tasks",
+            hint="add it to settings.JOBQ['TASKS'] (or JOBQ_TASKS), and to the workers' "
+                 "JOBQ_TASKS", id="jobq.W001")]
 
     def get_result(self, result_id: str) -> Any:
         try:
