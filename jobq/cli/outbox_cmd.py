@@ -11,7 +11,7 @@ from types import FrameType
 
 import click
 
-from jobq.cli.common import EXIT_USAGE, fail, settings_and_registry
+from jobq.cli.common import EXIT_USAGE, fail, require_free_port, settings_and_registry
 
 METRICS_HOST = "0.0.0.0"  # as a worker's /metrics
 MISSING = ("the outbox relay needs {name}: pip install 'jobq[outbox]' "
@@ -59,6 +59,7 @@ def relay(dsn: str, table: str, source: str, batch: int, poll_s: float, metrics_
     except psycopg.ProgrammingError as exc:
         reason = " ".join(str(exc).split())  # libpq's message ends in a newline
         fail(f"--dsn is not a PostgreSQL connection string: {reason}", EXIT_USAGE)
+    require_free_port(metrics_port, "the relay's /metrics", "--metrics-port", host=METRICS_HOST)
     settings, registry = settings_and_registry()
     stop = threading.Event()
 
