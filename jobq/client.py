@@ -208,8 +208,9 @@ class Client:
         this): the task need not be in this client's registry. A handle typed by the result."""
         from jobq.results import JobHandle  # results builds on this module
 
-        request = JobRequest(task.name, idempotency_key, payload.model_dump(mode="json"),
-                             attempts, backoff, delay_s, priority)
+        # Validated below as any payload is: a mistyped field is InvalidPayload, not a warning.
+        body = payload.model_dump(mode="json", warnings=False)
+        request = JobRequest(task.name, idempotency_key, body, attempts, backoff, delay_s, priority)
         b = self._prepare(request, task)
         duplicate = await self.scripts.enqueue(
             self.keys(b.job.queue), b.idem_record, b.job_id, b.fingerprint,

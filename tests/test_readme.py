@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -90,4 +91,28 @@ async def test_the_own_tasks_example_runs_beside_the_demo(
         return record if record.get("state") == "completed" else None
 
     done = await eventually(completed, timeout=30, what="the README's own task to run")
-    assert done["result"] == {"ok": True}
+    assert done["result"] == {"invoiceId": "A-2", "charged": True}
+    # The typed producer, as the README runs it (the worker above runs its job).
+    (tmp_path / "myapp" / "produce.py").write_text(python_block("Client.open()"))
+    produced = subprocess.run([sys.executable, "-m", "myapp.produce"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    assert produced.stdout.split()[1] == "True", produced.stdout
+
+
+def test_the_test_of_your_own_task_passes_as_written(tmp_path: Path) -> None:
+    """The README's tests/test_tasks.py, run as the README says, by the installed plugin."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "tasks.py").write_text(python_block("send-invoice"))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_tasks.py").write_text(python_block("jobq.testing"))
+    command = next(re.search(r"`(python -m pytest [^`]+)`", line).group(1)  # type: ignore[union-attr]
+                   for line in README.splitlines() if "`python -m pytest " in line)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
+    # Without the dev tools' heavy plugins (a user's environment has none of them).
+    quiet = ["-p", "no:xdist", "-p", "no:schemathesis", "-p", "no:hypothesispytest",
+             "-p", "no:anyio", "-p", "no:cacheprovider"]
+    run = subprocess.run([sys.executable, *shlex.split(command)[1:], "-q", *quiet],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout, run.stdout

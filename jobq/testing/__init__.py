@@ -1,0 +1,20 @@
+"""Testing your own tasks, at two levels with production's serialization and no global flag:
+
+* ``run_task(task, payload)``: the handler called directly with a ``TestContext`` (no server);
+* ``JobqEnv`` (pytest fixture ``jobq_env``): the real client, worker loop and Lua scripts in
+  this process, on an embedded Valkey.
+
+The pytest plugin (``jobq.testing.plugin``, loaded by entry point) gives the fixtures."""
+
+from jobq.testing.direct import TaskRun, TestContext, run_task, test_context
+
+__all__ = ["JobqEnv", "TaskRun", "TestContext", "run_task", "test_context"]
+
+
+def __getattr__(name: str) -> object:
+    # JobqEnv brings the worker in: imported when asked for, so level 1 stays light.
+    if name == "JobqEnv":
+        from jobq.testing.env import JobqEnv
+
+        return JobqEnv
+    raise AttributeError(name)
