@@ -14,6 +14,7 @@ from typing_extensions import TypeVar
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
 from jobq.flow import FlowFields, KeyFunction, RateLimit, check_priority, flow_fields
+from jobq.hooks import Hooks, Lifespan, Middleware
 from jobq.jobs import Backoff
 from jobq.keys import DEFAULT_ATTEMPTS, DEFAULT_PRIORITY, QueueKeys
 
@@ -227,14 +228,24 @@ def task(
 
 
 class Registry:
-    """The task types one process knows, by name and by queue."""
+    """The task types one process knows, by name and by queue; with the middleware and the
+    worker lifespan (``jobq.hooks``) their handlers run in."""
 
-    def __init__(self, tasks: Iterable[Task]) -> None:
+    def __init__(self, tasks: Iterable[Task], *, middleware: Iterable[Middleware] = (),
+                 lifespan: Lifespan | None = None) -> None:
+        self.middleware = list(middleware)
+        self.lifespan = lifespan
+        self.state: Any = None
+        """What the lifespan yielded, once entered (``jobq.hooks.open_lifespan``)."""
+        # No middleware and no lifespan: the handlers run as declared, nothing in between.
+        hooks = Hooks(self.middleware, self) if self.middleware or lifespan else None
+        declared: dict[str, Task] = {}
         self._by_name: dict[str, Task] = {}
         for t in tasks:
-            if t.name in self._by_name and self._by_name[t.name] is not t:
+            if t.name in declared and declared[t.name] is not t:
                 raise ConfigError(f"task {t.name!r} is declared twice")
-            self._by_name[t.name] = t
+            declared[t.name] = t
+            self._by_name[t.name] = hooks.wrap(t) if hooks else t
 
     def __iter__(self) -> Iterator[Task]:
         return iter(self._by_name.values())
@@ -261,12 +272,19 @@ def load_registry(modules: Iterable[str]) -> Registry:
     if not names:
         raise ConfigError(NO_TASKS)
     found: list[Task] = []
+    middleware: list[Middleware] = []
+    lifespans: list[Lifespan] = []
     for name in names:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"cannot import task module {name!r}: {exc}") from exc
         found.extend(v for v in vars(module).values() if isinstance(v, Task))
+        middleware.extend(v for v in vars(module).values() if isinstance(v, Middleware))
+        lifespans.extend(v for v in vars(module).values() if isinstance(v, Lifespan))
     if not found:
         raise ConfigError(f"no tasks found in {', '.join(names)}")
-    return Registry(found)
+    if len(set(lifespans)) > 1:
+        raise ConfigError(f"more than one worker_lifespan in {', '.join(names)}: combine them")
+    return Registry(found, middleware=dict.fromkeys(middleware),
+                    lifespan=lifespans[0] if lifespans else None)

@@ -22,6 +22,7 @@ from jobq.client import Client, EnqueueResult
 from jobq.connection import connect
 from jobq.context import JobContext
 from jobq.errors import RetryLater
+from jobq.hooks import close_lifespan, open_lifespan
 from jobq.jobs import Backoff, DlqEntry, JobPublic
 from jobq.listing import ListState, list_jobs
 from jobq.results import JobHandle
@@ -60,7 +61,10 @@ class JobqEnv:
         s = Settings(redis_url=redis_url,
                      key_prefix=key_prefix or f"jobqtest{uuid.uuid4().hex[:10]}", **settings)
         failures: list[BaseException] = []
-        registry = Registry([_recording(t, failures) for t in tasks])
+        declared = tasks if isinstance(tasks, Registry) else Registry(tasks)
+        # Its tasks run inside its middleware and lifespan already (jobq.hooks).
+        registry = Registry([_recording(t, failures) for t in declared])
+        resources = await open_lifespan(declared)
         redis = connect(s.redis_url)
         client = Client(redis, registry, s)
         scripts = Scripts(redis)
@@ -83,6 +87,7 @@ class JobqEnv:
             _, left = await asyncio.wait(loops, timeout=STOP_S)
             for task in left:
                 task.cancel()
+            await close_lifespan(resources)
             await client.close()
 
     @property
