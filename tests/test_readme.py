@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -15,6 +16,8 @@ from fixtures import eventually, process_env
 
 from jobq.client import Client
 from jobq.settings import Settings
+from jobq.tasks import load_registry
+from jobq.testing import JobqEnv
 
 pytestmark = pytest.mark.any_server
 
@@ -116,3 +119,39 @@ def test_the_test_of_your_own_task_passes_as_written(tmp_path: Path) -> None:
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout, run.stdout
+
+
+async def test_the_fastapi_app_and_the_worker_extras_run_as_written(
+    settings: Settings, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """myapp/web.py serves through the app's lifespan and dependency; myapp/observability.py
+    registers its lifespan and middleware beside the tasks, and jobs run with them."""
+    import httpx
+
+    (tmp_path / "myapp").mkdir()
+    for name, marker in (("tasks", "send-invoice"), ("web", "jobq_lifespan"),
+                         ("observability", "worker_lifespan")):
+        (tmp_path / "myapp" / f"{name}.py").write_text(python_block(marker))
+    for name in [n for n in os.environ if n.startswith("JOBQ_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("JOBQ_KEY_PREFIX", settings.key_prefix)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        app = importlib.import_module("myapp.web").app
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
+            answer = await http.post("/invoices/A-9")
+        assert answer.status_code == 200, answer.text
+        job = await client.get_job(answer.json()["jobId"])
+        assert (job.type, job.payload) == ("send-invoice", {"invoiceId": "A-9"})
+        registry = load_registry(["myapp.tasks", "myapp.observability"])
+        assert registry.lifespan is not None and len(registry.middleware) == 1
+        async with JobqEnv.start(settings.redis_url, registry) as env:
+            handle = await env.enqueue("send-invoice", "invoice-A-10", {"invoiceId": "A-10"})
+            await env.drain()
+            assert (await env.client.get_job(handle.job_id)).result == {
+                "invoiceId": "A-10", "charged": True}
+    finally:
+        for name in [n for n in sys.modules if n == "myapp" or n.startswith("myapp.")]:
+            del sys.modules[name]
