@@ -89,7 +89,7 @@ async def test_the_sync_client_waits_for_a_typed_result(settings: Settings) -> N
 
 
 GOOD = '''
-from jobq import Client, JobContext, task
+from jobq import Client, JobContext, SyncClient, task
 from pydantic import BaseModel
 
 class Invoice(BaseModel):
@@ -110,6 +110,9 @@ async def produce(client: Client) -> int:
     receipt = await (await send_invoice.enqueue(client, "k", Invoice(invoiceId="A"))).result(5)
     n = await (await count.enqueue(client, "k", Invoice(invoiceId="A"))).result()
     return receipt.charged + n
+
+def produce_blocking(client: SyncClient) -> int:
+    return send_invoice.enqueue(client, "k", Invoice(invoiceId="A")).result(5).charged
 '''
 
 BAD = '''
