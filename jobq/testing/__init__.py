@@ -7,14 +7,6 @@
 The pytest plugin (``jobq.testing.plugin``, loaded by entry point) gives the fixtures."""
 
 from jobq.testing.direct import TaskRun, TestContext, run_task, test_context
+from jobq.testing.env import JobqEnv
 
 __all__ = ["JobqEnv", "TaskRun", "TestContext", "run_task", "test_context"]
-
-
-def __getattr__(name: str) -> object:
-    # JobqEnv brings the worker in: imported when asked for, so level 1 stays light.
-    if name == "JobqEnv":
-        from jobq.testing.env import JobqEnv
-
-        return JobqEnv
-    raise AttributeError(name)
