@@ -71,6 +71,7 @@ async def test_the_own_tasks_example_runs_beside_the_demo(
     """myapp/tasks.py as the README gives it, enqueued with the README's own command line."""
     (tmp_path / "myapp").mkdir()
     (tmp_path / "myapp" / "tasks.py").write_text(python_block("send-invoice"))
+    (tmp_path / "myapp" / "observability.py").write_text(python_block("worker_lifespan"))
     line = next(line for b in blocks("console") for line in b.splitlines()
                 if line.startswith("$ ") and "jobq enqueue send-invoice" in line)
     words = shlex.split(line[2:])
@@ -86,7 +87,8 @@ async def test_the_own_tasks_example_runs_beside_the_demo(
     created = jobq(*args, "--json")
     assert created.returncode == 0, created.stderr
     job_id = json.loads(created.stdout)["jobId"]
-    start_worker("billing:1", JOBQ_TASKS=tasks)
+    # With the README's lifespan and middleware module: a real worker enters and runs them.
+    start_worker("billing:1", JOBQ_TASKS=f"{tasks},myapp.observability")
 
     async def completed() -> dict[str, object] | None:
         status = jobq("status", job_id, "--full")
@@ -96,7 +98,7 @@ async def test_the_own_tasks_example_runs_beside_the_demo(
     done = await eventually(completed, timeout=30, what="the README's own task to run")
     assert done["result"] == {"invoiceId": "A-2", "charged": True}
     # The typed producer, as the README runs it (the worker above runs its job).
-    (tmp_path / "myapp" / "produce.py").write_text(python_block("Client.open()"))
+    (tmp_path / "myapp" / "produce.py").write_text(python_block("async with Client.open()"))
     produced = subprocess.run([sys.executable, "-m", "myapp.produce"], env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)
     assert produced.returncode == 0, produced.stderr

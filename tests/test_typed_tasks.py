@@ -16,7 +16,7 @@ from typedtasks import Invoice, Receipt, charge, refuse, total
 
 from jobq import Client, SyncClient
 from jobq.admin import cancel_job
-from jobq.errors import JobCancelled, JobDeadLettered, ResultTimeout, UnknownTask
+from jobq.errors import JobCancelled, JobDeadLettered, JobExpired, ResultTimeout, UnknownTask
 from jobq.settings import Settings
 from jobq.tasks import Registry
 
@@ -75,6 +75,10 @@ async def test_result_raises_for_dead_lettered_cancelled_and_unfinished(
             await failing.result(timeout=30)
     assert "card declined for R" in str(failed.value.reason)
     assert failed.value.dlq_id is not None
+    # A finished job's record trimmed (R12) while its idempotency record remains: expired.
+    await typed_client.redis.delete(typed_client.keys("typed").job(failing.job_id))
+    with pytest.raises(JobExpired):
+        await failing.result(timeout=1)
 
 
 async def test_the_sync_client_waits_for_a_typed_result(settings: Settings) -> None:
