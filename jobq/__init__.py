@@ -6,9 +6,19 @@ from pathlib import Path as _Path
 
 from jobq.client import Client, EnqueueResult, ReplayResult
 from jobq.context import JobContext
-from jobq.errors import JobqError, PermanentError, RetryLater
+from jobq.errors import (
+    InvalidResult,
+    JobCancelled,
+    JobDeadLettered,
+    JobFailed,
+    JobqError,
+    PermanentError,
+    ResultTimeout,
+    RetryLater,
+)
 from jobq.flow import RateLimit
 from jobq.jobs import Backoff, State
+from jobq.results import JobHandle, SyncJobHandle
 from jobq.sync import SyncClient
 from jobq.tasks import Registry, Task, load_registry, task
 
@@ -24,16 +34,23 @@ __all__ = [
     "Backoff",
     "Client",
     "EnqueueResult",
+    "InvalidResult",
+    "JobCancelled",
     "JobContext",
+    "JobDeadLettered",
+    "JobFailed",
+    "JobHandle",
     "JobqError",
     "PermanentError",
     "RateLimit",
     "Registry",
     "ReplayResult",
+    "ResultTimeout",
     "RetryLater",
     "Settings",
     "State",
     "SyncClient",
+    "SyncJobHandle",
     "Task",
     "load_registry",
     "load_settings",

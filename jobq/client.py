@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from jobq import keys
-from jobq.connection import Redis
+from jobq.connection import Redis, connect
 from jobq.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -32,8 +35,12 @@ from jobq.jobs import (
 )
 from jobq.logs import get_logger
 from jobq.scripts import CONFLICT, DUPLICATE, ENQUEUE_CHUNK, BatchJob, NewJob, Scripts
-from jobq.settings import Settings
-from jobq.tasks import Registry, Task
+from jobq.settings import Settings, load_settings
+from jobq.tasks import P, R, Registry, Task, load_registry
+
+if TYPE_CHECKING:
+    from jobq.results import JobHandle
+    from jobq.watch import JobWatch
 
 log = get_logger("jobq.client")
 
@@ -114,6 +121,52 @@ class Client:
         self._prefix = settings.key_prefix
         # The registry's queues, built once: enqueue is on every producer's hot path.
         self._known = {q: keys.QueueKeys(self._prefix, q) for q in registry.queues}
+        self._watch: JobWatch | None = None  # made by the first wait for a job's end
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, tasks: Registry | Iterable[Task] | None = None,
+    ) -> Client:
+        """A client with its own connection: ``settings`` (default: the environment and
+        ``.env``, as every jobq process reads them) and ``tasks`` (default: the modules of
+        ``JOBQ_TASKS``; none named is an empty registry, fine for typed tasks, which carry
+        their own declaration). Close it with ``close()``, or use ``Client.open``."""
+        settings = settings or load_settings()
+        return cls(connect(settings.redis_url), registry_of(settings, tasks), settings)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings | None = None, *, tasks: Registry | Iterable[Task] | None = None,
+    ) -> AsyncIterator[Client]:
+        """``async with Client.open() as client:`` a client (``from_settings``) closed on exit."""
+        client = cls.from_settings(settings, tasks=tasks)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def close(self) -> None:
+        """End this client's waits (``watch``) and close its connection."""
+        if self._watch is not None:
+            await self._watch.close()
+            self._watch = None
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def watch(self) -> JobWatch:
+        """This client's long polls on job events (``jobq.watch``), made on first use."""
+        if self._watch is None:
+            from jobq.watch import JobWatch  # watch builds on this module
+
+            self._watch = JobWatch(self)
+        return self._watch
 
     def keys(self, queue: str) -> keys.QueueKeys:
         return self._known.get(queue) or keys.QueueKeys(self._prefix, queue)
@@ -139,6 +192,31 @@ class Client:
             self.settings.idempotency_retention_s, b.delay_ms, b.job,
         )
         return EnqueueResult(b.job_id, b.job.queue, duplicate)
+
+    async def send(
+        self,
+        task: Task[P, R],
+        idempotency_key: str,
+        payload: P,
+        *,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        delay_s: float = 0.0,
+        priority: int | None = None,
+    ) -> JobHandle[R]:
+        """``enqueue`` for a task object and a payload of its model (``task.enqueue`` calls
+        this): the task need not be in this client's registry. A handle typed by the result."""
+        from jobq.results import JobHandle  # results builds on this module
+
+        # Validated below as any payload is: a mistyped field is InvalidPayload, not a warning.
+        body = payload.model_dump(mode="json", warnings=False)
+        request = JobRequest(task.name, idempotency_key, body, attempts, backoff, delay_s, priority)
+        b = self._prepare(request, task)
+        duplicate = await self.scripts.enqueue(
+            self.keys(b.job.queue), b.idem_record, b.job_id, b.fingerprint,
+            self.settings.idempotency_retention_s, b.delay_ms, b.job,
+        )
+        return JobHandle(b.job_id, b.job.queue, duplicate, task, self)
 
     async def enqueue_many(
         self, requests: list[JobRequest]
@@ -194,10 +272,10 @@ class Client:
                 task.cancel()
         return [r for r in out if r is not None]
 
-    def _prepare(self, r: JobRequest) -> BatchJob:
+    def _prepare(self, r: JobRequest, task: Task[Any, Any] | None = None) -> BatchJob:
         """Validate one job and compute what its script call needs (its flow keys from the
         validated payload); raises UnknownTask or InvalidPayload."""
-        task = self.registry.get(r.type)
+        task = task or self.registry.get(r.type)
         model = task.validate(r.payload)
         q = self.keys(task.queue)
         flow = task.flow(q, model)
@@ -334,6 +412,16 @@ class Client:
         log.info("job.replayed", jobId=job_id, queue=entry.queue, type=entry.type,
                  replayedFromJobId=entry.originalJobId, dlqId=dlq_id, duplicate=duplicate)
         return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
+
+
+def registry_of(settings: Settings, tasks: Registry | Iterable[Task] | None) -> Registry:
+    """The registry of a producer: the tasks given, else those of ``settings.tasks``, else none
+    (a typed task enqueues without a registry; enqueue by name then says "unknown task")."""
+    if isinstance(tasks, Registry):
+        return tasks
+    if tasks is not None:
+        return Registry(tasks)
+    return load_registry(settings.tasks) if settings.tasks else Registry([])
 
 
 def _replay_flow(task: Task, q: keys.QueueKeys, payload: dict[str, Any]) -> FlowFields:

@@ -37,6 +37,9 @@ class JobContext:
     cancelled: bool = False
     """Set when the job was cancelled while running. Async handlers are cancelled outright;
     a sync handler (on a thread, which cannot be interrupted) should check this and return."""
+    state: Any = None
+    """What the worker's lifespan yielded (``jobq.hooks.worker_lifespan``): resources shared by
+    the jobs of one worker process (a database pool, an HTTP client); None without one."""
 
     async def side_effect(self, name: str, effect: Callable[[], Awaitable[Any] | Any]) -> bool:
         """Run ``effect`` unless an earlier attempt of this job reserved ``name`` already.

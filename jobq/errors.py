@@ -65,3 +65,34 @@ class JobFinished(JobqError):
 
 class UnknownQueue(NotFound):
     """No job was ever created in that queue and no loaded task names it."""
+
+
+class JobFailed(JobqError):
+    """``JobHandle.result``: the job failed for good; ``reason`` is its last error."""
+
+    def __init__(self, message: str, job_id: str, reason: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.reason = reason
+
+
+class JobDeadLettered(JobFailed):
+    """``JobHandle.result``: the job spent its attempts (or failed permanently) and was
+    dead-lettered; ``dlq_id`` names its DLQ entry (replay it from there)."""
+
+    def __init__(self, message: str, job_id: str, reason: str | None,
+                 dlq_id: str | None) -> None:
+        super().__init__(message, job_id, reason)
+        self.dlq_id = dlq_id
+
+
+class JobCancelled(JobqError):
+    """``JobHandle.result``: the job was cancelled; it has no result."""
+
+
+class ResultTimeout(JobqError, TimeoutError):
+    """``JobHandle.result``: the job had not finished when the wait ran out (it still may)."""
+
+
+class InvalidResult(JobqError):
+    """``JobHandle.result``: the stored result does not fit the task's result type."""

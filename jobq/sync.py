@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from jobq.client import Client, EnqueueResult, JobRequest, ReplayResult
+from jobq.client import Client, EnqueueResult, JobRequest, ReplayResult, registry_of
 from jobq.connection import connect
 from jobq.errors import JobqError
 from jobq.jobs import Backoff, DlqEntry, DlqPage, JobPublic
+from jobq.results import SyncJobHandle
 from jobq.settings import Settings, load_settings
-from jobq.tasks import Registry, load_registry
+from jobq.tasks import P, R, Registry, Task, load_registry
 
 T = TypeVar("T")
 
@@ -28,18 +30,65 @@ class SyncClient:
 
     def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
         self.settings = settings or load_settings()
-        self.registry = registry or load_registry(self.settings.tasks)
+        self.registry = registry if registry is not None else load_registry(self.settings.tasks)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jobq-client",
                                         daemon=True)
         self._thread.start()
         self._client = self._run(self._open())
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, tasks: Registry | Iterable[Task] | None = None,
+    ) -> SyncClient:
+        """As ``Client.from_settings``: no ``JOBQ_TASKS`` is an empty registry (typed tasks
+        carry their own declaration), where ``SyncClient()`` refuses to start without tasks."""
+        settings = settings or load_settings()
+        return cls(settings, registry_of(settings, tasks))
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls, settings: Settings | None = None, *, tasks: Registry | Iterable[Task] | None = None,
+    ) -> Iterator[SyncClient]:
+        """``with SyncClient.open() as client:`` a client (``from_settings``) closed on exit."""
+        client = cls.from_settings(settings, tasks=tasks)
+        try:
+            yield client
+        finally:
+            client.close()
+
     async def _open(self) -> Client:
         return Client(connect(self.settings.redis_url), self.registry, self.settings)
 
+    @property
+    def client(self) -> Client:
+        """The async client under this one (it lives on this object's private loop)."""
+        return self._client
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of ``client`` (the async client) on this object's loop; blocks."""
+        return self._run(coro)
+
+    def send(
+        self,
+        task: Task[P, R],
+        idempotency_key: str,
+        payload: P,
+        *,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        delay_s: float = 0.0,
+        priority: int | None = None,
+    ) -> SyncJobHandle[R]:
+        """``Client.send``, blocking (``task.enqueue(sync_client, ...)`` calls this)."""
+        handle = self._run(self._client.send(task, idempotency_key, payload, attempts=attempts,
+                                             backoff=backoff, delay_s=delay_s,
+                                             priority=priority))
+        return SyncJobHandle(handle, self)
 
     def enqueue(
         self,
@@ -80,7 +129,7 @@ class SyncClient:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        self._run(self._client.redis.aclose())
+        self._run(self._client.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()

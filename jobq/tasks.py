@@ -4,30 +4,41 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
 
 from jobq.errors import ConfigError, InvalidPayload, UnknownTask
 from jobq.flow import FlowFields, KeyFunction, RateLimit, check_priority, flow_fields
+from jobq.hooks import Hooks, Lifespan, Middleware
 from jobq.jobs import Backoff
 from jobq.keys import DEFAULT_ATTEMPTS, DEFAULT_PRIORITY, QueueKeys
 
 if TYPE_CHECKING:
+    from jobq.client import Client
     from jobq.context import JobContext
+    from jobq.results import JobHandle, SyncJobHandle
+    from jobq.sync import SyncClient
 
 NO_TASKS = ("no tasks configured: set JOBQ_TASKS to the module(s) that declare your tasks "
             "(JOBQ_TASKS=jobq.demo for the demo tasks)")
 
 Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
+P = TypeVar("P", bound=BaseModel, default=BaseModel)  # a task's payload model
+R = TypeVar("R", default=Any)  # what its handler returns (its result, once decoded)
+R2 = TypeVar("R2")
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
-    """A task type: its name, queue, payload model, retry policy, flow control and handler."""
+class Task(Generic[P, R]):
+    """A task type: its name, queue, payload model, retry policy, flow control and handler.
+
+    Typed by its payload model ``P`` and result ``R``: ``await task.enqueue(client, key,
+    P(...))`` gives a ``JobHandle[R]`` whose ``result()`` is an ``R`` (``jobq.results``)."""
 
     name: str
     queue: str
@@ -41,11 +52,39 @@ class Task:
     rate_key: KeyFunction | None = None
     concurrency_limit: int | None = None
     concurrency_key: KeyFunction | None = None
+    result: type[R] | None = None
+    """The result's type (a pydantic model, or any type pydantic validates), which a
+    ``JobHandle`` validates the stored result against; None: the handler's return annotation
+    when it resolves, else the result as decoded JSON."""
     is_async: bool = field(init=False, repr=False, compare=False)
     """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+
+    @overload
+    async def enqueue(
+        self, client: Client, idempotency_key: str, payload: P, *, attempts: int | None = None,
+        backoff: Backoff | None = None, delay_s: float = 0.0, priority: int | None = None,
+    ) -> JobHandle[R]: ...
+
+    @overload
+    def enqueue(
+        self, client: SyncClient, idempotency_key: str, payload: P, *,
+        attempts: int | None = None, backoff: Backoff | None = None, delay_s: float = 0.0,
+        priority: int | None = None,
+    ) -> SyncJobHandle[R]: ...
+
+    def enqueue(
+        self, client: Client | SyncClient, idempotency_key: str, payload: P, *,
+        attempts: int | None = None, backoff: Backoff | None = None, delay_s: float = 0.0,
+        priority: int | None = None,
+    ) -> Awaitable[JobHandle[R]] | SyncJobHandle[R]:
+        """Create a job of this task once per idempotency key (``Client.enqueue``), with a
+        payload of its own model: a handle on the job, typed by this task's result. With a
+        ``SyncClient`` it blocks and answers a ``SyncJobHandle``."""
+        return client.send(self, idempotency_key, payload, attempts=attempts, backoff=backoff,
+                           delay_s=delay_s, priority=priority)
 
     def flow(self, q: QueueKeys, model: BaseModel) -> FlowFields:
         """The limits one job of this task counts against, keyed from its validated payload."""
@@ -86,11 +125,67 @@ def _integral(value: Any) -> Any:
     return value
 
 
+class Declare(Generic[P, R]):
+    """What ``task(..., result=...)`` returns: a decorator whose handler must take the payload
+    model and return the result type (async or not)."""
+
+    def __init__(self, make: Callable[[Handler], Task[Any, Any]]) -> None:
+        self._make = make
+
+    @overload
+    def __call__(self, handler: Callable[[JobContext, P], Coroutine[Any, Any, R]]) -> Task[P, R]:
+        ...
+
+    @overload
+    def __call__(self, handler: Callable[[JobContext, P], R]) -> Task[P, R]: ...
+
+    def __call__(self, handler: Handler) -> Task[P, R]:
+        return self._make(handler)
+
+
+class DeclareInferred(Generic[P]):
+    """What ``task(...)`` without ``result`` returns: the result type is the handler's."""
+
+    def __init__(self, make: Callable[[Handler], Task[Any, Any]]) -> None:
+        self._make = make
+
+    @overload
+    def __call__(self, handler: Callable[[JobContext, P], Coroutine[Any, Any, R2]]
+                 ) -> Task[P, R2]: ...
+
+    @overload
+    def __call__(self, handler: Callable[[JobContext, P], R2]) -> Task[P, R2]: ...
+
+    def __call__(self, handler: Handler) -> Task[P, Any]:
+        return self._make(handler)
+
+
+@overload
+def task(
+    name: str, *, queue: str, payload: type[P], result: type[R],
+    attempts: int = ..., backoff: Backoff | None = ..., timeout_s: float | None = ...,
+    priority: int = ..., rate_limit: RateLimit | str | None = ...,
+    rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
+    concurrency_key: KeyFunction | None = ...,
+) -> Declare[P, R]: ...
+
+
+@overload
+def task(
+    name: str, *, queue: str, payload: type[P], result: None = None,
+    attempts: int = ..., backoff: Backoff | None = ..., timeout_s: float | None = ...,
+    priority: int = ..., rate_limit: RateLimit | str | None = ...,
+    rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
+    concurrency_key: KeyFunction | None = ...,
+) -> DeclareInferred[P]: ...
+
+
 def task(
     name: str,
     *,
     queue: str,
     payload: type[BaseModel],
+    result: type[Any] | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: Backoff | None = None,
     timeout_s: float | None = None,
@@ -99,8 +194,11 @@ def task(
     rate_key: KeyFunction | None = None,
     concurrency_limit: int | None = None,
     concurrency_key: KeyFunction | None = None,
-) -> Callable[[Handler], Task]:
+) -> Declare[Any, Any] | DeclareInferred[Any]:
     """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
+
+    ``result`` (a model or type) is what the handler returns and what a ``JobHandle`` gives
+    back, validated; without it the handler's return annotation serves (``jobq.results``).
 
     Flow control (R17): ``priority`` (0-9, higher first) is the default of its jobs;
     ``rate_limit`` (``RateLimit(10, 1.0)`` or ``"10/1s"``) caps how many of its jobs start per
@@ -122,22 +220,32 @@ def task(
     if concurrency_key is not None and concurrency_limit is None:
         raise ConfigError(f"task {name!r}: concurrency_key needs a concurrency_limit")
 
-    def declare(handler: Handler) -> Task:
+    def declare(handler: Handler) -> Task[Any, Any]:
         return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
-                    priority, rate, rate_key, concurrency_limit, concurrency_key)
+                    priority, rate, rate_key, concurrency_limit, concurrency_key, result)
 
-    return declare
+    return Declare(declare) if result is not None else DeclareInferred(declare)
 
 
 class Registry:
-    """The task types one process knows, by name and by queue."""
+    """The task types one process knows, by name and by queue; with the middleware and the
+    worker lifespan (``jobq.hooks``) their handlers run in."""
 
-    def __init__(self, tasks: Iterable[Task]) -> None:
+    def __init__(self, tasks: Iterable[Task], *, middleware: Iterable[Middleware] = (),
+                 lifespan: Lifespan | None = None) -> None:
+        self.middleware = list(middleware)
+        self.lifespan = lifespan
+        self.state: Any = None
+        """What the lifespan yielded, once entered (``jobq.hooks.open_lifespan``)."""
+        # No middleware and no lifespan: the handlers run as declared, nothing in between.
+        hooks = Hooks(self.middleware, self) if self.middleware or lifespan else None
+        declared: dict[str, Task] = {}
         self._by_name: dict[str, Task] = {}
         for t in tasks:
-            if t.name in self._by_name and self._by_name[t.name] is not t:
+            if t.name in declared and declared[t.name] is not t:
                 raise ConfigError(f"task {t.name!r} is declared twice")
-            self._by_name[t.name] = t
+            declared[t.name] = t
+            self._by_name[t.name] = hooks.wrap(t) if hooks else t
 
     def __iter__(self) -> Iterator[Task]:
         return iter(self._by_name.values())
@@ -164,12 +272,19 @@ def load_registry(modules: Iterable[str]) -> Registry:
     if not names:
         raise ConfigError(NO_TASKS)
     found: list[Task] = []
+    middleware: list[Middleware] = []
+    lifespans: list[Lifespan] = []
     for name in names:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"cannot import task module {name!r}: {exc}") from exc
         found.extend(v for v in vars(module).values() if isinstance(v, Task))
+        middleware.extend(v for v in vars(module).values() if isinstance(v, Middleware))
+        lifespans.extend(v for v in vars(module).values() if isinstance(v, Lifespan))
     if not found:
         raise ConfigError(f"no tasks found in {', '.join(names)}")
-    return Registry(found)
+    if len(set(lifespans)) > 1:
+        raise ConfigError(f"more than one worker_lifespan in {', '.join(names)}: combine them")
+    return Registry(found, middleware=dict.fromkeys(middleware),
+                    lifespan=lifespans[0] if lifespans else None)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from jobq.context import JobContext
 from jobq.errors import PermanentError, RetryLater
-from jobq.jobs import dumps
+from jobq.results import encode_result
 from jobq.tasks import Task
 
 MAX_REASON_CHARS = 4000  # failure reasons are stored on the job and in the DLQ: keep them small
@@ -73,7 +73,7 @@ async def execute(
             result = await (asyncio.wait_for(call, timeout_s) if timeout_s else call)
         else:
             result = await _in_thread(task, ctx, payload, threads, timeout_s)
-        return Outcome(ok=True, result_json=dumps(result),
+        return Outcome(ok=True, result_json=encode_result(result),
                        duration_s=time.perf_counter() - started)
     except asyncio.CancelledError:
         raise

@@ -17,6 +17,7 @@ import uuid
 from jobq.connection import connect, retrying
 from jobq.errors import ConfigError
 from jobq.health import LoopBeat, serve
+from jobq.hooks import close_lifespan, open_lifespan
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -86,6 +87,7 @@ async def run_worker(
         with attempt:
             await scripts.load()
 
+    resources = await open_lifespan(registry)  # the tasks' shared resources (ctx.state)
     metrics = WorkerMetrics()
     loop_beat = LoopBeat()
     http = serve(metrics.registry, metrics_port, loop_beat)
@@ -151,6 +153,7 @@ async def run_worker(
     if left:
         log.warning("worker.tasks_left_running", tasks=sorted(left))
     http.shutdown()
+    await close_lifespan(resources)
     closing = asyncio.create_task(redis.aclose(), name="redis-close")
     await settle([closing], TASK_STOP_S)
     watchdog.disarm()

@@ -1,6 +1,6 @@
-"""Integrations with frameworks and databases, each in a package of its own, each imported only
-by the applications that use it (their dependencies are extras: ``jobq[django]``,
-``jobq[outbox]``)."""
+"""Integrations with frameworks and databases, each in a module or package of its own, each
+imported only by the applications that use it (their dependencies are extras: ``jobq[django]``,
+``jobq[outbox]``, ``jobq[api]`` for FastAPI); nothing here is loaded by ``import jobq``."""
 
 from __future__ import annotations
 
