@@ -9,16 +9,16 @@
 # on the host (default /etc/ssl/certs/ca-certificates.crt).
 #
 # Usage: hack/image.sh [--tag NAME] [--version V] [--archive FILE]
-#   --tag      image name (default localhost/jobq:dev)
-#   --version  the image's org.opencontainers.image.version label (default dev)
+#   --tag      image name (default localhost/jobq:<version>, the version of hack/version.sh)
+#   --version  the image's org.opencontainers.image.version label (default that version)
 #   --archive  also write the image as a docker-archive to FILE (for `ctr images import`)
 # Prints the image name as the last line of stdout; progress goes to stderr.
 # Needs root on Debian (buildah and debootstrap are apt-get installed when missing).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tag=localhost/jobq:dev
-version=dev
+version="$(bash "$root/hack/version.sh")"
+tag=""
 archive=""
 while (($#)); do
   case "$1" in
@@ -28,6 +28,8 @@ while (($#)); do
     *) printf 'usage: %s [--tag NAME] [--version V] [--archive FILE]\n' "$0" >&2; exit 2 ;;
   esac
 done
+
+tag="${tag:-localhost/jobq:$version}"
 
 # shellcheck source-path=SCRIPTDIR source=buildah-lib.sh
 source "$root/hack/buildah-lib.sh"
