@@ -13,15 +13,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/jobq
 COPY . .
-# Dependencies exactly as requirements.lock pins them (hash-checked; refreshed deliberately with
-# `bash hack/bootstrap.sh --lock`), then jobq's wheel without resolving anything again: a plain
-# (non-editable) install, so the venv holds no source checkout.
+# Dependencies exactly as requirements.lock pins them (jobq[all]: the core and every extra;
+# hash-checked; refreshed deliberately with `bash hack/bootstrap.sh --lock`), then `jobq[all]`
+# from the wheel with no index: nothing newer than the lock can slip in, and an extra's
+# dependency missing from the lock fails the build. A plain (non-editable) install, so the venv
+# holds no source checkout.
 # Bytecode is compiled here because the runtime root filesystem is read-only; from / so that the
 # source tree's operator/ folder cannot pass for the standard library's `operator` module.
 RUN /opt/jobq/bin/pip install --upgrade pip \
  && /opt/jobq/bin/pip install --require-hashes --no-deps -r requirements.lock \
  && /opt/jobq/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
- && /opt/jobq/bin/pip install --no-deps /tmp/wheels/*.whl \
+ && /opt/jobq/bin/pip install --no-index --find-links /tmp/wheels 'jobq[all]' \
  && /opt/jobq/bin/pip check \
  && /opt/jobq/bin/pip uninstall --yes pip \
  && cd / && /opt/jobq/bin/python -m compileall -q /opt/jobq/lib \

@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast test-cluster test-node image lint bench kind-e2e install clean
+.PHONY: dev test test-fast test-cluster test-node image lint bench docs kind-e2e install clean
 
 install:  ## create .venv and install jobq with its dev tools
 	bash hack/bootstrap.sh
@@ -37,8 +37,11 @@ bench: install  ## throughput and latency figures (printed, not asserted)
 image:  ## build the image from the Dockerfile with buildah, no Docker engine (root, Debian)
 	bash hack/image.sh
 
+docs: install  ## the docs site into site/ (mkdocs-material, strict; HTTP and Python references generated)
+	bash hack/docs.sh
+
 kind-e2e:  ## end to end on kind (needs Docker and kind)
 	bash hack/kind-e2e.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info .jobq .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .jobq .pytest_cache .mypy_cache .ruff_cache

@@ -10,8 +10,8 @@
 #                                          allows (a deliberate upgrade: run the tests after)
 #
 # pyproject.toml keeps the ranges jobq supports; the locks are what tests and the image use:
-# requirements-dev.lock (runtime + dev tools, here) and requirements.lock (runtime only, the
-# Dockerfile), resolved together so both pin the same versions.
+# requirements-dev.lock (runtime + dev tools, here) and requirements.lock (the runtime with every
+# extra, `jobq[all]`: the Dockerfile), resolved together so both pin the same versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -31,7 +31,7 @@ relock() {
   echo "bootstrap: resolving $DEV_LOCK and $RUNTIME_LOCK from pyproject.toml (a few minutes)" >&2
   "${compile[@]}" --extra dev --output-file "$DEV_LOCK" pyproject.toml
   # The runtime lock is constrained by the dev lock: the image runs what the tests ran.
-  "${compile[@]}" --constraint "$DEV_LOCK" --output-file "$RUNTIME_LOCK" pyproject.toml
+  "${compile[@]}" --constraint "$DEV_LOCK" --extra all --output-file "$RUNTIME_LOCK" pyproject.toml
 }
 
 case "${1:-}" in

@@ -8,26 +8,32 @@
 # pointed at it by a mounted /etc/pip.conf; neither ends up in the image. PIP_CERT names the bundle
 # on the host (default /etc/ssl/certs/ca-certificates.crt).
 #
-# Usage: hack/image.sh [--tag NAME] [--version V] [--archive FILE]
-#   --tag      image name (default localhost/jobq:dev)
-#   --version  the image's org.opencontainers.image.version label (default dev)
+# Usage: hack/image.sh [--tag NAME] [--version V] [--archive FILE] [--push REF]
+#   --tag      image name (default localhost/jobq:<version>, the version of hack/version.sh)
+#   --version  the image's org.opencontainers.image.version label (default that version)
 #   --archive  also write the image as a docker-archive to FILE (for `ctr images import`)
+#   --push     also push it to REF (host:port/name:tag; plain HTTP allowed for a loopback
+#              registry) and print its digest (sha256:...) before the name
 # Prints the image name as the last line of stdout; progress goes to stderr.
 # Needs root on Debian (buildah and debootstrap are apt-get installed when missing).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tag=localhost/jobq:dev
-version=dev
+version="$(bash "$root/hack/version.sh")"
+tag=""
 archive=""
+push=""
 while (($#)); do
   case "$1" in
     --tag) tag="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;
     --archive) archive="$2"; shift 2 ;;
-    *) printf 'usage: %s [--tag NAME] [--version V] [--archive FILE]\n' "$0" >&2; exit 2 ;;
+    --push) push="$2"; shift 2 ;;
+    *) printf 'usage: %s [--tag NAME] [--version V] [--archive FILE] [--push REF]\n' "$0" >&2; exit 2 ;;
   esac
 done
+
+tag="${tag:-localhost/jobq:$version}"
 
 # shellcheck source-path=SCRIPTDIR source=buildah-lib.sh
 source "$root/hack/buildah-lib.sh"
@@ -59,5 +65,14 @@ if [[ -n "$archive" ]]; then
   mkdir -p "$(dirname "$archive")"
   export_archive "$tag" "$archive"
   log "wrote $archive"
+fi
+if [[ -n "$push" ]]; then
+  digest_file="$build_dir/digest"
+  tls_verify=true
+  [[ "$push" == 127.0.0.1:* || "$push" == localhost:* ]] && tls_verify=false
+  "${BUILDAH[@]}" push --quiet --tls-verify="$tls_verify" --digestfile "$digest_file" \
+    "$tag" "docker://$push" >&2 || die "buildah push to $push failed"
+  log "pushed $push"
+  cat "$digest_file"; echo
 fi
 echo "$tag"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from jobq.cli.common import require_free_port, settings_and_registry
+from jobq.cli.extras import require_extra
 from jobq.logs import get_logger
 
 GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTERM
@@ -20,6 +21,7 @@ GRACEFUL_SHUTDOWN_S = 10  # in-flight requests get this long to finish on SIGTER
                    "requests on); the dashboard builds its links with it.")
 def api(host: str, port: int, root_path: str) -> None:
     """Serve the HTTP API (POST /jobs, /dlq, /queues, /metrics ...) until SIGTERM."""
+    require_extra("jobq api", "api")
     import uvicorn
 
     from jobq.api import create_app
@@ -29,7 +31,7 @@ def api(host: str, port: int, root_path: str) -> None:
     app = create_app(settings, registry)
     get_logger("jobq.api").info("api.starting", url=f"http://{host}:{port}",
                                 docs=f"http://{host}:{port}/docs")
-    # loop/http "auto" pick uvloop and httptools when installed (they are dependencies).
+    # loop/http "auto" pick uvloop and httptools when installed (the core and the api extra).
     config = uvicorn.Config(
         app, host=host, port=port, workers=1, loop="auto", http="auto", lifespan="on",
         access_log=False, log_config=None, server_header=False,

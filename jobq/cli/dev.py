@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from jobq.cli.common import make_cwd_importable, require_free_port
+from jobq.cli.extras import require_extra
 from jobq.embedded import ServerProcess, die_with, free_port, valkey_binary
 from jobq.errors import ConfigError
 from jobq.ports import is_port_free
@@ -85,8 +86,11 @@ def dev(port: int, metrics_port_base: int, redis_port: int | None,
     """Run everything locally: Redis (embedded unless REDIS_URL is set), the API, one worker
     per queue (the demo tasks unless JOBQ_TASKS names others, e.g. JOBQ_TASKS=jobq.demo,myapp.tasks)
     and the scheduler. Ctrl-C stops it all."""
+    require_extra("jobq dev", "api")
     settings = load_settings()
     embedded = "redis_url" not in settings.model_fields_set
+    if embedded:
+        require_extra("jobq dev without REDIS_URL", "embedded")
     if reset and not embedded:
         raise ConfigError("--reset clears the embedded Valkey's data in .jobq/; with REDIS_URL "
                           "set there is none (clear that Redis yourself)")

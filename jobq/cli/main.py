@@ -35,6 +35,8 @@ from jobq.watch import JobWatch
 # `jobq worker` never pays for the API's, the operator's or dev's imports.
 LAZY_COMMANDS = {
     "api": "jobq.cli.api_cmd:api",
+    "completion": "jobq.cli.completion_cmd:completion",
+    "config": "jobq.cli.config_cmd:config",
     "dev": "jobq.cli.dev:dev",
     "operator": "jobq.cli.operator_cmd:operator",
     "outbox": "jobq.cli.outbox_cmd:outbox",

@@ -8,6 +8,7 @@ import sys
 import click
 
 from jobq.cli.common import EXIT_USAGE, fail, require_free_port, settings_and_registry
+from jobq.cli.extras import require_extra
 
 
 @click.command()
@@ -48,6 +49,7 @@ def operator(
     firing is keyed by its time bucket, so none is ever doubled. Reaches Kubernetes in-cluster
     or through KUBECONFIG, and Redis through REDIS_URL.
     """
+    require_extra("jobq operator", "operator")
     if (namespace is None) == (not all_namespaces):
         fail("give exactly one of --namespace NS and --all-namespaces", EXIT_USAGE)
     from jobq.operator import OperatorOptions, run_operator
