@@ -6,7 +6,7 @@ import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,8 @@ NO_TASKS = ("no tasks configured: set JOBQ_TASKS to the module(s) that declare y
             "(JOBQ_TASKS=jobq.demo for the demo tasks)")
 
 Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
+Executor = Literal["thread", "process"]
+EXECUTORS: tuple[Executor, ...] = ("thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,9 @@ class Task:
     rate_key: KeyFunction | None = None
     concurrency_limit: int | None = None
     concurrency_key: KeyFunction | None = None
+    executor: Executor | None = None
+    """Where the handler runs: "thread" (in the worker: sync on a thread, async on its loop),
+    "process" (a child process of the worker), None = the worker's ``--executor``."""
     is_async: bool = field(init=False, repr=False, compare=False)
     """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
 
@@ -99,6 +104,7 @@ def task(
     rate_key: KeyFunction | None = None,
     concurrency_limit: int | None = None,
     concurrency_key: KeyFunction | None = None,
+    executor: Executor | None = None,
 ) -> Callable[[Handler], Task]:
     """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
 
@@ -107,6 +113,10 @@ def task(
     period and ``concurrency_limit`` how many run at once, across every worker: for all its
     jobs together, or per ``rate_key`` / ``concurrency_key``, a function of the validated
     payload (``lambda p: p.tenant``) evaluated where the job is created.
+
+    ``executor="process"`` runs the handler in a child process of the worker (timeouts that
+    stop it, crash and memory containment, every core for CPU-bound work); ``"thread"`` in the
+    worker itself; unset, the worker's ``--executor`` decides.
     """
     if attempts < 1:
         raise ConfigError(f"task {name!r}: attempts must be at least 1")
@@ -122,9 +132,12 @@ def task(
     if concurrency_key is not None and concurrency_limit is None:
         raise ConfigError(f"task {name!r}: concurrency_key needs a concurrency_limit")
 
+    if executor is not None and executor not in EXECUTORS:
+        raise ConfigError(f"task {name!r}: executor must be one of {', '.join(EXECUTORS)}")
+
     def declare(handler: Handler) -> Task:
         return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
-                    priority, rate, rate_key, concurrency_limit, concurrency_key)
+                    priority, rate, rate_key, concurrency_limit, concurrency_key, executor)
 
     return declare
 
