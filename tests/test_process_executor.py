@@ -152,6 +152,8 @@ async def test_max_jobs_recycles_the_worker_under_load_and_loses_nothing(
     assert set(exits) == {0} and len(exits) >= 3
     jobs = await all_ended(client, ids, timeout=5)
     assert all(j.state is State.COMPLETED and j.result == {"n": n} for n, j in enumerate(jobs))
+    # Handed back, never abandoned to the lease sweep (no attempt ``lost``).
+    assert not [h for j in jobs for h in j.history if h.outcome == "lost"]
     # And by memory: a limit below what any process needs recycles at once, exit 0.
     worker = start_worker("bench-queue:1", "--max-rss-mb", "1")
     assert await asyncio.to_thread(worker.wait, 30) == 0
