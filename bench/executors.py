@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from jobq.client import Client
+from jobq.client import Client, JobRequest
 from jobq.connection import connect
 from jobq.embedded import ServerProcess, valkey_binary
 from jobq.settings import Settings
@@ -133,8 +133,9 @@ async def jobq_run(url: str, queue: str, task: str, payload: dict[str, int], job
         tag = uuid.uuid4().hex[:6]
 
         async def send() -> None:
-            for i in range(jobs):
-                await client.enqueue(task, f"{tag}-{i}", payload)
+            requests = [JobRequest(task, f"{tag}-{i}", payload) for i in range(jobs)]
+            for at in range(0, jobs, 500):
+                await client.enqueue_many(requests[at:at + 500])
 
         async def done() -> bool:
             return int((await client.queue_counts(queue))["completed"]) >= jobs

@@ -8,14 +8,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fixtures import Proc, events, eventually, logged, metrics_port, process_env, scrape
+from inprocess import in_process_worker
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from jobq.client import Client
+from jobq.context import JobContext
 from jobq.jobs import JobPublic, State
 from jobq.settings import Settings
-from jobq.tasks import load_registry
+from jobq.tasks import Registry, load_registry, task
 
 QUEUE = "proc-queue"
 TASKS = "testtasks,proctasks"
@@ -180,3 +185,24 @@ async def test_sigterm_with_busy_children_hands_back_and_leaves_no_process(
     for job_id in ids:
         job = await client.get_job(job_id)
         assert job.state is State.WAITING and job.history[-1].handedBack, job.history
+
+
+class Nothing(BaseModel):
+    pass
+
+
+@task("deadline-thread", queue="deadline-queue", payload=Nothing, attempts=1, timeout_s=5.0)
+def deadline_thread(ctx: JobContext, payload: Nothing) -> dict[str, Any]:
+    """On the thread executor: what the handler is told of its deadline."""
+    return {"left": ctx.time_left(), "cancelled": ctx.cancelled}
+
+
+@pytest.mark.any_server
+async def test_a_thread_handler_is_told_its_deadline(settings: Settings, redis: Redis) -> None:
+    registry = Registry([deadline_thread])
+    client = Client(redis, registry, settings)
+    async with in_process_worker(settings, registry, "deadline-queue", 1):
+        job_id = (await client.enqueue("deadline-thread", "d", {})).job_id
+        job = await eventually(lambda: ended(client, job_id), what="the job to end")
+    assert job.state is State.COMPLETED and job.result is not None
+    assert 0 < job.result["left"] <= 5.0 and job.result["cancelled"] is False
