@@ -150,7 +150,8 @@ def celery_ready() -> Path:
     python = CELERY_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(CELERY_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"celery[redis]=={CELERY_VERSION}"],
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"celery[redis]=={CELERY_VERSION}",
+                    "packaging"],  # kombu imports it without requiring it
                    check=True)
     return python
 

@@ -126,15 +126,19 @@ async def test_a_leaking_child_is_recycled_after_the_job_that_crossed_its_memory
     settings: Settings, redis: Redis, start_worker: Callable[..., Proc], tmp_path: Path,
 ) -> None:
     client = client_for(redis, settings)
-    worker = proc_worker(start_worker, tmp_path, 1, JOBQ_CHILD_MAX_RSS_MB="300")
+    worker = proc_worker(start_worker, tmp_path, 1, JOBQ_CHILD_MAX_RSS_MB="300",
+                         JOBQ_CHILD_MAX_JOBS="3")
+    sizes = [0, 0, 400, 0, 0, 0, 0]  # MiB each job keeps for ever
     ids = [(await client.enqueue("proc-leak", f"leak-{n}", {"n": size})).job_id
-           for n, size in enumerate([0, 0, 400, 0])]
+           for n, size in enumerate(sizes)]
     jobs = await all_ended(client, ids)
     pids = [job.result["pid"] if job.result else None for job in jobs]
     assert pids[0] == pids[1] == pids[2], "recycled below the limit"
     assert pids[3] != pids[2], "the child that leaked past the limit ran another job"
-    recycled = await logged(worker, "worker.child_recycled")
-    assert recycled[0]["reason"] == "max_rss" and recycled[0]["childPid"] == pids[2]
+    assert pids[3] == pids[4] == pids[5] != pids[6], "not recycled after 3 jobs"
+    recycled = await logged(worker, "worker.child_recycled", 2)
+    assert [(r["reason"], r["childPid"]) for r in recycled] == [
+        ("max_rss", pids[2]), ("max_jobs", pids[5])]
 
 
 async def test_max_jobs_recycles_the_worker_under_load_and_loses_nothing(
