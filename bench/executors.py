@@ -36,7 +36,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from benchtasks import burn  # noqa: E402
 
-CELERY_VERSION = "5.4.0"
+CELERY_VERSION = "5.5.3"
 CELERY_VENV = Path(os.environ.get("JOBQ_CACHE_DIR", Path.home() / ".cache/jobq")) / "bench-celery"
 BULL = BENCH / "bullmq"
 TARGET_S = 0.020  # CPU per job
@@ -150,8 +150,7 @@ def celery_ready() -> Path:
     python = CELERY_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(CELERY_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"celery[redis]=={CELERY_VERSION}",
-                    "packaging"],  # kombu imports it without requiring it
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"celery[redis]=={CELERY_VERSION}"],
                    check=True)
     return python
 
@@ -218,6 +217,7 @@ async def main() -> None:
     parser.add_argument("--noop-jobs", type=int, default=2000)
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument("--skip-bullmq", action="store_true")
+    parser.add_argument("--skip-jobq", action="store_true", help="only Celery and BullMQ")
     args = parser.parse_args()
     loops = calibrate()
     print(f"{os.cpu_count()} cores; the 20 ms job = {loops} loops of bench/benchtasks.burn; "
@@ -229,11 +229,13 @@ async def main() -> None:
         try:
             url = server.url
             cpu = {"loops": loops}
-            row("jobq thread executor, concurrency 4",
-                await jobq_run(url, "cpu-queue", "cpu", cpu, args.jobs, "thread", 4, logdir))
-            for n in (2, 4):
-                row(f"jobq process executor, {n} children",
-                    await jobq_run(url, "cpu-queue", "cpu", cpu, args.jobs, "process", n, logdir))
+            if not args.skip_jobq:
+                row("jobq thread executor, concurrency 4",
+                    await jobq_run(url, "cpu-queue", "cpu", cpu, args.jobs, "thread", 4, logdir))
+                for n in (2, 4):
+                    row(f"jobq process executor, {n} children",
+                        await jobq_run(url, "cpu-queue", "cpu", cpu, args.jobs, "process", n,
+                                       logdir))
             if not args.skip_celery:
                 python = celery_ready()
                 for n in (2, 4):
@@ -246,6 +248,8 @@ async def main() -> None:
                 for n in (2, 4):
                     row(f"BullMQ sandboxed processors, {n} children",
                         await bullmq_run(url, args.jobs, n, logdir))
+            if args.skip_jobq:
+                return
             print(f"\nno-op jobs ({args.noop_jobs}), concurrency 4: per-job cost", flush=True)
             thread = await jobq_run(url, "bench-queue", "noop", {"n": 0}, args.noop_jobs,
                                     "thread", 4, logdir)
