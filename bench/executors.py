@@ -202,7 +202,7 @@ async def bullmq_run(url: str, jobs: int, children: int, logdir: Path) -> tuple[
         return log_has(log, "ready")
 
     await until(ready, 60, "the BullMQ worker")
-    return await counter_run(proc, url, key, ["node", "bench.js", "fill", url, queue, str(jobs)],
+    return await counter_run(proc, url, key, ["node", str(BULL / "bench.js"), "fill", url, queue, str(jobs)],
                              env, jobs)
 
 
