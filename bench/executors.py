@@ -202,8 +202,8 @@ async def bullmq_run(url: str, jobs: int, children: int, logdir: Path) -> tuple[
         return log_has(log, "ready")
 
     await until(ready, 60, "the BullMQ worker")
-    return await counter_run(proc, url, key, ["node", str(BULL / "bench.js"), "fill", url, queue, str(jobs)],
-                             env, jobs)
+    fill = ["node", str(BULL / "bench.js"), "fill", url, queue, str(jobs)]
+    return await counter_run(proc, url, key, fill, env, jobs)
 
 
 def row(label: str, figures: tuple[float, float]) -> None:
