@@ -122,6 +122,7 @@ async def test_a_child_that_dies_fails_only_its_attempt_with_the_reason(
     assert worker.popen.poll() is None  # the worker itself never went down
 
 
+@pytest.mark.any_server  # the child's memory and its recycling are the worker's own
 async def test_a_leaking_child_is_recycled_after_the_job_that_crossed_its_memory_limit(
     settings: Settings, redis: Redis, start_worker: Callable[..., Proc], tmp_path: Path,
 ) -> None:
