@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import Proc, events, eventually, logged, metrics_port, process_env, scrape
+from fixtures import Proc, events, eventually, job_in, logged, metrics_port, process_env, scrape
 from inprocess import in_process_worker
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from jobq.admin import cancel_job
 from jobq.client import Client
 from jobq.context import JobContext
 from jobq.jobs import JobPublic, State
@@ -170,24 +171,28 @@ async def test_max_jobs_recycles_the_worker_under_load_and_loses_nothing(
     assert events(worker, "worker.recycling")[0]["reason"] == "max_rss"
 
 
-async def test_sigterm_with_busy_children_hands_back_and_leaves_no_process(
+async def test_cancel_then_sigterm_with_busy_children_leaves_no_process(
     settings: Settings, redis: Redis, start_worker: Callable[..., Proc], tmp_path: Path,
 ) -> None:
     client = client_for(redis, settings)
-    worker = proc_worker(start_worker, tmp_path, 2, JOBQ_SHUTDOWN_GRACE_S="1")
-    ids = [(await client.enqueue("proc-busy", f"busy-{n}", {})).job_id for n in range(2)]
+    worker = proc_worker(start_worker, tmp_path, 3, JOBQ_SHUTDOWN_GRACE_S="1")
+    ids = [(await client.enqueue("proc-busy", f"busy-{n}", {})).job_id for n in range(3)]
 
-    async def both_running() -> bool:
+    async def all_running() -> bool:
         return all((tmp_path / f"{i}.1.pid").exists() for i in ids)
 
-    await eventually(both_running, what="both jobs to run in children")
+    await eventually(all_running, what="the jobs to run in children")
     children = [int((tmp_path / f"{i}.1.pid").read_text()) for i in ids]
     assert worker.pid not in children
     assert set(children) <= set(processes_with(settings.key_prefix))
+    # A cancel reaches the handler in its child (CancelledError where it sleeps).
+    *busy, cancelled = ids
+    await cancel_job(client, cancelled, who="test")
+    await eventually(lambda: job_in(client, cancelled, State.CANCELLED), what="the cancel")
     worker.terminate()
     assert await asyncio.to_thread(worker.wait, 20) == 0
     assert processes_with(settings.key_prefix) == []  # no orphan: worker and children gone
-    for job_id in ids:
+    for job_id in busy:
         job = await client.get_job(job_id)
         assert job.state is State.WAITING and job.history[-1].handedBack, job.history
 
