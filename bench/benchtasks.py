@@ -52,3 +52,21 @@ async def noop_3(ctx: JobContext, payload: Empty) -> dict[str, Any]:
 @task("noop-1", queue="bench-1", payload=Empty)
 async def noop_1(ctx: JobContext, payload: Empty) -> dict[str, Any]:
     return {"n": payload.n}
+
+
+class Burn(BaseModel):
+    loops: int = 0
+
+
+def burn(loops: int) -> int:
+    """Pure-Python CPU work (bench/executors.py calibrates ``loops`` to 20 ms): holds the GIL."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+@task("cpu", queue="cpu-queue", payload=Burn)
+def cpu(ctx: JobContext, payload: Burn) -> dict[str, Any]:
+    """A CPU-bound sync job; its executor is the worker's ``--executor``."""
+    return {"total": burn(payload.loops)}

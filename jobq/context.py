@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +41,13 @@ class JobContext:
     state: Any = None
     """What the worker's lifespan yielded (``jobq.hooks.worker_lifespan``): resources shared by
     the jobs of one worker process (a database pool, an HTTP client); None without one."""
+    deadline: float | None = None
+    """``time.monotonic()`` by which this attempt must end (its timeout), None without one. A
+    thread cannot be stopped: a sync handler on the thread executor should watch this."""
+
+    def time_left(self) -> float | None:
+        """Seconds until ``deadline`` (never below 0), None without a timeout."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     async def side_effect(self, name: str, effect: Callable[[], Awaitable[Any] | Any]) -> bool:
         """Run ``effect`` unless an earlier attempt of this job reserved ``name`` already.

@@ -19,6 +19,11 @@ class PermanentError(JobqError):
     """Raised by a handler: fail now, skip the remaining attempts, dead-letter the job."""
 
 
+class SoftTimeout(JobqError, TimeoutError):
+    """Raised inside a sync handler run by the process executor when its timeout passes: it may
+    clean up and must return soon; the child is killed at the hard timeout otherwise."""
+
+
 class LeaseLost(JobqError):
     """This worker's lease on the job is gone (expired and taken back); its write was refused."""
 

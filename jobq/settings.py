@@ -94,6 +94,22 @@ class Settings(BaseModel):
     """Per-queue rate limits, comma-separated ``<queue>=<starts>/<period>`` (``ms|s|m|h``), e.g.
     ``email-queue=10/1s``: at most that many jobs of the queue start in any such window, across
     every worker (R17). Give every worker of a queue the same value (the chart does)."""
+    executor: Literal["thread", "process"] = "thread"
+    """Where handlers of tasks that do not choose run: ``thread`` (in the worker: sync handlers
+    on threads, async ones on its event loop) or ``process`` (a pool of child processes)."""
+    children: int = Field(0, ge=0, le=1024)
+    """Child processes per queue for the process executor; 0 = the queue's concurrency."""
+    kill_after_s: float = Field(2.0, gt=0)
+    """Process executor: seconds after a job's (soft) timeout before its child is killed."""
+    child_max_jobs: int = Field(0, ge=0)
+    """Process executor: jobs a child runs before it is replaced; 0 = no limit."""
+    child_max_rss_mb: int = Field(0, ge=0)
+    """Process executor: a child whose memory (RSS) passed this after a job is replaced."""
+    max_jobs: int = Field(0, ge=0)
+    """Worker recycling: after this many jobs the worker stops claiming, finishes or hands back
+    what runs and exits 0 (Kubernetes restarts it); 0 = never."""
+    max_rss_mb: int = Field(0, ge=0)
+    """Worker recycling: the same once the worker's own memory (RSS) passes this; 0 = never."""
     ui: bool = True
     """Serve the dashboard under /ui (false: the API only)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

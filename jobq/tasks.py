@@ -6,7 +6,7 @@ import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -31,6 +31,8 @@ Handler = Callable[["JobContext", Any], Awaitable[Any] | Any]
 P = TypeVar("P", bound=BaseModel, default=BaseModel)  # a task's payload model
 R = TypeVar("R", default=Any)  # what its handler returns (its result, once decoded)
 R2 = TypeVar("R2")
+Executor = Literal["thread", "process"]
+EXECUTORS: tuple[Executor, ...] = ("thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class Task(Generic[P, R]):
     """The result's type (a pydantic model, or any type pydantic validates), which a
     ``JobHandle`` validates the stored result against; None: the handler's return annotation
     when it resolves, else the result as decoded JSON."""
+    executor: Executor | None = None
+    """Where the handler runs: "thread" (in the worker: sync on a thread, async on its loop),
+    "process" (a child process of the worker), None = the worker's ``--executor``."""
     is_async: bool = field(init=False, repr=False, compare=False)
     """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
 
@@ -166,7 +171,7 @@ def task(
     attempts: int = ..., backoff: Backoff | None = ..., timeout_s: float | None = ...,
     priority: int = ..., rate_limit: RateLimit | str | None = ...,
     rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
-    concurrency_key: KeyFunction | None = ...,
+    concurrency_key: KeyFunction | None = ..., executor: Executor | None = ...,
 ) -> Declare[P, R]: ...
 
 
@@ -176,7 +181,7 @@ def task(
     attempts: int = ..., backoff: Backoff | None = ..., timeout_s: float | None = ...,
     priority: int = ..., rate_limit: RateLimit | str | None = ...,
     rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
-    concurrency_key: KeyFunction | None = ...,
+    concurrency_key: KeyFunction | None = ..., executor: Executor | None = ...,
 ) -> DeclareInferred[P]: ...
 
 
@@ -194,6 +199,7 @@ def task(
     rate_key: KeyFunction | None = None,
     concurrency_limit: int | None = None,
     concurrency_key: KeyFunction | None = None,
+    executor: Executor | None = None,
 ) -> Declare[Any, Any] | DeclareInferred[Any]:
     """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
 
@@ -205,6 +211,10 @@ def task(
     period and ``concurrency_limit`` how many run at once, across every worker: for all its
     jobs together, or per ``rate_key`` / ``concurrency_key``, a function of the validated
     payload (``lambda p: p.tenant``) evaluated where the job is created.
+
+    ``executor="process"`` runs the handler in a child process of the worker (timeouts that
+    stop it, crash and memory containment, every core for CPU-bound work); ``"thread"`` in the
+    worker itself; unset, the worker's ``--executor`` decides.
     """
     if attempts < 1:
         raise ConfigError(f"task {name!r}: attempts must be at least 1")
@@ -220,9 +230,13 @@ def task(
     if concurrency_key is not None and concurrency_limit is None:
         raise ConfigError(f"task {name!r}: concurrency_key needs a concurrency_limit")
 
+    if executor is not None and executor not in EXECUTORS:
+        raise ConfigError(f"task {name!r}: executor must be one of {', '.join(EXECUTORS)}")
+
     def declare(handler: Handler) -> Task[Any, Any]:
         return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
-                    priority, rate, rate_key, concurrency_limit, concurrency_key, result)
+                    priority, rate, rate_key, concurrency_limit, concurrency_key, result,
+                    executor)
 
     return Declare(declare) if result is not None else DeclareInferred(declare)
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ from jobq.context import JobContext
 from jobq.errors import PermanentError, RetryLater
 from jobq.results import encode_result
 from jobq.tasks import Task
+
+if TYPE_CHECKING:
+    from jobq.worker.processes import ProcessPool
 
 MAX_REASON_CHARS = 4000  # failure reasons are stored on the job and in the DLQ: keep them small
 
@@ -59,14 +62,17 @@ def _reason(exc: BaseException) -> str:
 
 async def execute(
     task: Task, ctx: JobContext, raw_payload: Any, threads: ThreadPoolExecutor,
-    timeout_s: float | None,
+    timeout_s: float | None, processes: ProcessPool | None = None,
 ) -> Outcome:
     """Run ``task`` for one attempt and say how it went."""
     try:
         payload = task.payload.model_validate(raw_payload)
     except ValidationError as exc:
         return Outcome(ok=False, reason=_reason(exc), permanent=True)
+    if processes is not None and (task.executor or ctx.settings.executor) == "process":
+        return await processes.run(task, ctx, raw_payload, timeout_s)  # in a child (R26)
     started = time.perf_counter()
+    ctx.deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         if task.is_async:
             call = task.handler(ctx, payload)
@@ -105,6 +111,8 @@ async def _in_thread(
     def run() -> Any:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
             loop.call_soon_threadsafe(_set_started, started)
+        if timeout_s:
+            ctx.deadline = time.monotonic() + timeout_s  # from when the thread starts it
         return task.handler(ctx, raw)
 
     thread = loop.run_in_executor(threads, run)

@@ -25,6 +25,7 @@ from jobq.shutdown import settle, stop_tasks
 from jobq.tasks import Registry
 from jobq.worker.leases import LeaseRenewer, LeaseTable
 from jobq.worker.metrics import WorkerMetrics
+from jobq.worker.processes.recycle import Recycler
 from jobq.worker.runner import QueueRunner, QueueSpec
 from jobq.worker.sweeper import Sweeper
 from jobq.worker.watchdog import AFTER_GRACE_S, ShutdownWatchdog
@@ -112,6 +113,14 @@ async def run_worker(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    # --max-jobs / --max-rss-mb: the same orderly stop as SIGTERM, then exit 0 (R26).
+    def recycle() -> None:
+        watchdog.arm()
+        stop.set()
+
+    recycler = Recycler(settings, metrics, on_due=recycle)
+    for runner in runners:
+        runner.job_ended = recycler.job_ended
 
     fetchers = [asyncio.create_task(r.fetch(), name=f"fetch:{r.spec.name}") for r in runners]
     finishers = [asyncio.create_task(f.run(), name=f"finish:{r.spec.name}:{n}")
@@ -119,6 +128,7 @@ async def run_worker(
     background = [asyncio.create_task(s.run(), name=f"sweep:{s.runner.spec.name}")
                   for s in sweepers]
     background.append(asyncio.create_task(loop_beat.run(), name="loop-beat"))
+    background.append(asyncio.create_task(recycler.run(), name="recycler"))
     log.info("worker.started", worker=worker_id, metricsPort=http.server_port,
              queues={s.name: s.concurrency for s in specs}, graceS=settings.shutdown_grace_s)
 
@@ -147,6 +157,7 @@ async def run_worker(
     for sweeper in sweepers:
         sweeper.stop()
     loop_beat.stop()
+    recycler.stop()
     await asyncio.gather(*(s.leave() for s in sweepers))
     left = await settle(background, TASK_STOP_S)
     left |= await stop_tasks([*fetchers, *finishers, *background], TASK_STOP_S)

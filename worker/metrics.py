@@ -134,6 +134,14 @@ class WorkerMetrics:
             "Jobs a claim held back by a limit (reason=rate: delayed until the window allows; "
             "reason=concurrency: parked until a slot of its key frees).", ("queue", "reason"),
             registry=r)
+        self.recycles = Counter(
+            "jobq_worker_recycles_total",
+            "Worker recycles (--max-jobs, --max-rss-mb): it stopped claiming and exited 0.",
+            ("reason",), registry=r)
+        self.children_replaced = Counter(
+            "jobq_worker_children_replaced_total",
+            "Child processes of the process executor replaced, by reason (max_jobs, max_rss, "
+            "hard_timeout, died, cancel).", ("queue", "reason"), registry=r)
         self._children: dict[tuple[str, str], TaskMetrics] = {}
         r.register(_PerJobCollector(self._children))
 

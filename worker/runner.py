@@ -20,6 +20,7 @@ work arrives or the next delayed job falls due: no busy polling.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
+from jobq.worker.processes.choice import pool_for
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
 MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits for
@@ -128,6 +130,8 @@ class QueueRunner:
         self._stopped: dict[AttemptKey, str] = {}
         self.stuck_threads = 0  # sync handlers past their timeout whose thread still runs
         self._threads = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=spec.name)
+        self.processes = pool_for(spec, settings, registry, metrics)  # None: no process tasks
+        self.job_ended: Callable[[], None] = lambda: None  # worker recycling counts jobs
         self._stopping = asyncio.Event()
         self._block: asyncio.Task[object] | None = None
         self._blocking: Redis = connect(settings.redis_url, max_connections=1)
@@ -156,6 +160,8 @@ class QueueRunner:
         for it would run forever. The stop event is checked every turn and ends every wait;
         cancellation stays a second means.
         """
+        if self.processes is not None:
+            self.processes.start()
         try:
             if len(self.lanes) == 1:
                 await self._fetch_lane(self.lanes[0])
@@ -362,7 +368,7 @@ class QueueRunner:
                 outcome = Outcome(ok=False, reason=str(exc), permanent=True)
             else:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
-                                        c.timeout_s or task.timeout_s)
+                                        c.timeout_s or task.timeout_s, self.processes)
             done = Finished(c, ctx, outcome)
             stopped = self._stopped.get(key)
             if stopped == "lost":
@@ -398,6 +404,7 @@ class QueueRunner:
             self._stopped.pop(key, None)
             lane.running -= 1
             lane.slot_free.set()
+            self.job_ended()
 
     async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
         """Keep the job's slot until the thread of a sync handler that overran its timeout
@@ -433,6 +440,8 @@ class QueueRunner:
         if self.running:
             await asyncio.wait(list(self.running.values()), timeout=CANCEL_WAIT_S)
         self._threads.shutdown(wait=False, cancel_futures=True)
+        if self.processes is not None:
+            await self.processes.close()  # no child outlives the worker
 
     async def hand_back(self) -> int:
         """Return every lease still held to the front of the queue, attempt not spent."""

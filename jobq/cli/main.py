@@ -81,11 +81,27 @@ def cli() -> None:
               help="Queue to work on, with how many jobs run at once (default 1). Repeatable.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=9101, show_default=True,
               help="Port of /metrics and /healthz (0 = any free port, logged at start).")
-def worker(queues: tuple[str, ...], metrics_port: int) -> None:
+@click.option("--executor", type=click.Choice(["thread", "process"]), default=None,
+              help="Where handlers of tasks that do not choose run: in the worker (thread) or "
+              "in child processes (process) [env JOBQ_EXECUTOR, default thread].")
+@click.option("--children", type=click.IntRange(0, 1024), default=None,
+              help="Child processes per queue for the process executor (0 = the queue's "
+              "concurrency) [JOBQ_CHILDREN].")
+@click.option("--max-jobs", type=click.IntRange(0), default=None,
+              help="Recycle the worker after this many jobs: stop claiming, finish or hand "
+              "back, exit 0 (0 = never) [JOBQ_MAX_JOBS].")
+@click.option("--max-rss-mb", type=click.IntRange(0), default=None,
+              help="Recycle the worker once its memory (RSS) passes this (0 = never) "
+              "[JOBQ_MAX_RSS_MB].")
+def worker(queues: tuple[str, ...], metrics_port: int, executor: str | None,
+           children: int | None, max_jobs: int | None, max_rss_mb: int | None) -> None:
     """Run jobs of one or more queues until SIGTERM, then shut down gracefully."""
     from jobq.worker.main import parse_queue, run_worker
 
     settings, registry = settings_and_registry()
+    given = {"executor": executor, "children": children, "max_jobs": max_jobs,
+             "max_rss_mb": max_rss_mb}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     specs = [parse_queue(q) for q in queues]
     what = "the worker's metrics"
     require_free_port(metrics_port, what, "--metrics-port", host=METRICS_HOST)
