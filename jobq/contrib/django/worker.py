@@ -62,9 +62,9 @@ def run_django_task(ctx: JobContext, call: DjangoTaskCall) -> Any:
     return value
 
 
-def declare() -> dict[str, Task]:
+def declare() -> dict[str, Task[Any, Any]]:
     """One jobq task per queue of each ``JobqBackend`` in ``settings.TASKS``."""
-    declared: dict[str, Task] = {}
+    declared: dict[str, Task[Any, Any]] = {}
     for params in getattr(settings, "TASKS", {}).values():
         backend = import_string(params["BACKEND"])
         if not (isinstance(backend, type) and issubclass(backend, JobqBackend)):
