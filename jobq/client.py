@@ -34,6 +34,8 @@ from jobq.logs import get_logger
 from jobq.scripts import CONFLICT, DUPLICATE, ENQUEUE_CHUNK, BatchJob, NewJob, Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry, Task
+from jobq.workflows.model import Node, Part
+from jobq.workflows.service import WorkflowCreated, Workflows, WorkflowView
 
 log = get_logger("jobq.client")
 
@@ -193,6 +195,25 @@ class Client:
             for task in sent:  # on an error (Redis away), cancel the calls not answered yet
                 task.cancel()
         return [r for r in out if r is not None]
+
+    def prepare(self, r: JobRequest) -> BatchJob:
+        """``_prepare`` for the other producers of jobs (workflow nodes)."""
+        return self._prepare(r)
+
+    @functools.cached_property
+    def workflows(self) -> Workflows:
+        return Workflows(self)
+
+    async def create_workflow(self, idempotency_key: str, spec: Part | list[Node], *,
+                              fail_fast: bool = False) -> WorkflowCreated:
+        """Create a workflow (a DAG of jobs, R24) once per key; see ``jobq.workflows``."""
+        return await self.workflows.create(idempotency_key, spec, fail_fast=fail_fast)
+
+    async def get_workflow(self, workflow_id: str, *, results: bool = False) -> WorkflowView:
+        return await self.workflows.get(workflow_id, results=results)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        return await self.workflows.cancel(workflow_id)
 
     def _prepare(self, r: JobRequest) -> BatchJob:
         """Validate one job and compute what its script call needs (its flow keys from the
