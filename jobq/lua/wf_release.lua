@@ -57,7 +57,7 @@ for at = 3, #ARGV, per do
     storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "cancelled", now, now, nonce)
     redis.call("HSET", jobKey, "wf", wf, "finishedAt", now, "cancelRequested", now)
     redis.call("ZADD", KEYS[3], now, jobId)
-    workflowOutcome(jobPrefix, jobId, "C", "cancelled: workflow cancelled", now, wf)
+    workflowOutcome(jobPrefix, jobId, "C", "cancelled on request", now, wf)
     out[#out + 1] = 3
   end
 end

@@ -12,7 +12,6 @@ entry: apply (workflow slot) -> release / cancel (each queue's slot) -> ack read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from jobq.workflows.scripts import (
     EXISTS,
     FOLLOW_UP_MOST,
     RUN,
+    TOMBSTONED,
     NodeSpec,
     Step,
     WorkflowScripts,
@@ -37,6 +37,7 @@ log = get_logger("jobq.workflows")
 
 INTENT_AGE_MS = 5000  # an intent older than this is the sweeper's (its writer may have died)
 TAKEN_ALREADY = "job id taken by a job outside the workflow"
+CANCELLED = "cancelled on request"
 
 
 class Relay:
@@ -67,47 +68,68 @@ class Relay:
     async def follow_up(self, wk: WorkflowKeys, step: Step) -> Step:
         """Release the ready nodes and cancel the kill list's, until both are empty."""
         while step.ready or step.kill:
-            failed = await self._release(wk, step)
+            failed, stopped = await self._release(wk, step)
             await self.wf.ack(wk, [s.idx for s in step.ready], [s.idx for s in step.kill])
             for spec in failed:
                 await self.wf.apply(wk, "apply", spec.idx, 0, "F", TAKEN_ALREADY)
+            await self._settle_stopped(wk, stopped)
             if not failed and len(step.ready) < FOLLOW_UP_MOST \
                     and len(step.kill) < FOLLOW_UP_MOST:
                 return step
             step = await self.wf.apply(wk, "pending")
         return step
 
-    async def _release(self, wk: WorkflowKeys, step: Step) -> list[NodeSpec]:
+    async def _release(
+        self, wk: WorkflowKeys, step: Step,
+    ) -> tuple[list[NodeSpec], list[NodeSpec]]:
         """Create the ready nodes' jobs and stop the kill list's, one call per queue, queues
-        side by side. The nodes whose job id another producer holds, to be failed."""
+        side by side. Answers the nodes whose job id another producer holds (to be failed)
+        and those whose jobs this call ended cancelled (not the running ones: their workers
+        end them)."""
         per_queue: dict[str, list[tuple[str, NodeSpec]]] = {}
         for spec in step.ready:
             per_queue.setdefault(spec.queue, []).append((RUN, spec))
         for spec in step.kill:
             per_queue.setdefault(spec.queue, []).append((CANCEL, spec))
         retention = self.settings.idempotency_retention_s
+        failed: list[NodeSpec] = []
+        stopped: list[NodeSpec] = []
 
-        async def one(queue: str, items: list[tuple[str, NodeSpec]]) -> list[NodeSpec]:
+        async def one(queue: str, items: list[tuple[str, NodeSpec]]) -> None:
             codes = await self.wf.release(self.queue(queue), retention, wk.id, items)
-            failed = []
             for (mode, spec), code in zip(items, codes, strict=True):
                 if mode == RUN and code == CONFLICT:
                     log.error("workflow.node_job_taken", workflow=wk.id, node=spec.key,
                               jobId=spec.job_id)
                     failed.append(spec)
-                elif mode == CANCEL and code == EXISTS:
-                    await self._cancel_job(queue, spec.job_id)
-            return failed
+                elif mode == CANCEL and (code == TOMBSTONED or (
+                        code == EXISTS and await self._cancel_job(queue, spec.job_id))):
+                    stopped.append(spec)
 
-        answers = await asyncio.gather(*(one(q, items) for q, items in per_queue.items()))
-        return [spec for failed in answers for spec in failed]
+        await asyncio.gather(*(one(q, items) for q, items in per_queue.items()))
+        return failed, stopped
 
-    async def _cancel_job(self, queue: str, job_id: str) -> None:
+    async def _cancel_job(self, queue: str, job_id: str) -> bool:
+        """Cancel a node's job: True when it ended cancelled now (it was waiting or delayed),
+        False when its worker was asked to (running) or it had ended already (its outcome is,
+        or was, in the outbox)."""
         s = self.settings
-        # A job that ended already has its outcome in the outbox (or applied) anyway.
-        with contextlib.suppress(JobFinished, NotFound):
-            await self.scripts.cancel(self.queue(queue), job_id, s.completed_keep,
-                                      s.completed_max_age_s * 1000)
+        try:
+            return await self.scripts.cancel(self.queue(queue), job_id, s.completed_keep,
+                                             s.completed_max_age_s * 1000)
+        except (JobFinished, NotFound):
+            return False
+
+    async def _settle_stopped(self, wk: WorkflowKeys, stopped: list[NodeSpec]) -> None:
+        """Apply the cancels this relay caused itself and drop their outbox entries: the queue
+        of a stopped node may have no worker (and so no relay) at all. The same outcome from
+        the outbox later changes nothing (wf_apply's guard)."""
+        per_queue: dict[str, list[str]] = {}
+        for spec in stopped:
+            await self.wf.apply(wk, "apply", spec.idx, 0, "C", CANCELLED)
+            per_queue.setdefault(spec.queue, []).append(spec.job_id)
+        for queue, job_ids in per_queue.items():
+            await self.wf.take(self.queue(queue), 0, job_ids)
 
     # Intents: announced before work that no outbox entry anchors (creation, cancel).
 

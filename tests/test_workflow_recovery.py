@@ -1,0 +1,165 @@
+"""R24 through crashes, duplicates and cancels: an outbox entry applied twice releases once; a
+relay killed -9 again and again during a fan-in loses no release and makes none twice;
+cancelling stops waiting, queued and running nodes and nothing starts afterwards; when a
+workflow ends, every key it owns expires. On a cluster the two node queues live on different
+primaries, and every script touches one slot (tests/test_redis_cluster.py checks KEYS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures import ON_CLUSTER, Proc, eventually, job_in
+from redis.asyncio import RedisCluster
+from wfhelpers import WF_TASKS, a, b, ended, node, runs
+
+from jobq.client import Client
+from jobq.jobs import State
+from jobq.keys import QueueKeys
+from jobq.settings import Settings
+from jobq.workflows import Node, chord, group
+from jobq.workflows.keys import INTENT_SHARDS, intent_key, outbox_keys
+from jobq.workflows.relay import Relay
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"tasks": WF_TASKS.split(",")})
+
+
+@pytest.fixture
+def effects(tmp_path: Path) -> Path:
+    return tmp_path / "effects.txt"
+
+
+async def wait_len(client: Client, queue: str) -> int:
+    return int(await client.redis.llen(QueueKeys(client.settings.key_prefix, queue).wait))
+
+
+async def test_outbox_entry_applied_twice_releases_once(client: Client) -> None:
+    """No worker: the test plays the relay. Each node's outcome is applied twice (a duplicate
+    delivery, a relay that died before its ack); the join is released once, with one job."""
+    created = await client.create_workflow("dup", chord(group(a("x", add=1), b("y", add=2)),
+                                                        b("join")))
+    relay = Relay(client.scripts, client.settings)
+    wk = relay.wf.keys(created.workflow_id)
+    assert await wait_len(client, "wf-a") == 1 and await wait_len(client, "wf-b") == 1
+    wf_field = await client.redis.hget(client.keys("wf-a").job(created.jobs["x"]), "wf")
+    x_entry = json.dumps({"w": wf_field, "o": "S", "d": json.dumps({"value": 1})})
+    for _ in range(2):
+        await relay.apply_entry(x_entry)
+    assert (await client.get_workflow(created.workflow_id)).counts["succeeded"] == 1
+    y_field = await client.redis.hget(client.keys("wf-b").job(created.jobs["y"]), "wf")
+    y_entry = json.dumps({"w": y_field, "o": "S", "d": json.dumps({"value": 2})})
+    first = await relay.wf.apply(wk, "apply", *y_field.split("|")[1:], "S", "{}")
+    second = await relay.wf.apply(wk, "apply", *y_field.split("|")[1:], "S", "{}")
+    assert first.applied and not second.applied
+    assert [s.key for s in first.ready] == [s.key for s in second.ready] == ["join"]
+    await relay.follow_up(wk, first)
+    await relay.follow_up(wk, second)  # the same ready entry handed to a second relay
+    await relay.apply_entry(y_entry)
+    assert await wait_len(client, "wf-b") == 2  # y, then join: once
+    view = await client.get_workflow(created.workflow_id)
+    assert node(view, "join").state == "released"
+    assert view.counts == {"waiting": 0, "released": 1, "succeeded": 2, "failed": 0,
+                           "cancelled": 0, "dep_failed": 0}
+    assert await client.redis.llen(wk.key("ready")) == 0
+
+
+async def test_relay_killed_during_fan_in_releases_join_once(
+    client: Client, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    """A worker (its relay with it) is killed -9 three times while a 30-way fan-in settles;
+    the next one picks up the leased outbox entries. The join runs once, with 30 results."""
+    env = {"JOBQ_TEST_EFFECTS_FILE": str(effects)}
+    spec = chord(group(*(a(f"p{i}", add=1, sleep=0.05) for i in range(30))), b("join"))
+    created = await client.create_workflow("kill-loop", spec)
+    start_worker("wf-b:2", **env)  # the join's queue, never killed
+    for round_ in range(3):
+        victim = start_worker("wf-a:3", **env)
+
+        async def progressed(mark: int = (round_ + 1) * 6) -> bool:
+            return sum(runs(effects).values()) >= mark
+
+        await eventually(progressed, timeout=30, what="children to run")
+        victim.kill9()
+    start_worker("wf-a:4", **env)
+    view = await ended(client, created.workflow_id, timeout=60)
+    assert view.state == "succeeded", view.counts
+    join = node(view, "join")
+    assert join.result["value"] == 30 and len(join.result["inputs"]) == 30
+    join_job = await client.get_job(join.job_id)
+    assert runs(effects)["join"] == join_job.attempts == 1
+
+
+async def test_cancel_stops_waiting_queued_and_running_nodes(
+    client: Client, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    start_worker("wf-a:2", JOBQ_TEST_EFFECTS_FILE=str(effects))  # nothing serves wf-b
+    spec = [a("long", sleep=60), b("queued"), a("after").after("long"),
+            b("later").after("queued")]
+    created = await client.create_workflow("cancel", spec)
+    await eventually(lambda: job_in(client, created.jobs["long"], State.ACTIVE),
+                     what="the long node to run")
+    view = await client.cancel_workflow(created.workflow_id)
+    assert view.state in ("cancelling", "cancelled")
+    view = await ended(client, created.workflow_id, timeout=20)
+    assert view.state == "cancelled"
+    assert {n.key: n.state for n in view.nodes} == {
+        "long": "cancelled", "queued": "cancelled", "after": "cancelled", "later": "cancelled"}
+    assert (await client.get_job(created.jobs["long"])).history[-1].outcome == "cancelled"
+    assert (await client.get_job(created.jobs["queued"])).state is State.CANCELLED
+    start_worker("wf-b:2", JOBQ_TEST_EFFECTS_FILE=str(effects))  # now wf-b is served too
+    again = await client.cancel_workflow(created.workflow_id)  # cancelling twice: no change
+    assert again.state == "cancelled"
+    marker = await client.create_workflow("marker", b("marker"))
+    await ended(client, marker.workflow_id)  # the wf-b worker has looked at its queue
+    assert runs(effects) == {"long": 1, "marker": 1}
+
+
+async def _all_keys(redis: Any, pattern: str) -> list[str]:
+    if isinstance(redis, RedisCluster):
+        found: list[str] = []
+        for node_ in redis.get_primaries():
+            found += await redis.keys(pattern, target_nodes=node_)
+        return found
+    return list(await redis.keys(pattern))
+
+
+async def test_no_keys_left_after_retention(
+    client: Client, settings: Settings, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    client.settings = settings.model_copy(update={"workflow_retention_s": 1})
+    start_worker("wf-a:2", "wf-b:2", JOBQ_TEST_EFFECTS_FILE=str(effects))
+    spec = chord(group(a("x"), Node("bad", "wf-fail", {"name": "bad"})), b("y"))
+    created = await client.create_workflow("expiring", spec)
+    view = await ended(client, created.workflow_id)
+    assert view.state == "failed"
+    pattern = f"{settings.key_prefix}:{{wf:{created.workflow_id}}}*"
+
+    async def gone() -> bool:
+        return not await _all_keys(client.redis, pattern)
+
+    await eventually(gone, timeout=10, what="the workflow's keys to expire")
+    for queue in ("wf-a", "wf-b"):
+        outbox, due = outbox_keys(client.keys(queue).base)
+        assert await client.redis.hlen(outbox) == 0 and await client.redis.zcard(due) == 0
+    for shard in range(INTENT_SHARDS):
+        assert await client.redis.zscore(intent_key(settings.key_prefix, shard),
+                                         created.workflow_id) is None
+
+
+@pytest.mark.skipif(not ON_CLUSTER, reason="a cluster's primaries")
+async def test_node_queues_and_workflows_on_different_primaries(client: Client) -> None:
+    redis: Any = client.redis
+    a_node = redis.get_node_from_key(client.keys("wf-a").wait)
+    b_node = redis.get_node_from_key(client.keys("wf-b").wait)
+    assert a_node.name != b_node.name  # so the tests above ran nodes across primaries
+    relay = Relay(client.scripts, client.settings)
+    homes = {redis.get_node_from_key(relay.wf.keys(f"{i:032x}").meta).name for i in range(64)}
+    assert len(homes) == 3  # workflows spread over every primary
+    await asyncio.sleep(0)
