@@ -11,6 +11,8 @@
   Then the workflow ends if nothing waits or runs.
 
   KEYS[1] meta hash (the other keys of the workflow are named from it, lib/workflow_state)
+  KEYS[2] the workflow's key prefix "<prefix>:{wf:<id>}:" (never exists: the slot-migration
+          fence of scripts that name keys, tests/test_script_fences.py)
 
   ARGV[1] mode
   ARGV[2] node index     (apply)
@@ -24,7 +26,7 @@
 ]]
 --- @include "lib/clock"
 --- @include "lib/workflow_state"
-local k = wfKeys(KEYS[1])
+local k = wfKeys(KEYS[1], KEYS[2])
 local mode, most = ARGV[1], tonumber(ARGV[6])
 local state = redis.call("HGET", k.meta, "state")
 if not state then return {0, ""} end

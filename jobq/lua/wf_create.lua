@@ -7,6 +7,8 @@
   KEYS[1] meta hash (the workflow's other keys are named from it, lib/workflow_state: nodes
           index -> spec JSON, keys node key -> index, names index -> node key, st, rem unmet
           dependencies, out dependents "<index>:<policy letter>,...", ready list)
+  KEYS[2] the workflow's key prefix "<prefix>:{wf:<id>}:" (never exists: the slot-migration
+          fence of scripts that name keys, tests/test_script_fences.py)
 
   ARGV[1] fingerprint of the spec
   ARGV[2] the idempotency key as sent
@@ -20,7 +22,7 @@
 --- @include "lib/clock"
 --- @include "lib/codes"
 --- @include "lib/workflow_state"
-local k = wfKeys(KEYS[1])
+local k = wfKeys(KEYS[1], KEYS[2])
 local known = redis.call("HGET", k.meta, "spec")
 if known then return known == ARGV[1] and DUPLICATE or CONFLICT end
 

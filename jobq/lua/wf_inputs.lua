@@ -3,6 +3,8 @@
   each dependency's key, state and result (succeeded) or error (anything else). Read only.
 
   KEYS[1] meta hash (the workflow's other keys are named from it, lib/workflow_state)
+  KEYS[2] the workflow's key prefix "<prefix>:{wf:<id>}:" (never exists: the slot-migration
+          fence of scripts that name keys, tests/test_script_fences.py)
 
   ARGV[1] node index
 
@@ -10,7 +12,7 @@
   dependencies; {} when the workflow or node is gone.
 ]]
 --- @include "lib/workflow_state"
-local k = wfKeys(KEYS[1])
+local k = wfKeys(KEYS[1], KEYS[2])
 local spec = redis.call("HGET", k.nodes, ARGV[1])
 if not spec then return {} end
 local out = {}

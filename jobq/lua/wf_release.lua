@@ -9,7 +9,8 @@
   KEYS[1] wait list
   KEYS[2] delayed zset          (score = due time, ms)
   KEYS[3] cancelled zset        (score = finishedAt, ms)
-  KEYS[4..] per job: idempotency record, job hash
+  KEYS[4] job hash key prefix   (never exists: the slot-migration fence)
+  KEYS[5..] per job: idempotency record, job hash
 
   ARGV[1] idempotency retention (seconds)
   ARGV[2] this call's nonce (lib/new_job: a second execution answers as the first, R22)
@@ -33,11 +34,10 @@ local per = 5 + NEW_JOB_FIELDS
 local n = 0
 for at = 3, #ARGV, per do
   n = n + 1
-  local idemKey, jobKey = KEYS[2 + 2 * n], KEYS[3 + 2 * n]
+  local idemKey, jobKey = KEYS[3 + 2 * n], KEYS[4 + 2 * n]
   local mode, jobId, fingerprint, delayMs, wf = ARGV[at], ARGV[at + 1], ARGV[at + 2],
     tonumber(ARGV[at + 3]), ARGV[at + 4]
   local job = {unpack(ARGV, at + 5, at + 4 + NEW_JOB_FIELDS)}
-  local jobPrefix = string.sub(jobKey, 1, #jobKey - #jobId)
   local verdict = idempotencyVerdict(idemKey, jobKey, fingerprint, nonce)
   if mode == "run" then
     if verdict == nil then
@@ -57,7 +57,7 @@ for at = 3, #ARGV, per do
     storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, "cancelled", now, now, nonce)
     redis.call("HSET", jobKey, "wf", wf, "finishedAt", now, "cancelRequested", now)
     redis.call("ZADD", KEYS[3], now, jobId)
-    workflowOutcome(jobPrefix, jobId, "C", "cancelled on request", now, wf)
+    workflowOutcome(KEYS[4], jobId, "C", "cancelled on request", now, wf)
     out[#out + 1] = 3
   end
 end

@@ -44,6 +44,12 @@ class WorkflowKeys:
     def meta(self) -> str:
         return f"{self.base}:meta"
 
+    @property
+    def prefix_key(self) -> str:
+        """``<base>:``: a key that never exists, declared by the scripts that name the
+        workflow's keys in Lua (the slot-migration fence, tests/test_script_fences.py)."""
+        return f"{self.base}:"
+
     def key(self, suffix: str) -> str:
         """One of lib/workflow_state's WF_SUFFIXES: nodes, keys, names, st, rem, out, res,
         err, ready, kill, ep."""

@@ -83,12 +83,12 @@ class WorkflowScripts:
         args: list[Any] = [fingerprint, key, "1" if fail_fast else "0", retention_s]
         for node in nodes:
             args += node
-        return int(await self.scripts.call("wf_create", [wk.meta], args, durable=True))
+        return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args, durable=True))
 
     async def apply(self, wk: WorkflowKeys, mode: str, idx: int | str = "", epoch: int | str = "",
                     outcome: str = "", data: str = "") -> Step:
         raw = await self.scripts.call(
-            "wf_apply", [wk.meta], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
+            "wf_apply", [wk.meta, wk.prefix_key], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
             durable=True)
         return _step(raw)
 
@@ -100,7 +100,7 @@ class WorkflowScripts:
                       items: list[tuple[str, NodeSpec]]) -> list[int]:
         """Create (``RUN``) or stand in for (``CANCEL``) node jobs of one queue; per item
         CREATED / RELEASED_ALREADY / CONFLICT, or TOMBSTONED / EXISTS."""
-        keys = [q.wait, q.delayed, q.cancelled]
+        keys = [q.wait, q.delayed, q.cancelled, q.job_prefix]
         args: list[Any] = [retention_s, new_nonce()]
         for mode, spec in items:
             keys += (q.idempotency(spec.job_id), q.job(spec.job_id))
@@ -116,7 +116,7 @@ class WorkflowScripts:
         return [(str(raw[i]), str(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     async def inputs(self, wk: WorkflowKeys, idx: int) -> list[tuple[str, str, str]]:
-        raw = await self.scripts.call("wf_inputs", [wk.meta], [idx])
+        raw = await self.scripts.call("wf_inputs", [wk.meta, wk.prefix_key], [idx])
         return [(str(raw[i]), str(raw[i + 1]), str(raw[i + 2])) for i in range(0, len(raw), 3)]
 
 

@@ -1,7 +1,7 @@
 --[[
   lib/workflow_state: a workflow's node states, the release of dependents and the end of the
-  workflow, in its own slot (every key `<prefix>:{wf:<id>}:...`, named from the meta key the
-  script was given). Shared by wf_create and wf_apply, so a node moves the same way whoever
+  workflow, in its own slot (every key `<prefix>:{wf:<id>}:<name>`, named from the key prefix
+  the script declares: the slot-migration fence). Shared by wf_create and wf_apply, so a node moves the same way whoever
   moves it.
 
   Node states ("st" hash, index -> letter): W waiting (deps unmet, no job yet), R released (its
@@ -15,10 +15,11 @@
 local WF_SUFFIXES = {"meta", "nodes", "keys", "names", "st", "rem", "out", "res", "err",
                      "ready", "kill", "ep"}
 
-local function wfKeys(metaKey)
-  local base = string.sub(metaKey, 1, #metaKey - #":meta")
+-- `metaKey` and `prefix` ("<prefix>:{wf:<id>}:") as the script's KEYS give them.
+local function wfKeys(metaKey, prefix)
   local k = {}
-  for _, s in ipairs(WF_SUFFIXES) do k[s] = base .. ":" .. s end
+  for _, s in ipairs(WF_SUFFIXES) do k[s] = prefix .. s end
+  k.meta = metaKey
   return k
 end
 
