@@ -6,7 +6,6 @@ primaries, and every script touches one slot (tests/test_redis_cluster.py checks
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from fixtures import ON_CLUSTER, Proc, eventually, job_in
 from redis.asyncio import RedisCluster
+from redis.crc import key_slot
 from wfhelpers import WF_TASKS, a, b, ended, node, runs
 
 from jobq.client import Client
@@ -154,12 +154,35 @@ async def test_no_keys_left_after_retention(
 
 
 @pytest.mark.skipif(not ON_CLUSTER, reason="a cluster's primaries")
-async def test_node_queues_and_workflows_on_different_primaries(client: Client) -> None:
-    redis: Any = client.redis
-    a_node = redis.get_node_from_key(client.keys("wf-a").wait)
-    b_node = redis.get_node_from_key(client.keys("wf-b").wait)
-    assert a_node.name != b_node.name  # so the tests above ran nodes across primaries
+async def test_workflow_scripts_touch_one_slot_across_primaries(
+    client: Client, redis_server: Any, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    """The node queues live on different primaries, workflows spread over all three, and
+    every workflow script call's KEYS hash to one slot (the cluster refuses CROSSSLOT too)."""
+    calls: list[tuple[str, list[str]]] = []
+    inner = client.scripts._call
+
+    async def call(name: str, keys: list[str], args: list[Any], **kw: Any) -> Any:
+        calls.append((name, keys))
+        return await inner(name, keys, args, **kw)
+
+    client.scripts._call = call  # type: ignore[method-assign]
+    start_worker("wf-a:2", "wf-b:2", JOBQ_TEST_EFFECTS_FILE=str(effects))
+    created = await client.create_workflow("slots", chord(group(a("x"), b("y")), a("z")))
+    view = await ended(client, created.workflow_id)
+    assert view.state == "succeeded" and node(view, "z").result["inputs"].keys() == {"x", "y"}
     relay = Relay(client.scripts, client.settings)
-    homes = {redis.get_node_from_key(relay.wf.keys(f"{i:032x}").meta).name for i in range(64)}
+    await relay.wf.inputs(relay.wf.keys(created.workflow_id), 2)
+    await relay.wf.take(client.keys("wf-a"), 10, [])
+    cancelled = await client.create_workflow("slots-cancel", [a("p", sleep=30), b("q").after("p")])
+    await client.cancel_workflow(cancelled.workflow_id)
+    assert (await ended(client, cancelled.workflow_id)).state == "cancelled"
+    names = {name for name, _ in calls}
+    assert {"wf_create", "wf_apply", "wf_ack", "wf_release", "wf_take", "wf_inputs",
+            "wf_intent_done"} <= names, names
+    for name, call_keys in calls:
+        assert len({key_slot(k.encode()) for k in call_keys}) == 1, (name, call_keys)
+    primary = redis_server.primary_of
+    assert primary(client.keys("wf-a").wait) != primary(client.keys("wf-b").wait)
+    homes = {primary(relay.wf.keys(f"{i:032x}").meta) for i in range(64)}
     assert len(homes) == 3  # workflows spread over every primary
-    await asyncio.sleep(0)

@@ -5,6 +5,7 @@ primaries)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,7 +60,7 @@ async def test_chain_runs_in_order_with_each_steps_input(
     assert s3["inputs"]["s2"]["value"] == 11 and s3["value"] == 111
     jobs = [await client.get_job(created.jobs[k]) for k in ("s1", "s2", "s3")]
     assert [j.queue for j in jobs] == ["wf-a", "wf-b", "wf-a"]
-    for before, after in zip(jobs, jobs[1:], strict=False):  # each starts after the last ended
+    for before, after in itertools.pairwise(jobs):  # each starts after the last ended
         assert before.finishedAt is not None and after.processedAt is not None
         assert after.processedAt >= before.finishedAt
 

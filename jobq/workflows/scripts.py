@@ -83,7 +83,8 @@ class WorkflowScripts:
         args: list[Any] = [fingerprint, key, "1" if fail_fast else "0", retention_s]
         for node in nodes:
             args += node
-        return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args, durable=True))
+        return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args,
+                                           durable=True))
 
     async def apply(self, wk: WorkflowKeys, mode: str, idx: int | str = "", epoch: int | str = "",
                     outcome: str = "", data: str = "") -> Step:
