@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobq.errors import IdempotencyConflict, NotFound
+from jobq.errors import IdempotencyConflict, InvalidPayload, NotFound, UnknownTask
 from jobq.jobs import dumps
 from jobq.scripts import CONFLICT, DUPLICATE
 from jobq.workflows.graph import POLICY_LETTER, check, dependents
@@ -91,9 +91,15 @@ class Workflows:
         args: list[tuple[str, str, str, int]] = []
         jobs: dict[str, str] = {}
         for i, node in enumerate(nodes):
-            b = self.client.prepare(JobRequest(
-                node.type, node_idempotency_key(wf_id, node.key), node.payload, node.attempts,
-                node.backoff, node.delay_s, node.priority))
+            try:
+                b = self.client.prepare(JobRequest(
+                    node.type, node_idempotency_key(wf_id, node.key), node.payload,
+                    node.attempts, node.backoff, node.delay_s, node.priority))
+            except InvalidPayload as exc:
+                raise InvalidPayload(f"node {node.key!r}: {exc}",
+                                     [{**d, "node": node.key} for d in exc.details]) from None
+            except UnknownTask as exc:
+                raise UnknownTask(f"node {node.key!r}: {exc}") from None
             jobs[node.key] = b.job_id
             spec_json = dumps({"k": node.key, "q": b.job.queue, "id": b.job_id,
                                "fp": b.fingerprint, "dl": b.delay_ms, "j": b.job.args(),
