@@ -35,7 +35,9 @@ async def ended(client: Client, workflow_id: str, timeout: float = 30.0) -> Work
         view = await client.get_workflow(workflow_id, results=True)
         return view if view.state in FINAL else None
 
-    return await eventually(check, timeout=timeout, what=f"workflow {workflow_id} to end")
+    view = await eventually(check, timeout=timeout, what=f"workflow {workflow_id} to end")
+    assert await client.workflows.check(workflow_id) == []  # every counter agrees with states
+    return view
 
 
 def node(view: WorkflowView, key: str):  # type: ignore[no-untyped-def]

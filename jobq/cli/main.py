@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "dev": "jobq.cli.dev:dev",
     "operator": "jobq.cli.operator_cmd:operator",
     "scheduler": "jobq.cli.scheduler_cmd:scheduler",
+    "workflows": "jobq.cli.workflows_cmd:workflows",
 }
 
 

@@ -68,3 +68,8 @@ def intent_key(prefix: str, shard: int) -> str:
 def outbox_keys(queue_base: str) -> tuple[str, str]:
     """A queue's outbox hash and due zset, from its ``<prefix>:{q}`` base."""
     return f"{queue_base}:wfout", f"{queue_base}:wfout:due"
+
+
+def workflow_index(prefix: str) -> str:
+    """The listing index (zset: workflow id -> creation ms), outside any workflow's slot."""
+    return f"{prefix}:workflows"

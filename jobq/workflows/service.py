@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,12 @@ from jobq.errors import IdempotencyConflict, InvalidPayload, NotFound, UnknownTa
 from jobq.jobs import dumps
 from jobq.scripts import CONFLICT, DUPLICATE
 from jobq.workflows.graph import POLICY_LETTER, check, dependents
-from jobq.workflows.keys import WorkflowKeys, node_idempotency_key, workflow_id_for
+from jobq.workflows.keys import (
+    WorkflowKeys,
+    node_idempotency_key,
+    workflow_id_for,
+    workflow_index,
+)
 from jobq.workflows.model import Node, Part, nodes_of
 from jobq.workflows.relay import Relay
 
@@ -114,9 +120,72 @@ class Workflows:
             await self.relay.done(wk, score)
             raise IdempotencyConflict(
                 f"workflow key {idempotency_key!r} was used with another spec")
+        if code != DUPLICATE:
+            await self._index(wf_id)
         await self.relay.follow_up(wk, await self.relay.wf.apply(wk, "pending"))
         await self.relay.done(wk, score)
         return WorkflowCreated(wf_id, code == DUPLICATE, jobs)
+
+    async def _index(self, wf_id: str) -> None:
+        """Note the workflow in the listing index (advisory: outside the workflow's slot, like
+        the known-queues set); entries older than the retention go at the same time."""
+        now_ms = int(time.time() * 1000)
+        index = workflow_index(self.client.settings.key_prefix)
+        redis: Any = self.client.redis
+        await redis.zadd(index, {wf_id: now_ms})
+        await redis.zremrangebyscore(
+            index, "-inf", now_ms - self.client.settings.workflow_retention_s * 1000 * 2)
+
+    async def recent(self, limit: int = 50) -> list[WorkflowView]:
+        """The newest workflows still kept (without their nodes)."""
+        redis: Any = self.client.redis
+        ids = await redis.zrevrange(workflow_index(self.client.settings.key_prefix), 0,
+                                    limit - 1)
+        out = []
+        for wf_id in ids:
+            try:
+                out.append(await self.get(wf_id, nodes=False))
+            except NotFound:
+                continue
+        return out
+
+    async def check(self, workflow_id: str) -> list[str]:
+        """Recompute every counter from the node states: the mismatches found (none = sound).
+        A waiting node's unmet count must be its dependencies still waiting or released, and
+        at least one; the counts per state must match; a ready entry must be released."""
+        wk = self.relay.wf.keys(workflow_id)
+        redis: Any = self.client.redis
+        meta, raw_nodes, st, rem, ready = await asyncio.gather(
+            redis.hgetall(wk.meta), redis.hgetall(wk.key("nodes")), redis.hgetall(wk.key("st")),
+            redis.hgetall(wk.key("rem")), redis.lrange(wk.key("ready"), 0, -1))
+        if not meta:
+            raise NotFound(f"no workflow {workflow_id}")
+        problems = []
+        counted = {letter: 0 for letter in STATE_NAMES}
+        for idx, raw in raw_nodes.items():
+            spec = json.loads(raw)
+            state = st.get(idx, "?")
+            counted[state] = counted.get(state, 0) + 1
+            if state == "W":
+                open_deps = sum(st.get(str(d[0])) in ("W", "R") for d in spec["d"])
+                if open_deps == 0:
+                    problems.append(f"node {spec['k']!r} waits on no open dependency")
+                if int(rem.get(idx, -1)) != open_deps:
+                    problems.append(f"node {spec['k']!r}: rem {rem.get(idx)} but {open_deps} "
+                                    "dependencies open")
+        for letter, n in counted.items():
+            if int(meta.get(f"n:{letter}", 0)) != n:
+                problems.append(f"count of {STATE_NAMES.get(letter, letter)}: "
+                                f"{meta.get(f'n:{letter}', 0)} recorded, {n} counted")
+        for idx in ready:
+            if st.get(idx) != "R":
+                problems.append(f"ready entry {idx} is not released ({st.get(idx)})")
+        final = meta["state"] in ("succeeded", "failed", "cancelled")
+        if final and counted["W"] + counted["R"]:
+            problems.append(f"workflow {meta['state']} with nodes still open")
+        if not final and not counted["W"] + counted["R"]:
+            problems.append("every node ended but the workflow did not")
+        return problems
 
     async def cancel(self, workflow_id: str) -> WorkflowView:
         """Cancel every node not ended: waiting ones at once, queued ones in their queues,
@@ -129,14 +198,16 @@ class Workflows:
         await self.relay.done(wk, score)
         return await self.get(workflow_id)
 
-    async def get(self, workflow_id: str, *, results: bool = False) -> WorkflowView:
+    async def get(self, workflow_id: str, *, results: bool = False,
+                  nodes: bool = True) -> WorkflowView:
         """The workflow, its counts and every node (its job id, state, what it waits on)."""
         wk = self.relay.wf.keys(workflow_id)
         redis: Any = self.client.redis
         meta, raw_nodes, st, err, res = await asyncio.gather(
-            redis.hgetall(wk.meta), redis.hgetall(wk.key("nodes")), redis.hgetall(wk.key("st")),
-            redis.hgetall(wk.key("err")),
-            redis.hgetall(wk.key("res")) if results else _empty())
+            redis.hgetall(wk.meta),
+            *(redis.hgetall(wk.key(name)) if nodes else _empty()
+              for name in ("nodes", "st", "err")),
+            redis.hgetall(wk.key("res")) if results and nodes else _empty())
         if not meta:
             raise NotFound(f"no workflow {workflow_id}")
         specs = {int(i): json.loads(raw) for i, raw in raw_nodes.items()}
