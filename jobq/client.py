@@ -209,8 +209,9 @@ class Client:
         """Create a workflow (a DAG of jobs, R24) once per key; see ``jobq.workflows``."""
         return await self.workflows.create(idempotency_key, spec, fail_fast=fail_fast)
 
-    async def get_workflow(self, workflow_id: str, *, results: bool = False) -> WorkflowView:
-        return await self.workflows.get(workflow_id, results=results)
+    async def get_workflow(self, workflow_id: str, *, results: bool = False,
+                           nodes: bool = True) -> WorkflowView:
+        return await self.workflows.get(workflow_id, results=results, nodes=nodes)
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
         return await self.workflows.cancel(workflow_id)

@@ -96,6 +96,36 @@ async def test_relay_killed_during_fan_in_releases_join_once(
     assert runs(effects)["join"] == join_job.attempts == 1
 
 
+async def test_entries_of_a_relay_that_died_after_taking_them_are_applied(
+    client: Client, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    """A relay that took (leased) outbox entries and died before applying them: another relay
+    applies them once the lease runs out, and the join is released once."""
+    env = {"JOBQ_TEST_EFFECTS_FILE": str(effects)}
+    start_worker("wf-b:2", **env)
+    # Runs the children; its relay looks once at start, then not for an hour.
+    lazy = start_worker("wf-a:4", JOBQ_WORKFLOW_POLL_S="3600", **env)
+    created = await client.create_workflow(
+        "dead-relay", chord(group(*(a(f"c{i}", add=1) for i in range(8))), b("join")))
+    relay = Relay(client.scripts, client.settings)
+    taken: list[tuple[str, str]] = []
+
+    async def all_taken() -> bool:  # the dying relay's takes (the lazy one's first look at
+        # start may have applied a few, on a slow machine)
+        taken.extend(await relay.wf.take(client.keys("wf-a"), 100, []))
+        view = await client.get_workflow(created.workflow_id, nodes=False)
+        return bool(taken) and len(taken) + view.counts["succeeded"] == 8
+
+    await eventually(all_taken, what="the children's outbox entries")
+    lazy.kill9()
+    view = await client.get_workflow(created.workflow_id, nodes=False)
+    assert view.counts["released"] == len(taken)  # the taken ones are not applied
+    start_worker("wf-a:2", **env)
+    view = await ended(client, created.workflow_id, timeout=30)
+    assert view.state == "succeeded" and node(view, "join").result["value"] == 8
+    assert runs(effects)["join"] == 1
+
+
 async def test_cancel_stops_waiting_queued_and_running_nodes(
     client: Client, start_worker: Callable[..., Proc], effects: Path,
 ) -> None:
