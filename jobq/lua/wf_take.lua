@@ -10,7 +10,7 @@
   KEYS[1] outbox hash           (jobId -> entry JSON)
   KEYS[2] outbox due zset       (jobId -> when a relay may take it, ms)
 
-  ARGV[1] most entries to take
+  ARGV[1] most entries to take (0: only acknowledge)
   ARGV[2] lease on each taken entry (ms)
   ARGV[3..] jobIds of entries applied (to delete)
 
@@ -21,8 +21,9 @@ for i = 3, #ARGV do
   redis.call("HDEL", KEYS[1], ARGV[i])
   redis.call("ZREM", KEYS[2], ARGV[i])
 end
-local now = redisNowMs()
 local out = {}
+if tonumber(ARGV[1]) <= 0 then return out end  -- an acknowledgement only
+local now = redisNowMs()
 for _, id in ipairs(redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", now, "LIMIT", 0,
     tonumber(ARGV[1]))) do
   local entry = redis.call("HGET", KEYS[1], id)

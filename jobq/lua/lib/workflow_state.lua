@@ -48,6 +48,9 @@ local function haltAll(k, why)
       redis.call("RPUSH", k.kill, st[i])
     end
   end
+  -- A released node still on the ready list is on the kill list now: not created, it gets a
+  -- cancelled job in its place (wf_release), so no relay still holding the entry can start it.
+  redis.call("DEL", k.ready)
 end
 
 -- Node `idx` ended with `outcome` (S, F, C, or D for a dep_failed node): settle each of its
