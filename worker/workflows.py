@@ -16,6 +16,7 @@ from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
+from jobq.workflows.keys import outbox_keys
 from jobq.workflows.relay import Relay
 
 log = get_logger("jobq.worker.workflows")
@@ -26,13 +27,14 @@ ERROR_PAUSE_S = 1.0  # after an error (Redis away), before the next look
 
 
 class OutboxRelay:
-    """Applies one queue's workflow outbox entries, as soon as they are written (polled every
-    ``workflow_poll_s`` while idle, at once again after a turn that found some)."""
+    """Applies one queue's workflow outbox entries, as soon as they are written (an EXISTS
+    every ``workflow_poll_s`` while idle, at once again after a turn that found some)."""
 
     def __init__(self, scripts: Scripts, settings: Settings, queue: str) -> None:
         self.relay = Relay(scripts, settings)
         self.q = self.relay.queue(queue)
         self.poll_s = settings.workflow_poll_s
+        self.outbox = outbox_keys(self.q.base)[0]
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -40,8 +42,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         acked: list[str] = []
+        redis = self.relay.scripts.redis
         while not self._stopping.is_set():
             try:
+                # While there is nothing (a queue without workflows, most of the time), a look
+                # is one EXISTS: no script call, and nothing per job.
+                if not acked and not await redis.exists(self.outbox):
+                    await wait_event(self._stopping, self.poll_s)
+                    continue
                 taken = await self.relay.wf.take(self.q, TAKE_MOST, acked)
                 acked = []
                 for job_id, entry in taken:
