@@ -70,6 +70,32 @@ async def test_outbox_entry_applied_twice_releases_once(client: Client) -> None:
     assert await client.redis.llen(wk.key("ready")) == 0
 
 
+async def test_cancel_before_release_leaves_a_cancelled_job_no_late_release_starts(
+    client: Client,
+) -> None:
+    """The creator died after storing the workflow, before creating its roots' jobs; the
+    workflow is cancelled; a relay that still held the ready entry releases it late: the job in
+    the node's place is cancelled and nothing waits in the queue."""
+    relay = client.workflows.relay
+    held: list[Any] = []
+
+    async def creator_dies(wk: Any, step: Any) -> Any:
+        held.append(step)
+        return step
+
+    relay.follow_up = creator_dies  # type: ignore[method-assign]
+    created = await client.create_workflow("late", [a("root"), b("next").after("root")])
+    del relay.follow_up  # the real one again
+    assert await wait_len(client, "wf-a") == 0 and [s.key for s in held[0].ready] == ["root"]
+    view = await client.cancel_workflow(created.workflow_id)
+    assert view.state == "cancelled"
+    assert {n.key: n.state for n in view.nodes} == {"root": "cancelled", "next": "cancelled"}
+    await relay.follow_up(relay.wf.keys(created.workflow_id), held[0])  # the late release
+    assert await wait_len(client, "wf-a") == 0
+    assert (await client.get_job(created.jobs["root"])).state is State.CANCELLED
+    assert await client.workflows.check(created.workflow_id) == []
+
+
 async def test_relay_killed_during_fan_in_releases_join_once(
     client: Client, start_worker: Callable[..., Proc], effects: Path,
 ) -> None:
