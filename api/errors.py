@@ -27,6 +27,7 @@ from jobq.errors import (
     UnknownTask,
 )
 from jobq.logs import get_logger
+from jobq.workflows.graph import WorkflowInvalid
 
 RETRY_AFTER_S = 2  # what a 503 tells clients to wait: about one reconnect backoff step
 OUTAGE_LOG_EVERY_S = 10.0  # one warning per this many seconds while Redis is away, not per request
@@ -181,7 +182,7 @@ def install(app: FastAPI) -> None:
 
     def simple(status: int, code: str) -> Handler:
         async def handle(_: Request, exc: Exception) -> Response:
-            details = exc.details if isinstance(exc, InvalidPayload) else None
+            details = exc.details if isinstance(exc, InvalidPayload | WorkflowInvalid) else None
             return error_response(status, code, str(exc), details)
 
         return handle
@@ -196,6 +197,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(kind, simple(status, code))
     app.add_exception_handler(orjson.JSONEncodeError, simple(422, "invalid_payload"))
     app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
+    app.add_exception_handler(WorkflowInvalid, simple(422, "invalid_workflow"))
     app.add_exception_handler(NotFound, simple(404, "not_found"))
     app.add_exception_handler(JobExpired, simple(410, "job_expired"))
     app.add_exception_handler(NotReplicated, not_replicated)  # before its base, ConnectionError

@@ -15,8 +15,19 @@ from jobq.api.hosts import AllowedHosts
 from jobq.api.limits import BodyLimit
 from jobq.api.metrics import ApiMetrics, MetricsMiddleware, route_templates
 from jobq.api.origin import SameOrigin
-from jobq.api.routes import admin, batch, dlq, events, health, jobs, queues, workers
+from jobq.api.routes import (
+    admin,
+    batch,
+    dlq,
+    events,
+    health,
+    jobs,
+    queues,
+    workers,
+    workflows,
+)
 from jobq.api.schemas import JobBatchCreate, ReplayRequest
+from jobq.api.workflow_schemas import WorkflowCreate
 from jobq.bulk_replay import BulkReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
@@ -72,7 +83,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
     for router in (batch.router, events.router, jobs.router, dlq.router, queues.router,
-                   health.router):
+                   health.router, workflows.router):
         app.include_router(router)
     app.include_router(admin.router)
     app.include_router(workers.router)
@@ -81,7 +92,7 @@ def create_app(settings: Settings, registry: Registry) -> FastAPI:
 
         app.include_router(ui.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens),
-                      bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate])
+                      bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate, WorkflowCreate])
 
     # Outermost last: metrics see every answer, a foreign Host is refused first, auth runs
     # before any body is read.

@@ -37,6 +37,8 @@ from jobq.logs import get_logger
 from jobq.scripts import CONFLICT, DUPLICATE, ENQUEUE_CHUNK, BatchJob, NewJob, Scripts
 from jobq.settings import Settings, load_settings
 from jobq.tasks import P, R, Registry, Task, load_registry
+from jobq.workflows.model import Node, Part
+from jobq.workflows.service import WorkflowCreated, Workflows, WorkflowView
 
 if TYPE_CHECKING:
     from jobq.results import JobHandle
@@ -271,6 +273,26 @@ class Client:
             for task in sent:  # on an error (Redis away), cancel the calls not answered yet
                 task.cancel()
         return [r for r in out if r is not None]
+
+    def prepare(self, r: JobRequest) -> BatchJob:
+        """``_prepare`` for the other producers of jobs (workflow nodes)."""
+        return self._prepare(r)
+
+    @functools.cached_property
+    def workflows(self) -> Workflows:
+        return Workflows(self)
+
+    async def create_workflow(self, idempotency_key: str, spec: Part | list[Node], *,
+                              fail_fast: bool = False) -> WorkflowCreated:
+        """Create a workflow (a DAG of jobs, R24) once per key; see ``jobq.workflows``."""
+        return await self.workflows.create(idempotency_key, spec, fail_fast=fail_fast)
+
+    async def get_workflow(self, workflow_id: str, *, results: bool = False,
+                           nodes: bool = True) -> WorkflowView:
+        return await self.workflows.get(workflow_id, results=results, nodes=nodes)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        return await self.workflows.cancel(workflow_id)
 
     def _prepare(self, r: JobRequest, task: Task[Any, Any] | None = None) -> BatchJob:
         """Validate one job and compute what its script call needs (its flow keys from the

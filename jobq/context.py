@@ -8,13 +8,16 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobq.connection import retrying
 from jobq.errors import InvalidPayload
 from jobq.keys import PROGRESS_MESSAGE_MAX, RESERVE_RETRY_S, QueueKeys
 from jobq.scripts import Scripts, new_nonce
 from jobq.settings import Settings
+
+if TYPE_CHECKING:
+    from jobq.workflows.inputs import WorkflowInputs
 
 T = TypeVar("T")
 
@@ -104,6 +107,16 @@ class JobContext:
         if inspect.isawaitable(outcome):  # an effect returning a coroutine: awaited on the loop
             self._on_loop(_awaited(outcome))
         return True
+
+    async def workflow_inputs(self) -> WorkflowInputs | None:
+        """This node's dependencies' results and errors, when the job is a workflow node."""
+        from jobq.workflows.inputs import read_inputs  # workflows import the scripts, as here
+
+        return await read_inputs(self._scripts, self._keys, self.job_id)
+
+    def workflow_inputs_blocking(self) -> WorkflowInputs | None:
+        """``workflow_inputs`` for sync handlers, which run in a worker thread."""
+        return self._on_loop(self.workflow_inputs())
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the worker's event loop and wait for it, from a handler thread.

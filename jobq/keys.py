@@ -63,6 +63,8 @@ DISCARD_TOMBSTONE_S = 300  # a discarded DLQ entry answers a re-sent discard as 
 SCHEDULE_MARK_MARGIN_S = 24 * 3600
 
 
+WORKFLOW_RETENTION_S = 7 * 24 * 3600  # every key of a workflow, after it ended (R24)
+WORKFLOW_POLL_S = 0.05  # an idle worker's look at its queues' workflow outboxes (release lag)
 ACK_TIMEOUT_S = 1.0  # how long a write waits for JOBQ_ACK_REPLICAS replicas before a 503
 KNOWN_QUEUE_RESEND_S = 60.0  # a cluster process re-adds a queue to the known set this often
 

@@ -76,6 +76,8 @@ SCRIPT_NAMES = (
     "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
     "cancel", "end_cancelled", "discard", "throughput", "enqueue_batch", "progress",
     "complete_claim",
+    # Workflows (jobq/workflows/scripts.py has their typed methods).
+    "wf_create", "wf_apply", "wf_ack", "wf_release", "wf_take", "wf_inputs", "wf_intent_done",
 )
 
 
@@ -319,6 +321,12 @@ class Scripts:
                     f"within {self._ack_timeout_ms} ms", answer=answers[-2])
             return answers[-2]
         return answers[-1]
+
+    async def call(
+        self, name: str, keys: list[str], args: list[Any], *, durable: bool = False,
+    ) -> Any:
+        """``_call`` for the typed methods that live beside their feature (jobq/workflows)."""
+        return await self._call(name, keys, args, durable=durable)
 
     async def _call_worker_write(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """A worker's durable write: when the replicas do not confirm it in time, the write

@@ -65,6 +65,12 @@ class Settings(BaseModel):
     """Prefix of every Redis key."""
     idempotency_retention_s: int = Field(keys.IDEMPOTENCY_RETENTION_S, gt=0)
     """Seconds an idempotency key is remembered (R2)."""
+    workflow_retention_s: int = Field(keys.WORKFLOW_RETENTION_S, gt=0)
+    """Seconds every key of a workflow lives on after it ended (its nodes' results, states
+    and idempotency); then all of them expire (R24)."""
+    workflow_poll_s: float = Field(keys.WORKFLOW_POLL_S, gt=0)
+    """How often an idle worker looks at its queues' workflow outboxes (seconds): the most a
+    dependent's release waits for (R24)."""
     lease_s: float = Field(keys.LEASE_S, gt=0)
     """Lease length in seconds; a crashed worker's job is taken back after it (R4)."""
     shutdown_grace_s: float = Field(keys.SHUTDOWN_GRACE_S, ge=0)

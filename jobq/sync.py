@@ -21,6 +21,8 @@ from jobq.jobs import Backoff, DlqEntry, DlqPage, JobPublic
 from jobq.results import SyncJobHandle
 from jobq.settings import Settings, load_settings
 from jobq.tasks import P, R, Registry, Task, load_registry
+from jobq.workflows import Node, WorkflowCreated, WorkflowView
+from jobq.workflows.model import Part
 
 T = TypeVar("T")
 
@@ -125,6 +127,18 @@ class SyncClient:
 
     def replay(self, dlq_id: str, idempotency_key: str | None = None) -> ReplayResult:
         return self._run(self._client.replay(dlq_id, idempotency_key))
+
+    def create_workflow(self, idempotency_key: str, spec: Part | list[Node], *,
+                        fail_fast: bool = False) -> WorkflowCreated:
+        """Create a workflow once per key; see ``Client.create_workflow``."""
+        return self._run(self._client.create_workflow(idempotency_key, spec,
+                                                      fail_fast=fail_fast))
+
+    def get_workflow(self, workflow_id: str, *, results: bool = False) -> WorkflowView:
+        return self._run(self._client.get_workflow(workflow_id, results=results))
+
+    def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        return self._run(self._client.cancel_workflow(workflow_id))
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -29,7 +29,8 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
                           "/metrics", "/queues/{queue}/pause", "/queues/{queue}/resume",
                           "/queues/{queue}/jobs", "/queues/{queue}/throughput",
                           "/jobs/{job_id}/cancel", "/dlq/replay", "/workers", "/jobs/batch",
-                          "/jobs/{job_id}/events"}
+                          "/jobs/{job_id}/events", "/workflows", "/workflows/{workflow_id}",
+                          "/workflows/{workflow_id}/cancel"}
     statuses = {(path, method): set(operation["responses"])
                 for path, operations in paths.items() for method, operation in operations.items()}
     core = {
@@ -45,6 +46,9 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
         ("/metrics", "get"): {"200", "401"},
+        ("/workflows", "post"): {"200", "202", "401", "403", "409", "413", "415", "422", "503"},
+        ("/workflows/{workflow_id}", "get"): {"200", "401", "404", "422", "503"},
+        ("/workflows/{workflow_id}/cancel", "post"): {"200", "401", "403", "404", "503"},
     }
     assert {key: statuses[key] for key in core} == core
     for (path, method), codes in statuses.items():

@@ -29,6 +29,7 @@ from jobq.worker.processes.recycle import Recycler
 from jobq.worker.runner import QueueRunner, QueueSpec
 from jobq.worker.sweeper import Sweeper
 from jobq.worker.watchdog import AFTER_GRACE_S, ShutdownWatchdog
+from jobq.worker.workflows import IntentSweeper, OutboxRelay
 
 log = get_logger("jobq.worker")
 
@@ -99,6 +100,8 @@ async def run_worker(
     renewer = lease_renewer(settings, leases, runners, loop)
     renewer.start()
     sweepers = [Sweeper(r) for r in runners]
+    relays = [OutboxRelay(scripts, settings, s.name) for s in specs]
+    intents = IntentSweeper(scripts, settings)
 
     stop = asyncio.Event()
     watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases, settings, loop)
@@ -128,6 +131,8 @@ async def run_worker(
     background = [asyncio.create_task(s.run(), name=f"sweep:{s.runner.spec.name}")
                   for s in sweepers]
     background.append(asyncio.create_task(loop_beat.run(), name="loop-beat"))
+    background += [asyncio.create_task(r.run(), name=f"workflows:{r.q.queue}") for r in relays]
+    background.append(asyncio.create_task(intents.run(), name="workflow-intents"))
     background.append(asyncio.create_task(recycler.run(), name="recycler"))
     log.info("worker.started", worker=worker_id, metricsPort=http.server_port,
              queues={s.name: s.concurrency for s in specs}, graceS=settings.shutdown_grace_s)
@@ -156,6 +161,9 @@ async def run_worker(
     handed = sum(await asyncio.gather(*(r.hand_back() for r in runners)))
     for sweeper in sweepers:
         sweeper.stop()
+    for relay in relays:
+        relay.stop()
+    intents.stop()
     loop_beat.stop()
     recycler.stop()
     await asyncio.gather(*(s.leave() for s in sweepers))

@@ -41,6 +41,7 @@ LAZY_COMMANDS = {
     "operator": "jobq.cli.operator_cmd:operator",
     "outbox": "jobq.cli.outbox_cmd:outbox",
     "scheduler": "jobq.cli.scheduler_cmd:scheduler",
+    "workflows": "jobq.cli.workflows_cmd:workflows",
 }
 
 

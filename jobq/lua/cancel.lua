@@ -29,6 +29,7 @@
 --- @include "lib/trim"
 --- @include "lib/events"
 --- @include "lib/slots"
+--- @include "lib/workflow_outbox"
 local jobKey, waitKey, delayedKey, cancelledKey, jobPrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cancelsKey, eventsKey = KEYS[6], KEYS[7]
 local jobId, keep, maxAgeMs, nonce = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -64,6 +65,7 @@ end
 rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now, "cancelRequested", now,
   "cancelNonce", nonce)
 rcall("ZADD", cancelledKey, now, jobId)
+workflowOutcome(jobPrefix, jobId, "C", "cancelled on request", now)
 jobEvent(eventsKey, "cancelled", {jobId})
 trimFinished(cancelledKey, jobPrefix, keep, maxAgeMs, now)
 return DONE

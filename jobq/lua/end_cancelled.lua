@@ -21,6 +21,7 @@
 --- @include "lib/trim"
 --- @include "lib/events"
 --- @include "lib/slots"
+--- @include "lib/workflow_outbox"
 local activeKey, cancelledKey, jobPrefix, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobId, token, keep, maxAgeMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rcall = redis.call
@@ -36,6 +37,7 @@ closeAttempt(activeKey, jobKey, jobId, f[2], now, "cancelled", "cancelled on req
 releaseSlot(queueBase(jobPrefix, ":job:"), f[3], jobId)
 rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
 rcall("ZADD", cancelledKey, now, jobId)
+workflowOutcome(jobPrefix, jobId, "C", "cancelled on request", now)
 jobEvent(eventsKey, "cancelled", {jobId})
 trimFinished(cancelledKey, jobPrefix, keep, maxAgeMs, now)
 return DONE

@@ -37,6 +37,7 @@
 --- @include "lib/attempt"
 --- @include "lib/dead_letter"
 --- @include "lib/slots"
+--- @include "lib/workflow_outbox"
 local activeKey, delayedKey, jobPrefix, eventsKey = KEYS[1], KEYS[2], KEYS[6], KEYS[9]
 local cancelledKey = KEYS[10]
 local jobId, token, reason = ARGV[1], ARGV[2], ARGV[3]
@@ -64,6 +65,7 @@ if outcome == "lost" then rcall("HINCRBY", jobKey, "lost", 1) end
 if f[7] then
   rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now, "endAnswer", "3:0")
   rcall("ZADD", cancelledKey, now, jobId)
+  workflowOutcome(jobPrefix, jobId, "C", "cancelled on request", now)
   jobEvent(eventsKey, "cancelled", {jobId})
   return {3, 0}
 end

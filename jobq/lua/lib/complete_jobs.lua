@@ -17,6 +17,7 @@
 --- @include "lib/throughput"
 --- @include "lib/events"
 --- @include "lib/slots"
+--- @include "lib/workflow_outbox"
 local function completeJobs(k, keep, maxAgeMs, argv, from)
   local rcall = redis.call
   local now = redisNowMs()
@@ -24,7 +25,7 @@ local function completeJobs(k, keep, maxAgeMs, argv, from)
   for i = from, #argv, 3 do
     local jobId, token, result = argv[i], argv[i + 1], argv[i + 2]
     local jobKey = k.jobPrefix .. jobId
-    local f = rcall("HMGET", jobKey, "token", "attempts", "concKey", "endToken", "state")
+    local f = rcall("HMGET", jobKey, "token", "attempts", "concKey", "endToken", "state", "wf")
     if f[1] == token then
       closeAttempt(k.active, jobKey, jobId, f[2], now, "completed", nil, token)
       releaseSlot(queueBase(k.jobPrefix, ":job:"), f[3], jobId)
@@ -32,6 +33,7 @@ local function completeJobs(k, keep, maxAgeMs, argv, from)
       -- An earlier attempt's error stays in its history entry, not on a job that succeeded.
       rcall("HDEL", jobKey, "failedReason")
       rcall("ZADD", k.completed, now, jobId)
+      workflowOutcome(k.jobPrefix, jobId, "S", result, now, f[6])
       out[#out + 1] = DONE
       finished[#finished + 1] = jobId
     elseif f[4] == token and f[5] == "completed" then

@@ -10,6 +10,7 @@
 --- @include "lib/trim"
 --- @include "lib/throughput"
 --- @include "lib/events"
+--- @include "lib/workflow_outbox"
 local function deadLetter(k, queue, jobId, jobType, payload, reason, attempts, now, keep,
                           maxAgeMs, dlqMaxAgeMs)
   local rcall = redis.call
@@ -21,6 +22,7 @@ local function deadLetter(k, queue, jobId, jobType, payload, reason, attempts, n
   rcall("ZADD", k.dlq, now, dlqId)
   rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
   rcall("ZADD", k.failed, now, jobId)
+  workflowOutcome(k.jobPrefix, jobId, "F", reason, now)
   countThroughput(k.tpPrefix, now, "failed", 1)
   jobEvent(k.events, "failed", {jobId})
   -- Old failed job records go; their DLQ entries outlive them.

@@ -8,6 +8,7 @@
 ]]
 --- @include "lib/attempt"
 --- @include "lib/slots"
+--- @include "lib/workflow_outbox"
 local function giveBack(base, activeKey, cancelledKey, jobId, token, now)
   local rcall = redis.call
   local jobKey = base .. ":job:" .. jobId
@@ -18,6 +19,7 @@ local function giveBack(base, activeKey, cancelledKey, jobId, token, now)
     releaseSlot(base, f[5], jobId)
     rcall("HSET", jobKey, "state", "cancelled", "finishedAt", now)
     rcall("ZADD", cancelledKey, now, jobId)
+    workflowOutcome(base .. ":job:", jobId, "C", "cancelled on request", now)
     return "cancelled"
   end
   local raw = rcall("HGET", jobKey, "h:" .. f[2])

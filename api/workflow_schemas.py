@@ -1,0 +1,91 @@
+"""Request and response bodies of the workflow routes (``api/routes/workflows.py``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from jobq.api.schemas import STRICT, IdempotencyKey, JobOptions, Text
+from jobq.workflows.graph import NODE_KEY_MAX
+
+HTTP_MAX_NODES = 1000  # nodes one POST /workflows may carry (bounded request and script time)
+
+NodeKey = Text
+NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed"]
+WorkflowState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
+PolicyName = Literal["require", "ignore", "continue"]
+
+
+class WorkflowDep(BaseModel):
+    """An edge: the node waits on node ``node``."""
+
+    model_config = STRICT
+
+    node: NodeKey = Field(min_length=1, max_length=NODE_KEY_MAX)
+    policy: PolicyName = Field(
+        "require", description="require: a failed or cancelled dependency makes this node "
+        "dep_failed; ignore: it counts as satisfied (its error is shown to this node); "
+        "continue: a failed dependency releases this node at once.")
+
+
+class WorkflowNodeCreate(BaseModel):
+    """One node: a job of any registered task, known in its workflow by ``key``."""
+
+    model_config = STRICT
+
+    key: NodeKey = Field(min_length=1, max_length=NODE_KEY_MAX,
+                         description="Stable within the workflow; names it in dependencies.")
+    type: Text = Field(min_length=1, max_length=200, description="A registered task type.")
+    payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
+    options: JobOptions | None = None
+    deps: list[WorkflowDep] = Field(default_factory=list, max_length=HTTP_MAX_NODES)
+
+
+class WorkflowCreate(BaseModel):
+    """``POST /workflows``: a DAG of jobs, created once per idempotency key."""
+
+    model_config = STRICT
+
+    idempotencyKey: IdempotencyKey
+    nodes: list[WorkflowNodeCreate] = Field(max_length=HTTP_MAX_NODES)
+    failFast: bool = Field(False, description="The first failure cancels every node not "
+                                              "ended yet.")
+
+
+class WorkflowAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    workflowId: str
+    duplicate: bool
+    jobs: dict[str, str] = Field(description="Node key -> its job's id (the job exists from "
+                                             "the node's release on).")
+
+
+class WorkflowNodeDep(BaseModel):
+    node: str
+    policy: PolicyName
+    state: NodeState
+
+
+class WorkflowNode(BaseModel):
+    key: str
+    queue: str
+    type: str
+    jobId: str
+    state: NodeState
+    waitingOn: list[str] = Field(description="Dependencies not ended yet (waiting nodes).")
+    deps: list[WorkflowNodeDep]
+    error: str | None = Field(None, description="Why it failed, was cancelled, or "
+                                                "`dep_failed: <dependency>`.")
+    result: Any = Field(None, description="Its result (with ?results=true).")
+
+
+class WorkflowPublic(BaseModel):
+    workflowId: str
+    idempotencyKey: str
+    state: WorkflowState
+    counts: dict[str, int] = Field(description="Nodes per state.")
+    failFast: bool
+    createdAt: str | None
+    endedAt: str | None
+    nodes: list[WorkflowNode]

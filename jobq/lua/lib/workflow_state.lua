@@ -1,0 +1,119 @@
+--[[
+  lib/workflow_state: a workflow's node states, the release of dependents and the end of the
+  workflow, in its own slot (every key `<prefix>:{wf:<id>}:<name>`, named from the key prefix
+  the script declares: the slot-migration fence). Shared by wf_create and wf_apply, so a node moves the same way whoever
+  moves it.
+
+  Node states ("st" hash, index -> letter): W waiting (deps unmet, no job yet), R released (its
+  job was, or is about to be, created in its queue: waiting, delayed, running or retrying
+  there), S succeeded, F failed (dead-lettered), C cancelled, D dep_failed (a required
+  dependency ended unsuccessfully; it never ran). Counts per state are meta fields "n:<letter>".
+  A node leaves R only by an outcome applied once per (node, epoch) (wf_apply's guard), and a
+  W node is released only when its last unmet dependency settles, so each node's job is
+  released once per epoch (R24).
+]]
+local WF_SUFFIXES = {"meta", "nodes", "keys", "names", "st", "rem", "out", "res", "err",
+                     "ready", "kill", "ep"}
+
+-- `metaKey` and `prefix` ("<prefix>:{wf:<id>}:") as the script's KEYS give them.
+local function wfKeys(metaKey, prefix)
+  local k = {}
+  for _, s in ipairs(WF_SUFFIXES) do k[s] = prefix .. s end
+  k.meta = metaKey
+  return k
+end
+
+local function setNodeState(k, idx, from, to)
+  redis.call("HSET", k.st, idx, to)
+  redis.call("HINCRBY", k.meta, "n:" .. from, -1)
+  redis.call("HINCRBY", k.meta, "n:" .. to, 1)
+end
+
+-- Release a waiting node: its job is created by the caller (wf_release in its queue's slot),
+-- from the ready list, which holds it until the caller acknowledges (wf_ack).
+local function releaseNode(k, idx)
+  setNodeState(k, idx, "W", "R")
+  redis.call("RPUSH", k.ready, idx)
+end
+
+-- Cancel every node that has not ended: waiting ones here (they have no job), released ones
+-- by their jobs (the kill list; their outcomes come back through the outbox).
+local function haltAll(k, why)
+  local st = redis.call("HGETALL", k.st)
+  for i = 1, #st, 2 do
+    if st[i + 1] == "W" then
+      setNodeState(k, st[i], "W", "C")
+      redis.call("HSET", k.err, st[i], why)
+    elseif st[i + 1] == "R" then
+      redis.call("RPUSH", k.kill, st[i])
+    end
+  end
+  -- A released node still on the ready list is on the kill list now: not created, it gets a
+  -- cancelled job in its place (wf_release), so no relay still holding the entry can start it.
+  redis.call("DEL", k.ready)
+end
+
+-- Node `idx` ended with `outcome` (S, F, C, or D for a dep_failed node): settle each of its
+-- waiting dependents by the edge's policy (r require, i ignore, c continue), breadth first
+-- through dep_failed cascades.
+local function settleDependents(k, idx, outcome)
+  local todo = {{idx, outcome}}
+  local n = 1
+  while n <= #todo do
+    local from, how = todo[n][1], todo[n][2]
+    n = n + 1
+    local out = redis.call("HGET", k.out, from)
+    if out then
+      for child, policy in string.gmatch(out, "(%d+):(%a)") do
+        if redis.call("HGET", k.st, child) == "W" then
+          if how == "S" or policy == "i" then
+            if redis.call("HINCRBY", k.rem, child, -1) <= 0 then releaseNode(k, child) end
+          elseif policy == "c" then
+            releaseNode(k, child)
+          else
+            setNodeState(k, child, "W", "D")
+            redis.call("HSET", k.err, child,
+              "dep_failed: " .. (redis.call("HGET", k.names, from) or from))
+            todo[#todo + 1] = {child, "D"}
+          end
+        end
+      end
+    end
+  end
+end
+
+-- When no node is waiting or released, the workflow ends: its state, its end time, and every
+-- key it owns expires after its retention (the node jobs are their queues', trimmed as usual).
+local function finishIfDone(k, now)
+  local m = redis.call("HMGET", k.meta, "n:W", "n:R", "n:F", "n:C", "n:D", "state", "cancelled",
+    "retentionS")
+  if (tonumber(m[1]) or 0) + (tonumber(m[2]) or 0) > 0 then return end
+  if m[6] ~= "running" and m[6] ~= "cancelling" then return end
+  local final = "succeeded"
+  if m[7] then
+    final = "cancelled"
+  elseif (tonumber(m[3]) or 0) + (tonumber(m[4]) or 0) + (tonumber(m[5]) or 0) > 0 then
+    final = "failed"
+  end
+  redis.call("HSET", k.meta, "state", final, "endedAt", now)
+  redis.call("DEL", k.ready, k.kill)
+  for _, s in ipairs(WF_SUFFIXES) do
+    redis.call("EXPIRE", k[s], tonumber(m[8]))
+  end
+end
+
+-- What the caller still has to do: nodes on the ready list (create their jobs) and on the kill
+-- list (cancel their jobs), at most `most` of each, with their specs.
+local function followUps(k, applied, most)
+  local state = redis.call("HGET", k.meta, "state") or ""
+  local out = {applied, state}
+  for _, list in ipairs({k.ready, k.kill}) do
+    local ids = redis.call("LRANGE", list, 0, most - 1)
+    out[#out + 1] = #ids
+    for _, idx in ipairs(ids) do
+      out[#out + 1] = idx
+      out[#out + 1] = redis.call("HGET", k.nodes, idx) or ""
+    end
+  end
+  return out
+end

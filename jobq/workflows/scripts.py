@@ -1,0 +1,124 @@
+"""Typed calls of the workflow scripts (``jobq/lua/wf_*.lua``), on ``jobq.scripts.Scripts``'s
+transport. Each call touches one slot: the workflow's, or one queue's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jobq.keys import QueueKeys
+from jobq.scripts import CONFLICT, DUPLICATE, Scripts, new_nonce
+from jobq.workflows.keys import WorkflowKeys, outbox_keys
+
+FOLLOW_UP_MOST = 500  # ready / kill entries one wf_apply answer carries (bounded script time)
+OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
+
+RUN, CANCEL = "run", "cancel"
+RELEASED_ALREADY, TOMBSTONED, EXISTS = DUPLICATE, 3, 4
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """A node as stored in its workflow (the ``nodes`` hash), all a relay needs to create or
+    cancel its job."""
+
+    idx: int
+    key: str
+    queue: str
+    job_id: str
+    fingerprint: str
+    delay_ms: int
+    job_args: list[Any]
+    deps: list[tuple[int, str]]
+
+    @staticmethod
+    def parse(idx: int, raw: str) -> NodeSpec:
+        s = json.loads(raw)
+        return NodeSpec(idx, s["k"], s["q"], s["id"], s["fp"], int(s["dl"]), s["j"],
+                        [(int(d[0]), str(d[1])) for d in s.get("d", [])])
+
+    def wf_field(self, workflow_id: str, epoch: int = 0) -> str:
+        return f"{workflow_id}|{self.idx}|{epoch}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """wf_apply's answer: whether this call moved a node, the workflow's state ("" = gone),
+    and what is left to do: nodes to release (create jobs) and to cancel."""
+
+    applied: bool
+    state: str
+    ready: list[NodeSpec]
+    kill: list[NodeSpec]
+
+
+def _step(raw: list[Any]) -> Step:
+    applied, state = int(raw[0]) == 1, str(raw[1])
+    lists: list[list[NodeSpec]] = []
+    at = 2
+    for _ in range(2):
+        if at >= len(raw):
+            lists.append([])
+            continue
+        count = int(raw[at])
+        at += 1
+        specs = [NodeSpec.parse(int(raw[at + 2 * i]), raw[at + 2 * i + 1]) for i in range(count)]
+        lists.append(specs)
+        at += 2 * count
+    return Step(applied, state, lists[0], lists[1])
+
+
+class WorkflowScripts:
+    def __init__(self, scripts: Scripts, prefix: str) -> None:
+        self.scripts = scripts
+        self.prefix = prefix
+
+    def keys(self, workflow_id: str) -> WorkflowKeys:
+        return WorkflowKeys(self.prefix, workflow_id)
+
+    async def create(self, wk: WorkflowKeys, fingerprint: str, key: str, fail_fast: bool,
+                     retention_s: int, nodes: list[tuple[str, str, str, int]]) -> int:
+        """CREATED, DUPLICATE or CONFLICT."""
+        args: list[Any] = [fingerprint, key, "1" if fail_fast else "0", retention_s]
+        for node in nodes:
+            args += node
+        return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args,
+                                           durable=True))
+
+    async def apply(self, wk: WorkflowKeys, mode: str, idx: int | str = "", epoch: int | str = "",
+                    outcome: str = "", data: str = "") -> Step:
+        raw = await self.scripts.call(
+            "wf_apply", [wk.meta, wk.prefix_key], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
+            durable=True)
+        return _step(raw)
+
+    async def ack(self, wk: WorkflowKeys, ready: list[int], kill: list[int]) -> None:
+        await self.scripts.call("wf_ack", [wk.key("ready"), wk.key("kill")],
+                                [len(ready), *ready, *kill])
+
+    async def release(self, q: QueueKeys, retention_s: int, workflow_id: str,
+                      items: list[tuple[str, NodeSpec]]) -> list[int]:
+        """Create (``RUN``) or stand in for (``CANCEL``) node jobs of one queue; per item
+        CREATED / RELEASED_ALREADY / CONFLICT, or TOMBSTONED / EXISTS."""
+        keys = [q.wait, q.delayed, q.cancelled, q.job_prefix]
+        args: list[Any] = [retention_s, new_nonce()]
+        for mode, spec in items:
+            keys += (q.idempotency(spec.job_id), q.job(spec.job_id))
+            args += (mode, spec.job_id, spec.fingerprint, spec.delay_ms,
+                     spec.wf_field(workflow_id), *spec.job_args)
+        raw = await self.scripts.call("wf_release", keys, args, durable=True)
+        return [int(code) for code in raw]
+
+    async def take(self, q: QueueKeys, most: int, acked: list[str]) -> list[tuple[str, str]]:
+        """Acknowledge ``acked`` outbox entries, then take (lease) up to ``most`` due ones."""
+        outbox, due = outbox_keys(q.base)
+        raw = await self.scripts.call("wf_take", [outbox, due], [most, OUTBOX_LEASE_MS, *acked])
+        return [(str(raw[i]), str(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+    async def inputs(self, wk: WorkflowKeys, idx: int) -> list[tuple[str, str, str]]:
+        raw = await self.scripts.call("wf_inputs", [wk.meta, wk.prefix_key], [idx])
+        return [(str(raw[i]), str(raw[i + 1]), str(raw[i + 2])) for i in range(0, len(raw), 3)]
+
+
+__all__ = ["CANCEL", "CONFLICT", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]

@@ -1,0 +1,240 @@
+"""Creating, reading and cancelling workflows: what ``Client`` offers and the API and CLI call.
+
+Creation is idempotent by key (R24): the workflow id is a digest of the key, so the same key
+with the same spec answers the same ids, another spec is a conflict, before anything runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jobq.errors import IdempotencyConflict, InvalidPayload, NotFound, UnknownTask
+from jobq.jobs import dumps
+from jobq.scripts import CONFLICT, DUPLICATE
+from jobq.workflows.graph import POLICY_LETTER, check, dependents
+from jobq.workflows.keys import (
+    WorkflowKeys,
+    node_idempotency_key,
+    workflow_id_for,
+    workflow_index,
+)
+from jobq.workflows.model import Node, Part, nodes_of
+from jobq.workflows.relay import Relay
+
+if TYPE_CHECKING:
+    from jobq.client import Client
+
+STATE_NAMES = {"W": "waiting", "R": "released", "S": "succeeded", "F": "failed",
+               "C": "cancelled", "D": "dep_failed"}
+LETTERS = {v: k for k, v in STATE_NAMES.items()}
+POLICY_NAMES = {v: k for k, v in POLICY_LETTER.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowCreated:
+    workflow_id: str
+    duplicate: bool
+    jobs: dict[str, str]  # node key -> its job's id (the job exists once the node is released)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    key: str
+    queue: str
+    type: str
+    job_id: str
+    state: str
+    waiting_on: list[str]  # dependencies not ended yet (waiting nodes)
+    deps: list[dict[str, str]]
+    error: str | None = None
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowView:
+    workflow_id: str
+    idempotency_key: str
+    state: str  # running | cancelling | succeeded | failed | cancelled
+    counts: dict[str, int]
+    created_at_ms: int
+    ended_at_ms: int | None
+    fail_fast: bool
+    nodes: list[NodeView] = field(default_factory=list)
+
+
+def _fingerprint(nodes: list[Node], fail_fast: bool) -> str:
+    canon = [[n.key, n.type, n.payload, [[d.key, d.policy] for d in n.deps], n.attempts,
+              n.backoff.model_dump(mode="json") if n.backoff else None, n.delay_s, n.priority]
+             for n in nodes]
+    text = json.dumps({"nodes": canon, "failFast": fail_fast}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Workflows:
+    """The workflow operations of one ``Client``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.relay = Relay(client.scripts, client.settings)
+
+    async def create(self, idempotency_key: str, spec: Part | list[Node], *,
+                     fail_fast: bool = False) -> WorkflowCreated:
+        """Store the workflow and release its roots, once per key. Raises WorkflowInvalid
+        (graph), UnknownTask / InvalidPayload (a node's job), IdempotencyConflict."""
+        from jobq.client import JobRequest  # the client module imports this one
+
+        nodes = nodes_of(spec)
+        index = check(nodes)
+        wf_id = workflow_id_for(idempotency_key)
+        wk = self.relay.wf.keys(wf_id)
+        out = dependents(nodes, index)
+        args: list[tuple[str, str, str, int]] = []
+        jobs: dict[str, str] = {}
+        for i, node in enumerate(nodes):
+            try:
+                b = self.client.prepare(JobRequest(
+                    node.type, node_idempotency_key(wf_id, node.key), node.payload,
+                    node.attempts, node.backoff, node.delay_s, node.priority))
+            except InvalidPayload as exc:
+                raise InvalidPayload(f"node {node.key!r}: {exc}",
+                                     [{**d, "node": node.key} for d in exc.details]) from None
+            except UnknownTask as exc:
+                raise UnknownTask(f"node {node.key!r}: {exc}") from None
+            jobs[node.key] = b.job_id
+            spec_json = dumps({"k": node.key, "q": b.job.queue, "id": b.job_id,
+                               "fp": b.fingerprint, "dl": b.delay_ms, "j": b.job.args(),
+                               "d": [[index[d.key], POLICY_LETTER[d.policy]]
+                                     for d in node.deps]})
+            args.append((node.key, spec_json, out[i], len(node.deps)))
+        score = await self.relay.announce(wk)
+        code = await self.relay.wf.create(wk, _fingerprint(nodes, fail_fast), idempotency_key,
+                                          fail_fast, self.client.settings.workflow_retention_s,
+                                          args)
+        if code == CONFLICT:
+            await self.relay.done(wk, score)
+            raise IdempotencyConflict(
+                f"workflow key {idempotency_key!r} was used with another spec")
+        if code != DUPLICATE:
+            await self._index(wf_id)
+        await self.relay.follow_up(wk, await self.relay.wf.apply(wk, "pending"))
+        await self.relay.done(wk, score)
+        return WorkflowCreated(wf_id, code == DUPLICATE, jobs)
+
+    async def _index(self, wf_id: str) -> None:
+        """Note the workflow in the listing index (advisory: outside the workflow's slot, like
+        the known-queues set); entries older than the retention go at the same time."""
+        now_ms = int(time.time() * 1000)
+        index = workflow_index(self.client.settings.key_prefix)
+        redis: Any = self.client.redis
+        await redis.zadd(index, {wf_id: now_ms})
+        await redis.zremrangebyscore(
+            index, "-inf", now_ms - self.client.settings.workflow_retention_s * 1000 * 2)
+
+    async def recent(self, limit: int = 50) -> list[WorkflowView]:
+        """The newest workflows still kept (without their nodes)."""
+        redis: Any = self.client.redis
+        ids = await redis.zrevrange(workflow_index(self.client.settings.key_prefix), 0,
+                                    limit - 1)
+        out = []
+        for wf_id in ids:
+            try:
+                out.append(await self.get(wf_id, nodes=False))
+            except NotFound:
+                continue
+        return out
+
+    async def check(self, workflow_id: str) -> list[str]:
+        """Recompute every counter from the node states: the mismatches found (none = sound).
+        A waiting node's unmet count must be its dependencies still waiting or released, and
+        at least one; the counts per state must match; a ready entry must be released."""
+        wk = self.relay.wf.keys(workflow_id)
+        redis: Any = self.client.redis
+        meta, raw_nodes, st, rem, ready = await asyncio.gather(
+            redis.hgetall(wk.meta), redis.hgetall(wk.key("nodes")), redis.hgetall(wk.key("st")),
+            redis.hgetall(wk.key("rem")), redis.lrange(wk.key("ready"), 0, -1))
+        if not meta:
+            raise NotFound(f"no workflow {workflow_id}")
+        problems = []
+        counted = {letter: 0 for letter in STATE_NAMES}
+        for idx, raw in raw_nodes.items():
+            spec = json.loads(raw)
+            state = st.get(idx, "?")
+            counted[state] = counted.get(state, 0) + 1
+            if state == "W":
+                open_deps = sum(st.get(str(d[0])) in ("W", "R") for d in spec["d"])
+                if open_deps == 0:
+                    problems.append(f"node {spec['k']!r} waits on no open dependency")
+                if int(rem.get(idx, -1)) != open_deps:
+                    problems.append(f"node {spec['k']!r}: rem {rem.get(idx)} but {open_deps} "
+                                    "dependencies open")
+        for letter, n in counted.items():
+            if int(meta.get(f"n:{letter}", 0)) != n:
+                problems.append(f"count of {STATE_NAMES.get(letter, letter)}: "
+                                f"{meta.get(f'n:{letter}', 0)} recorded, {n} counted")
+        for idx in ready:
+            if st.get(idx) != "R":
+                problems.append(f"ready entry {idx} is not released ({st.get(idx)})")
+        final = meta["state"] in ("succeeded", "failed", "cancelled")
+        if final and counted["W"] + counted["R"]:
+            problems.append(f"workflow {meta['state']} with nodes still open")
+        if not final and not counted["W"] + counted["R"]:
+            problems.append("every node ended but the workflow did not")
+        return problems
+
+    async def cancel(self, workflow_id: str) -> WorkflowView:
+        """Cancel every node not ended: waiting ones at once, queued ones in their queues,
+        running ones through their workers (cooperative cancel). Nothing starts afterwards."""
+        wk = self.relay.wf.keys(workflow_id)
+        if not await self.client.redis.exists(wk.meta):
+            raise NotFound(f"no workflow {workflow_id}")
+        score = await self.relay.announce(wk)
+        await self.relay.follow_up(wk, await self.relay.wf.apply(wk, "cancel"))
+        await self.relay.done(wk, score)
+        return await self.get(workflow_id)
+
+    async def get(self, workflow_id: str, *, results: bool = False,
+                  nodes: bool = True) -> WorkflowView:
+        """The workflow, its counts and every node (its job id, state, what it waits on)."""
+        wk = self.relay.wf.keys(workflow_id)
+        redis: Any = self.client.redis
+        meta, raw_nodes, st, err, res = await asyncio.gather(
+            redis.hgetall(wk.meta),
+            *(redis.hgetall(wk.key(name)) if nodes else _empty()
+              for name in ("nodes", "st", "err")),
+            redis.hgetall(wk.key("res")) if results and nodes else _empty())
+        if not meta:
+            raise NotFound(f"no workflow {workflow_id}")
+        specs = {int(i): json.loads(raw) for i, raw in raw_nodes.items()}
+        names = {i: s["k"] for i, s in specs.items()}
+        views = []
+        for i in sorted(specs):
+            s = specs[i]
+            state = STATE_NAMES.get(st.get(str(i), ""), "unknown")
+            deps = [{"node": names[d[0]], "policy": POLICY_NAMES[d[1]],
+                     "state": STATE_NAMES.get(st.get(str(d[0]), ""), "unknown")} for d in s["d"]]
+            waiting_on = [d["node"] for d in deps
+                          if state == "waiting" and d["state"] in ("waiting", "released")]
+            result = json.loads(res[str(i)]) if str(i) in res else None
+            views.append(NodeView(s["k"], s["q"], s["j"][0], s["id"], state, waiting_on, deps,
+                                  err.get(str(i)), result))
+        return WorkflowView(
+            workflow_id, meta.get("key", ""), meta["state"],
+            {name: int(meta.get(f"n:{letter}", 0)) for letter, name in STATE_NAMES.items()},
+            int(meta["createdAt"]), int(meta["endedAt"]) if "endedAt" in meta else None,
+            meta.get("failFast") == "1", views)
+
+    async def for_key(self, idempotency_key: str) -> WorkflowView:
+        return await self.get(workflow_id_for(idempotency_key))
+
+    def keys(self, workflow_id: str) -> WorkflowKeys:
+        return self.relay.wf.keys(workflow_id)
+
+
+async def _empty() -> dict[str, str]:
+    return {}

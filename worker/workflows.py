@@ -1,0 +1,95 @@
+"""The workflow relay every worker runs (R24): per queue, it takes the queue's outbox entries
+(the final outcomes of workflow nodes, written by the finish scripts) and applies them; per
+process, it sweeps the intent shards for creations and cancels whose writer went away.
+
+Every step is idempotent (jobq/workflows/relay.py), so all workers of a queue run this at once
+safely; the outbox lease keeps them mostly off each other's entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from jobq.connection import REDIS_DOWN
+from jobq.logs import get_logger
+from jobq.scripts import Scripts
+from jobq.settings import Settings
+from jobq.shutdown import wait_event
+from jobq.workflows.keys import outbox_keys
+from jobq.workflows.relay import Relay
+
+log = get_logger("jobq.worker.workflows")
+
+TAKE_MOST = 100  # outbox entries one take leases
+INTENT_SWEEP_S = 2.0  # how often a worker reads the intent shards
+ERROR_PAUSE_S = 1.0  # after an error (Redis away), before the next look
+
+
+class OutboxRelay:
+    """Applies one queue's workflow outbox entries, as soon as they are written (an EXISTS
+    every ``workflow_poll_s`` while idle, at once again after a turn that found some)."""
+
+    def __init__(self, scripts: Scripts, settings: Settings, queue: str) -> None:
+        self.relay = Relay(scripts, settings)
+        self.q = self.relay.queue(queue)
+        self.poll_s = settings.workflow_poll_s
+        self.outbox = outbox_keys(self.q.base)[0]
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        acked: list[str] = []
+        redis = self.relay.scripts.redis
+        while not self._stopping.is_set():
+            try:
+                # While there is nothing (a queue without workflows, most of the time), a look
+                # is one EXISTS: no script call, and nothing per job.
+                if not acked and not await redis.exists(self.outbox):
+                    await wait_event(self._stopping, self.poll_s)
+                    continue
+                taken = await self.relay.wf.take(self.q, TAKE_MOST, acked)
+                acked = []
+                for job_id, entry in taken:
+                    await self.relay.apply_entry(entry)
+                    acked.append(job_id)
+            except REDIS_DOWN as exc:
+                log.warning("workflow.relay_redis_unavailable", queue=self.q.queue,
+                            error=str(exc))
+                await wait_event(self._stopping, ERROR_PAUSE_S)
+                continue
+            except Exception:
+                log.exception("workflow.relay_error", queue=self.q.queue)
+                await wait_event(self._stopping, ERROR_PAUSE_S)
+                continue
+            if not acked:
+                await wait_event(self._stopping, self.poll_s)
+        if acked:  # applied but not yet acknowledged: a relay would apply them again, harmless
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.relay.wf.take(self.q, 0, acked)
+
+
+class IntentSweeper:
+    """Finishes workflow creations and cancels whose process died midway (intents older than
+    INTENT_AGE_MS): crash recovery within INTENT_AGE_MS + INTENT_SWEEP_S."""
+
+    def __init__(self, scripts: Scripts, settings: Settings) -> None:
+        self.relay = Relay(scripts, settings)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                moved = await self.relay.sweep_intents()
+                if moved:
+                    log.info("workflow.intents_swept", workflows=moved)
+            except REDIS_DOWN as exc:
+                log.warning("workflow.sweep_redis_unavailable", error=str(exc))
+            except Exception:
+                log.exception("workflow.sweep_error")
+            await wait_event(self._stopping, INTENT_SWEEP_S)
