@@ -41,6 +41,8 @@ class Task:
     rate_key: KeyFunction | None = None
     concurrency_limit: int | None = None
     concurrency_key: KeyFunction | None = None
+    trace_propagation: str | None = None
+    """This task's ``link`` / ``child`` / ``none`` (R25); None = the worker's setting."""
     is_async: bool = field(init=False, repr=False, compare=False)
     """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
 
@@ -99,6 +101,7 @@ def task(
     rate_key: KeyFunction | None = None,
     concurrency_limit: int | None = None,
     concurrency_key: KeyFunction | None = None,
+    trace_propagation: str | None = None,
 ) -> Callable[[Handler], Task]:
     """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
 
@@ -122,9 +125,15 @@ def task(
     if concurrency_key is not None and concurrency_limit is None:
         raise ConfigError(f"task {name!r}: concurrency_key needs a concurrency_limit")
 
+    if trace_propagation is not None:
+        from jobq.tracing import check_propagation
+
+        check_propagation(trace_propagation)
+
     def declare(handler: Handler) -> Task:
         return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
-                    priority, rate, rate_key, concurrency_limit, concurrency_key)
+                    priority, rate, rate_key, concurrency_limit, concurrency_key,
+                    trace_propagation)
 
     return declare
 
