@@ -43,7 +43,8 @@ async def doomed(ctx: JobContext, payload: Empty) -> None:
     raise PermanentError("never works")
 
 
-@task("trace-nap", queue=QUEUE, payload=Nap, attempts=1)
+@task("trace-nap", queue=QUEUE, payload=Nap, attempts=1, trace_propagation="child")
 async def nap(ctx: JobContext, payload: Nap) -> dict[str, Any]:
+    """Its attempts join the trace of the request that created it (a batch: one trace)."""
     await asyncio.sleep(payload.seconds)
     return {"n": payload.n}
