@@ -110,6 +110,9 @@ def task(
     period and ``concurrency_limit`` how many run at once, across every worker: for all its
     jobs together, or per ``rate_key`` / ``concurrency_key``, a function of the validated
     payload (``lambda p: p.tenant``) evaluated where the job is created.
+
+    ``trace_propagation`` (``link`` / ``child`` / ``none``) overrides the worker's
+    ``JOBQ_TRACE_PROPAGATION`` for this task's attempts (R25).
     """
     if attempts < 1:
         raise ConfigError(f"task {name!r}: attempts must be at least 1")

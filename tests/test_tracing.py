@@ -247,3 +247,21 @@ async def test_idle_worker_emits_no_span(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_each_schedule_fire_is_a_root_span(
+    tsettings: Settings, treg: Registry, t: Traced, redis: Redis,
+) -> None:
+    from datetime import UTC, datetime
+
+    from jobq.schedule_check import check
+    from jobq.schedule_mark import ScheduleMark
+    from jobq.scheduler import _fire_once
+
+    client = Client(redis, treg, tsettings, tracer_provider=t.provider)
+    spec = check({"name": "tick", "type": "trace-child", "every": "1s", "payload": {}}, treg)
+    mark = ScheduleMark(redis, client.keys(QUEUE), spec)
+    with t.provider.get_tracer("test").start_as_current_span("ambient"):
+        fired = await _fire_once(spec, client, datetime.now(UTC), None, mark)
+    assert fired is not None
+    assert render(t.spans()) == ["ambient", "fire tick", f"  {SEND}"]

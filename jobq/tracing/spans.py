@@ -49,7 +49,11 @@ def send(tracer: Tracer, queue: str, job_id: str, task: str,
     attributes["jobq.task"] = task
     with tracer.start_as_current_span(f"send {queue}", kind=SpanKind.PRODUCER,
                                       attributes=attributes, links=links) as span:
-        yield span
+        try:
+            yield span
+        except Exception as exc:  # refused (conflict, Redis away): say why
+            span.set_attribute("error.type", type(exc).__name__)
+            raise
 
 
 @contextlib.contextmanager
