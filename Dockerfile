@@ -13,6 +13,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/jobq
 COPY . .
+# requirements.lock includes the otel-export extra (OpenTelemetry SDK and OTLP/HTTP exporter):
+# with OTEL_EXPORTER_OTLP_ENDPOINT set, every command exports spans.
 # Dependencies exactly as requirements.lock pins them (hash-checked; refreshed deliberately with
 # `bash hack/bootstrap.sh --lock`), then jobq's wheel without resolving anything again: a plain
 # (non-editable) install, so the venv holds no source checkout.

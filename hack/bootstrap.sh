@@ -31,7 +31,8 @@ relock() {
   echo "bootstrap: resolving $DEV_LOCK and $RUNTIME_LOCK from pyproject.toml (a few minutes)" >&2
   "${compile[@]}" --extra dev --output-file "$DEV_LOCK" pyproject.toml
   # The runtime lock is constrained by the dev lock: the image runs what the tests ran.
-  "${compile[@]}" --constraint "$DEV_LOCK" --output-file "$RUNTIME_LOCK" pyproject.toml
+  # It adds the otel-export extra: the image's commands can export spans (R25).
+  "${compile[@]}" --constraint "$DEV_LOCK" --extra otel-export --output-file "$RUNTIME_LOCK" pyproject.toml
 }
 
 case "${1:-}" in
