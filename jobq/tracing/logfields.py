@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from structlog.typing import EventDict, WrappedLogger
 
+from jobq.tracing import seam
+
 try:
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - only added when installed
@@ -14,7 +16,7 @@ except ImportError:  # pragma: no cover - only added when installed
 
 def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """A structlog processor: the current span's ids, W3C-formatted (hex), when there is one."""
-    if _trace is None:
+    if _trace is None or not seam.active():  # no tracing configured: no span to name
         return event_dict
     ctx = _trace.get_current_span().get_span_context()
     if ctx.is_valid:

@@ -9,6 +9,7 @@ one attribute test (or one function call) per job.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
 
 INSTALLED = _trace is not None
+_UNKNOWN = object()
+_explicit = False  # a provider was passed to some component of this process
+
+
+def _global_provider() -> Any:
+    """The global provider once one is set, else None: the module attribute the API keeps it
+    in, read directly, because ``get_tracer_provider()`` consults ``os.environ`` on every call
+    (microseconds per job); the public call where that attribute is gone."""
+    provider = getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:
+        provider = _trace.get_tracer_provider()
+        return None if isinstance(provider, _trace.ProxyTracerProvider) else provider
+    return provider
+
+
+def active() -> bool:
+    """Whether any span of jobq's can be recorded in this process now (log lines ask)."""
+    return _explicit or (INSTALLED and _global_provider() is not None)
+
+
+if INSTALLED and os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
+    _trace.get_tracer_provider()  # a provider named by the environment: loaded once, now
 SCOPE = "jobq"  # the instrumentation scope name spans carry
 PROPAGATION_MODES = ("link", "child", "none")
 
@@ -38,6 +61,8 @@ class Tracing:
     __slots__ = ("_given", "_seen", "_tracer")
 
     def __init__(self, provider: TracerProvider | None) -> None:
+        global _explicit
+        _explicit = _explicit or provider is not None
         self._given = provider
         self._seen: Any = None  # the global provider the cached tracer came from
         self._tracer: Tracer | None = (
@@ -47,8 +72,8 @@ class Tracing:
         """The tracer to use now, or None when tracing is off."""
         if self._given is not None:
             return self._tracer
-        provider = _trace.get_tracer_provider()
-        if isinstance(provider, _trace.ProxyTracerProvider):
+        provider = _global_provider()
+        if provider is None:
             return None  # no provider set: off (spans would go nowhere)
         if provider is not self._seen:
             self._seen, self._tracer = provider, provider.get_tracer(SCOPE, _version())
