@@ -361,8 +361,9 @@ class QueueRunner:
                 for claimed in jobs:
                     pipe.hget(self.keys.job(claimed.job_id), carrier.FIELD)
                 carriers = await pipe.execute()
-        except REDIS_DOWN:
-            carriers = [None] * len(jobs)  # the jobs run; their spans start new traces
+        except Exception as exc:  # leased already: the jobs must run, their spans start new traces
+            self._log.warning("worker.trace_carriers_unread", error=repr(exc))
+            carriers = [None] * len(jobs)
         for claimed, raw in zip(jobs, carriers, strict=True):
             try:
                 mode = self.registry.get(claimed.type).trace_propagation
