@@ -87,10 +87,11 @@ class Jaeger:
         answer.raise_for_status()
         spans = []
         for rs in answer.json()["result"]["resourceSpans"]:
-            service = next(a["value"]["stringValue"] for a in rs["resource"]["attributes"]
-                           if a["key"] == "service.name")
-            for ss in rs["scopeSpans"]:
-                for span in ss["spans"]:
+            resource = {a["key"]: _value(a["value"])
+                        for a in rs.get("resource", {}).get("attributes", [])}
+            service = str(resource.get("service.name", ""))
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
                     spans.append(_normalised(span, service))
         return spans
 
