@@ -18,6 +18,8 @@ COPY . .
 # from the wheel with no index: nothing newer than the lock can slip in, and an extra's
 # dependency missing from the lock fails the build. A plain (non-editable) install, so the venv
 # holds no source checkout.
+# jobq[all] includes the OpenTelemetry SDK and OTLP exporter: with OTEL_EXPORTER_OTLP_ENDPOINT
+# set, every command exports spans.
 # Bytecode is compiled here because the runtime root filesystem is read-only; from / so that the
 # source tree's operator/ folder cannot pass for the standard library's `operator` module.
 RUN /opt/jobq/bin/pip install --upgrade pip \

@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -36,6 +37,9 @@ from jobq.settings import Settings
 from jobq.tasks import Registry
 from jobq.watch import JobWatch
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 # Redis connections one API process may hold: more than one uvicorn process can keep busy,
 # so the pool never limits throughput; past it, requests queue for a free connection.
 REDIS_CONNECTIONS = 512
@@ -43,14 +47,16 @@ REDIS_CONNECTIONS = 512
 log = get_logger("jobq.api")
 
 
-def create_app(settings: Settings, registry: Registry) -> FastAPI:
+def create_app(settings: Settings, registry: Registry, *,
+               tracer_provider: TracerProvider | None = None) -> FastAPI:
     """The API app. Redis is opened in the lifespan and may be down: the app starts anyway,
-    answers 503 meanwhile, and recovers by itself when Redis is back (R11)."""
+    answers 503 meanwhile, and recovers by itself when Redis is back (R11).
+    ``tracer_provider``: where the app's spans go (R25); default the global one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings.redis_url, max_connections=REDIS_CONNECTIONS)
-        client = Client(redis, registry, settings)
+        client = Client(redis, registry, settings, tracer_provider=tracer_provider)
         app.state.client = client
         app.state.watch = JobWatch(client)
         try:

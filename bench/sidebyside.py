@@ -54,6 +54,7 @@ class System:
 
     label: str
     pythonpath: str = ""  # jobq only: where its code comes from (empty = this worktree)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. tracing on (--traced)
 
     @property
     def is_bull(self) -> bool:
@@ -66,6 +67,7 @@ class System:
             env.update(JOBQ_KEY_PREFIX=ns, JOBQ_TASKS="benchtasks",
                        JOBQ_COMPLETED_KEEP=str(max(jobs, 1000)),  # keep all: they are counted
                        PYTHONPATH=os.pathsep.join(p for p in (self.pythonpath, str(BENCH)) if p))
+        env.update(self.extra_env)
         return env
 
     def completed_key(self, ns: str) -> str:
@@ -252,6 +254,41 @@ def enqueue_one_at_a_time(system: System, url: str, jobs: int) -> float:
 
 # --- servers and set-up -----------------------------------------------------------------------
 
+class OtlpSink:
+    """A local OTLP/HTTP receiver for ``--traced``: answers every export with an empty
+    success (what a collector answers), counting requests and bytes. Its own CPU is not the
+    worker's, so it only needs to be quick."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(size)
+                sink.requests += 1
+                sink.bytes += size
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.requests = 0
+        self.bytes = 0
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
 def start_server(kind: str, logdir: Path) -> tuple[str, Callable[[], None], str]:
     from jobq.embedded import ServerProcess, redis_binary, valkey_binary
 
@@ -366,6 +403,9 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="also run jobq at this git commit")
     parser.add_argument("--quick", action="store_true",
                         help="--jobs 10000 --servers valkey --trials 1")
+    parser.add_argument("--traced", action="store_true",
+                        help="also jobq with tracing on: SDK, batch processor, OTLP/HTTP "
+                             "exporter to a local receiver (R25)")
     parser.add_argument("--startup-only", action="store_true",
                         help="only the start-up rows, --trials times each (they are noisy)")
     args = parser.parse_args()
@@ -376,6 +416,12 @@ def main() -> None:
     systems = [System("jobq"), System("bullmq")]
     if args.baseline:
         systems.insert(1, System(f"jobq@{args.baseline}", baseline_tree(args.baseline, logdir)))
+    sink = None
+    if args.traced:
+        sink = OtlpSink()
+        systems.insert(1, System("jobq+otel", extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}))
     for s in systems:
         compile_bytecode(s, logdir)
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
@@ -415,6 +461,9 @@ def main() -> None:
         finally:
             stop_server()
         table.print(f"{name} (median of {args.trials} interleaved trial(s)):")
+    if sink is not None:
+        print(f"OTLP receiver: {sink.requests} export requests, {sink.bytes:,} bytes")
+        sink.stop()
     shutil.rmtree(logdir, ignore_errors=True)
 
 

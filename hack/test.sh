@@ -62,6 +62,11 @@ if ! bash hack/k8s-tools.sh >/dev/null; then
   echo "warning: Kubernetes binaries unavailable (needs Go and the Go module proxy)" >&2
 fi
 
+step "Jaeger (the tracing tests' backend) — cached, built once"
+if ! bash hack/jaeger.sh >/dev/null; then
+  echo "warning: Jaeger unavailable (needs Go and the Go module proxy): tests/test_tracing_jaeger.py skips (fails in CI)" >&2
+fi
+
 step "Node binaries (kubelet, kube-proxy, CoreDNS, Traefik) and Debian packages — cached, built once"
 if ! bash hack/node-tools.sh >/dev/null; then
   echo "warning: node binaries unavailable (needs Go and the Go module proxy)" >&2

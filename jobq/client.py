@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +34,18 @@ from jobq.jobs import (
     fingerprint,
     job_from_hash,
 )
+from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import CONFLICT, DUPLICATE, ENQUEUE_CHUNK, BatchJob, NewJob, Scripts
 from jobq.settings import Settings, load_settings
 from jobq.tasks import P, R, Registry, Task, load_registry
+from jobq.tracing import tracing_for
 from jobq.workflows.model import Node, Part
 from jobq.workflows.service import WorkflowCreated, Workflows, WorkflowView
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer, TracerProvider
+
     from jobq.results import JobHandle
     from jobq.watch import JobWatch
 
@@ -114,7 +119,9 @@ class ReplayResult:
 class Client:
     """Create, read and replay jobs. Holds no connection of its own: it is given one."""
 
-    def __init__(self, redis: Redis, registry: Registry, settings: Settings) -> None:
+    def __init__(self, redis: Redis, registry: Registry, settings: Settings, *,
+                 tracer_provider: TracerProvider | None = None) -> None:
+        """``tracer_provider``: where this client's spans go (R25); default the global one."""
         self.redis = redis
         self.registry = registry
         self.settings = settings
@@ -123,7 +130,30 @@ class Client:
         self._prefix = settings.key_prefix
         # The registry's queues, built once: enqueue is on every producer's hot path.
         self._known = {q: keys.QueueKeys(self._prefix, q) for q in registry.queues}
+        self._tracing = tracing_for(tracer_provider)
         self._watch: JobWatch | None = None  # made by the first wait for a job's end
+
+    def _tracer(self) -> Tracer | None:
+        """The tracer when tracing is on (R25), else None: the untraced path stays as it was."""
+        return None if self._tracing is None else self._tracing.tracer()
+
+    def remote_parent(self, headers: Mapping[str, Any]) -> AbstractContextManager[None]:
+        """Within the block, this client's spans continue the trace an HTTP request's W3C
+        headers name (R25); a malformed header is ignored. Nothing when tracing is off."""
+        if self._tracer() is None:
+            return contextlib.nullcontext()
+        from jobq.tracing import carrier
+
+        return carrier.remote_parent(headers)
+
+    def root_span(self, name: str, **attributes: Any) -> AbstractContextManager[Any]:
+        """Within the block, the jobs this client creates belong to a new trace rooted at span
+        ``name`` (a schedule's fire, R25). Nothing when tracing is off."""
+        if (tracer := self._tracer()) is None:
+            return contextlib.nullcontext()
+        from jobq.tracing import spans
+
+        return spans.root(tracer, name, attributes)
 
     @classmethod
     def from_settings(
@@ -189,6 +219,16 @@ class Client:
         concurrency keys are computed here, from the validated payload (R17)."""
         b = self._prepare(JobRequest(type, idempotency_key, payload, attempts, backoff, delay_s,
                                      priority))
+        if (tracer := self._tracer()) is not None:
+            from jobq.tracing import spans
+
+            with spans.send(tracer, b.job.queue, b.job_id, b.job.type) as span:
+                result = await self._enqueue(spans.carried(b))
+                spans.duplicate(span, result.duplicate)
+                return result
+        return await self._enqueue(b)
+
+    async def _enqueue(self, b: BatchJob) -> EnqueueResult:
         duplicate = await self.scripts.enqueue(
             self.keys(b.job.queue), b.idem_record, b.job_id, b.fingerprint,
             self.settings.idempotency_retention_s, b.delay_ms, b.job,
@@ -228,6 +268,18 @@ class Client:
         the others). One script call per queue and ENQUEUE_CHUNK jobs (the jobs of one call
         share the queue's hash tag); each call is sent as soon as its jobs are ready, so Redis
         runs one chunk while this process prepares the next."""
+        if (tracer := self._tracer()) is not None:
+            from jobq.tracing import spans
+
+            with spans.send_batch(tracer, len(requests)) as span:
+                results = await self._enqueue_many(requests, tracer)
+                spans.named(span, {r.queue for r in results if isinstance(r, EnqueueResult)})
+                return results
+        return await self._enqueue_many(requests, None)
+
+    async def _enqueue_many(
+        self, requests: list[JobRequest], tracer: Tracer | None
+    ) -> list[EnqueueResult | JobqError]:
         out: list[EnqueueResult | JobqError | None] = [None] * len(requests)
         per_queue: dict[str, list[tuple[int, BatchJob]]] = {}
         sent: list[asyncio.Task[None]] = []
@@ -262,6 +314,10 @@ class Client:
                 except JobqError as exc:
                     out[i] = exc
                     continue
+                if tracer is not None:  # each job's own creation context (a create span)
+                    from jobq.tracing import spans
+
+                    prepared = spans.create(tracer, prepared)
                 chunk = per_queue.setdefault(prepared.job.queue, [])
                 chunk.append((i, prepared))
                 if len(chunk) == ENQUEUE_CHUNK:
@@ -426,14 +482,31 @@ class Client:
         job = NewJob(entry.type, entry.queue, dumps(entry.payload), key, max_attempts,
                      _backoff_json(backoff), timeout, priority, flow.rate_key, flow.rate_max,
                      flow.rate_per_ms, flow.concurrency_key, flow.concurrency_max)
-        duplicate = await self.scripts.replay(
+        if (tracer := self._tracer()) is not None:
+            from jobq.tracing import carrier, spans
+
+            # The new job's creation context is this call; it links to the original's (read
+            # while the original's record is kept, R12).
+            original = await self.redis.hget(q.job(entry.originalJobId), carrier.FIELD)
+            with spans.send(tracer, entry.queue, job_id, entry.type,
+                            links=spans.link_to(original)) as span:
+                span.set_attribute("jobq.replayed_from", entry.originalJobId)
+                duplicate = await self._replay(q, dlq_id, job_id, entry,
+                                               replace(job, trace_context=carrier.inject()))
+                spans.duplicate(span, duplicate)
+        else:
+            duplicate = await self._replay(q, dlq_id, job_id, entry, job)
+        log.info("job.replayed", jobId=job_id, queue=entry.queue, type=entry.type,
+                 replayedFromJobId=entry.originalJobId, dlqId=dlq_id, duplicate=duplicate)
+        return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
+
+    async def _replay(self, q: QueueKeys, dlq_id: str, job_id: str, entry: DlqEntry,
+                      job: NewJob) -> bool:
+        return await self.scripts.replay(
             q, dlq_id, q.idempotency(job_id), job_id,
             fingerprint(f"replay:{dlq_id}", entry.payload), self.settings.idempotency_retention_s,
             job, entry.originalJobId,
         )
-        log.info("job.replayed", jobId=job_id, queue=entry.queue, type=entry.type,
-                 replayedFromJobId=entry.originalJobId, dlqId=dlq_id, duplicate=duplicate)
-        return ReplayResult(job_id, entry.originalJobId, dlq_id, duplicate)
 
 
 def registry_of(settings: Settings, tasks: Registry | Iterable[Task] | None) -> Registry:

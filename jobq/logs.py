@@ -44,6 +44,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
+from jobq.tracing import seam as tracing_seam
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
 FORMATS = ("json", "console", "structlog")
@@ -157,6 +159,10 @@ def _sink_factory(*_args: Any) -> _Sink:
 def processors(fmt: str = "json", *, colors: bool = False) -> list[Any]:
     """jobq's structlog processors for ``fmt`` ("json" or "console"); the last renders bytes."""
     head: list[Any] = [structlog.processors.add_log_level, add_timestamp]
+    if tracing_seam.INSTALLED:  # trace_id/span_id while a span is current (R25)
+        from jobq.tracing.logfields import add_trace_ids
+
+        head.append(add_trace_ids)
     if fmt == "console":
         return [*head, structlog.dev.ConsoleRenderer(
                     colors=colors, repr_native_str=True,

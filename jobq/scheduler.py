@@ -203,7 +203,8 @@ async def _fire_once(
         last = marked
     bucket = due_bucket(spec, now, last)
     try:
-        result = await fire(spec, now, client.enqueue, last)
+        with client.root_span(f"fire {spec.name}", **{"jobq.schedule": spec.name}):
+            result = await fire(spec, now, client.enqueue, last)
     except IdempotencyConflict:
         if bucket is not None:  # the bucket has its job (from an older definition)
             await mark.raise_to(bucket, now)

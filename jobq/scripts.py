@@ -165,13 +165,14 @@ class NewJob:
     rate_per_ms: int = 0
     concurrency_key: str = ""  # the full Redis key of its running set ("" = no limit)
     concurrency_max: int = 0
+    trace_context: str = ""  # the creation context's carrier (jobq.tracing.carrier; "" = none)
 
     def args(self) -> list[str | int]:
         timeout = "" if self.timeout_s is None else str(self.timeout_s)
         return [self.type, self.queue, self.payload_json, self.idempotency_key,
                 self.max_attempts, self.backoff_json, timeout, self.priority,
                 self.rate_key, self.rate_max, self.rate_per_ms,
-                self.concurrency_key, self.concurrency_max]
+                self.concurrency_key, self.concurrency_max, self.trace_context]
 
 
 @dataclass(frozen=True, slots=True)

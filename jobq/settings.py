@@ -124,6 +124,10 @@ class Settings(BaseModel):
     """JSON lines for machines, coloured console lines for people, or ``structlog``: jobq leaves
     structlog unconfigured and its lines follow the application's own ``structlog.configure``
     (e.g. in the tasks module)."""
+    trace_propagation: Literal["link", "child", "none"] = "link"
+    """How a worker's ``process`` span relates to its job's creation context (R25): a link
+    (one trace per attempt, the messaging conventions' default), its child (one trace from the
+    request through every attempt), or neither. A task's ``trace_propagation`` overrides it."""
 
     @field_validator("redis_url")
     @classmethod

@@ -61,6 +61,8 @@ class Task(Generic[P, R]):
     executor: Executor | None = None
     """Where the handler runs: "thread" (in the worker: sync on a thread, async on its loop),
     "process" (a child process of the worker), None = the worker's ``--executor``."""
+    trace_propagation: str | None = None
+    """This task's ``link`` / ``child`` / ``none`` (R25); None = the worker's setting."""
     is_async: bool = field(init=False, repr=False, compare=False)
     """Whether the handler is a coroutine function (looked up once: the worker asks per job)."""
 
@@ -172,6 +174,7 @@ def task(
     priority: int = ..., rate_limit: RateLimit | str | None = ...,
     rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
     concurrency_key: KeyFunction | None = ..., executor: Executor | None = ...,
+    trace_propagation: str | None = ...,
 ) -> Declare[P, R]: ...
 
 
@@ -182,6 +185,7 @@ def task(
     priority: int = ..., rate_limit: RateLimit | str | None = ...,
     rate_key: KeyFunction | None = ..., concurrency_limit: int | None = ...,
     concurrency_key: KeyFunction | None = ..., executor: Executor | None = ...,
+    trace_propagation: str | None = ...,
 ) -> DeclareInferred[P]: ...
 
 
@@ -200,6 +204,7 @@ def task(
     concurrency_limit: int | None = None,
     concurrency_key: KeyFunction | None = None,
     executor: Executor | None = None,
+    trace_propagation: str | None = None,
 ) -> Declare[Any, Any] | DeclareInferred[Any]:
     """Declare a task: ``@task("welcome-email", queue="email-queue", payload=WelcomeEmail)``.
 
@@ -215,6 +220,9 @@ def task(
     ``executor="process"`` runs the handler in a child process of the worker (timeouts that
     stop it, crash and memory containment, every core for CPU-bound work); ``"thread"`` in the
     worker itself; unset, the worker's ``--executor`` decides.
+
+    ``trace_propagation`` (``link`` / ``child`` / ``none``) overrides the worker's
+    ``JOBQ_TRACE_PROPAGATION`` for this task's attempts (R25).
     """
     if attempts < 1:
         raise ConfigError(f"task {name!r}: attempts must be at least 1")
@@ -233,10 +241,15 @@ def task(
     if executor is not None and executor not in EXECUTORS:
         raise ConfigError(f"task {name!r}: executor must be one of {', '.join(EXECUTORS)}")
 
+    if trace_propagation is not None:
+        from jobq.tracing import check_propagation
+
+        check_propagation(trace_propagation)
+
     def declare(handler: Handler) -> Task[Any, Any]:
         return Task(name, queue, payload, handler, attempts, backoff or Backoff(), timeout_s,
                     priority, rate, rate_key, concurrency_limit, concurrency_key, result,
-                    executor)
+                    executor, trace_propagation)
 
     return Declare(declare) if result is not None else DeclareInferred(declare)
 

@@ -226,7 +226,9 @@ async def _fire(
     ctx: OperatorContext, spec: ScheduleSpec, now: datetime, floor: datetime | None
 ) -> FireResult | None:
     try:
-        return await fire(spec, now, ctx.client.enqueue, floor)
+        with ctx.client.root_span(f"fire {spec.name}", **{"jobq.schedule": spec.name,
+                                                          "jobq.namespace": spec.namespace}):
+            return await fire(spec, now, ctx.client.enqueue, floor)
     except IdempotencyConflict as exc:
         # The schedule's payload changed mid-bucket: that bucket already has its job.
         bucket = due_bucket(spec, now, floor)

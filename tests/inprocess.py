@@ -20,10 +20,12 @@ from jobq.connection import Redis, connect
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.tasks import Registry
+from jobq.tracing import quiet
 from jobq.worker.leases import LeaseRenewer, LeaseTable
 from jobq.worker.main import lease_renewer
 from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.runner import QueueRunner, QueueSpec
+from jobq.worker.sweeper import Sweeper
 
 STOP_S = 3.0  # the runner's loops get this long to end after the test
 
@@ -55,17 +57,20 @@ class InProcessWorker:
 @asynccontextmanager
 async def in_process_worker(
     settings: Settings, registry: Registry, queue: str, concurrency: int, *,
-    renew: bool = False, worker_id: str = "w1",
+    renew: bool = False, worker_id: str = "w1", sweep: bool = False,
+    tracer_provider: Any = None,
 ) -> AsyncIterator[InProcessWorker]:
-    """Run one queue's runner until the block ends; then stop it as a shutdown would."""
+    """Run one queue's runner until the block ends; then stop it as a shutdown would.
+    ``sweep``: its sweeper (stall sweeps, heartbeats) runs too."""
     loop = asyncio.get_running_loop()
     redis = connect(settings.redis_url)
     scripts = Scripts(redis)
-    await scripts.load()
+    with quiet.quietly():  # start-up is plumbing, as in run_worker (R25)
+        await scripts.load()
     leases = LeaseTable()
     metrics = WorkerMetrics()
     runner = QueueRunner(QueueSpec(queue, concurrency), worker_id, settings, registry, scripts,
-                         leases, metrics)
+                         leases, metrics, tracer_provider=tracer_provider)
     worker = InProcessWorker(runner, leases, metrics, redis)
     previous_handler = loop.get_exception_handler()
     loop.set_exception_handler(lambda _, context: worker.loop_errors.append(context))
@@ -75,10 +80,15 @@ async def in_process_worker(
         renewer.start()
     tasks = [asyncio.create_task(runner.fetch()),
              *(asyncio.create_task(f.run()) for f in runner.finishers)]
+    sweeper = Sweeper(runner) if sweep else None
+    if sweeper is not None:
+        tasks.append(asyncio.create_task(sweeper.run()))
     try:
         yield worker
     finally:
         runner.stop()
+        if sweeper is not None:
+            sweeper.stop()
         await runner.drain(loop.time() + STOP_S)
         for finisher in runner.finishers:
             await finisher.close()

@@ -25,6 +25,7 @@ from jobq.logs import get_logger
 from jobq.scripts import Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
+from jobq.tracing import quiet
 from jobq.worker.execute import Outcome
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
@@ -104,6 +105,7 @@ class Finisher:
 
     async def run(self) -> None:
         """Flush completions until closed and nothing is left."""
+        quiet.suppress()  # batched acks are plumbing: no spans from their Redis calls (R25)
         while True:
             await wait_event(self._wake, IDLE_WAKE_S)
             self._wake.clear()
@@ -150,22 +152,27 @@ class Finisher:
         else:
             done.ctx.log.info("job.completed", durationS=done.outcome.duration_s)
 
-    async def fail(self, done: Finished) -> None:
-        """End a failed attempt: backoff then retry, or dead-letter (R5, R6)."""
+    async def fail(self, done: Finished) -> tuple[str, float]:
+        """End a failed attempt: backoff then retry, or dead-letter (R5, R6). Says how it
+        ended (``end_attempt``) and the retry delay."""
         c, outcome = done.claimed, done.outcome
         self.leases.discard(self.keys.queue, c.job_id, c.token)  # not a later attempt's lease
         delay_s = outcome.retry_delay_s
         if delay_s is None:
             delay_s = Backoff.model_validate_json(c.backoff).delay_s(c.attempt)
         self.metrics.attempts_failed.labels(self.keys.queue, c.type).inc()
-        await self.end_attempt(done.ctx.log, c.job_id, c.token, c.type, outcome.reason, delay_s,
-                               permanent=outcome.permanent, label=outcome.history_label)
+        ended = await self.end_attempt(
+            done.ctx.log, c.job_id, c.token, c.type, outcome.reason, delay_s,
+            permanent=outcome.permanent, label=outcome.history_label)
+        return ended, delay_s
 
     async def end_attempt(
         self, log: Any, job_id: str, token: str, task_type: str, reason: str, delay_s: float, *,
         permanent: bool, label: str,
-    ) -> None:
-        """Write a failed or lost attempt; shared by handler failures and the stall sweep."""
+    ) -> str:
+        """Write a failed or lost attempt; shared by handler failures and the stall sweep.
+        Says how it ended (a trace's ``jobq.outcome``): retry, dlq, cancelled, lease_lost or
+        unrecorded."""
         try:
             async for attempt in self._persist():
                 with attempt:
@@ -177,18 +184,20 @@ class Finisher:
                     )
         except LeaseLost:
             log.warning("job.lease_lost", error=reason)
-            return
+            return "lease_lost"
         except REDIS_DOWN as exc:
             log.error("job.fail_not_recorded", error=reason, redisError=str(exc))
-            return
+            return "unrecorded"
         log.info("job.failed", error=reason, outcome=label, permanent=permanent,
                  willRetry=result.retry_at_ms is not None)
         if result.cancelled:  # its cancel was requested meanwhile: no retry, no DLQ (R23)
             self.metrics.cancelled.labels(self.keys.queue, task_type).inc()
             log.info("job.cancelled", running=True, error=reason)
-        elif result.retry_at_ms is not None:
+            return "cancelled"
+        if result.retry_at_ms is not None:
             log.info("job.retry_scheduled", delayS=round(delay_s, 3), error=reason)
             self.on_retry_scheduled()
-        else:
-            self.metrics.dlq.labels(self.keys.queue, task_type).inc()
-            log.warning("job.dead_lettered", dlqId=result.dlq_id, error=reason)
+            return "retry"
+        self.metrics.dlq.labels(self.keys.queue, task_type).inc()
+        log.warning("job.dead_lettered", dlqId=result.dlq_id, error=reason)
+        return "dlq"

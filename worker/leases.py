@@ -22,6 +22,7 @@ from jobq.connection import REDIS_DOWN, Redis, connect
 from jobq.keys import CANCEL_POLL_S, QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import CANCEL_REQUESTED, LEASE_LOST, Scripts
+from jobq.tracing import quiet
 
 log = get_logger("jobq.worker.leases")
 
@@ -92,6 +93,7 @@ class LeaseRenewer(threading.Thread):
         asyncio.run(self._run())
 
     async def _run(self) -> None:
+        quiet.suppress()  # renewals are plumbing: no spans from their Redis calls (R25)
         redis = connect(self.redis_url, max_connections=2)
         scripts = Scripts(redis)
         loop = asyncio.get_running_loop()

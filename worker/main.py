@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import uuid
+from typing import TYPE_CHECKING
 
 from jobq.connection import connect, retrying
 from jobq.errors import ConfigError
@@ -23,6 +24,7 @@ from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.shutdown import settle, stop_tasks
 from jobq.tasks import Registry
+from jobq.tracing import quiet, tracing_for
 from jobq.worker.leases import LeaseRenewer, LeaseTable
 from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.processes.recycle import Recycler
@@ -31,12 +33,28 @@ from jobq.worker.sweeper import Sweeper
 from jobq.worker.watchdog import AFTER_GRACE_S, ShutdownWatchdog
 from jobq.worker.workflows import IntentSweeper, OutboxRelay
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 log = get_logger("jobq.worker")
 
 FETCH_STOP_S = 1.0  # fetch loops get this long to see the stop flag before being cancelled
 FLUSH_WAIT_S = 1.5  # the last completions get this long to be written
 TASK_STOP_S = 0.5  # each remaining group of background tasks, at most
 RENEWER_STOP_S = 0.5  # the lease thread, at most (a daemon: it cannot keep the process alive)
+
+
+async def _flush_spans(given: TracerProvider | None, budget_s: float) -> None:
+    """Export the finished attempts' spans still buffered (R25), within what is left of the
+    shutdown budget (the watchdog ends the process past it); on a thread, so the loop and the
+    watchdog keep running. Nothing without tracing."""
+    tracing = tracing_for(given)
+    provider = None if tracing is None else tracing.provider
+    if provider is None:
+        return
+    from jobq.tracing import setup
+
+    await asyncio.to_thread(setup.flush, provider, max(0.5, min(setup.FLUSH_S, budget_s)))
 
 
 def parse_queue(text: str) -> QueueSpec:
@@ -75,8 +93,12 @@ def lease_renewer(
 
 
 async def run_worker(
-    settings: Settings, registry: Registry, specs: list[QueueSpec], metrics_port: int
+    settings: Settings, registry: Registry, specs: list[QueueSpec], metrics_port: int, *,
+    tracer_provider: TracerProvider | None = None,
 ) -> int:
+    """Run until SIGTERM. ``tracer_provider``: where attempts' spans go (R25); default the
+    global one. Its spans are flushed before the process reports itself stopped."""
+    quiet.suppress()  # this task's loops and every task it starts are plumbing (R25)
     unknown = sorted({s.name for s in specs} - set(registry.queues))
     if unknown:
         raise ConfigError(f"no task is registered on queue(s) {', '.join(unknown)} "
@@ -94,7 +116,8 @@ async def run_worker(
     loop_beat = LoopBeat()
     http = serve(metrics.registry, metrics_port, loop_beat)
     leases = LeaseTable()
-    runners = [QueueRunner(s, worker_id, settings, registry, scripts, leases, metrics)
+    runners = [QueueRunner(s, worker_id, settings, registry, scripts, leases, metrics,
+                           tracer_provider=tracer_provider)
                for s in specs]
     loop = asyncio.get_running_loop()
     renewer = lease_renewer(settings, leases, runners, loop)
@@ -175,6 +198,7 @@ async def run_worker(
     await close_lifespan(resources)
     closing = asyncio.create_task(redis.aclose(), name="redis-close")
     await settle([closing], TASK_STOP_S)
+    await _flush_spans(tracer_provider, deadline + AFTER_GRACE_S / 2 - loop.time())
     watchdog.disarm()
     log.info("worker.stopped", worker=worker_id, handedBack=handed)
     return 0

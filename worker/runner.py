@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobq.connection import REDIS_DOWN, Redis, connect, retrying
 from jobq.context import JobContext
@@ -36,12 +37,18 @@ from jobq.scripts import ClaimAnswer, Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
+from jobq.tracing import quiet, tracing_for
 from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
 from jobq.worker.processes.choice import pool_for
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer, TracerProvider
+
+    from jobq.tracing.spans import Attempt
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
 MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits for
@@ -55,6 +62,7 @@ log = get_logger("jobq.worker")
 # id: a job whose lease was lost can be claimed again by this same process while the handler of
 # the lost attempt still runs, and the two runs must not share (and remove) each other's state.
 AttemptKey = tuple[str, str]
+HANDED_BACK = "handed_back"  # an attempt stopped by shutdown: its job goes back to the queue
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -105,9 +113,11 @@ class QueueRunner:
 
     def __init__(
         self, spec: QueueSpec, worker_id: str, settings: Settings, registry: Registry,
-        scripts: Scripts, leases: LeaseTable, metrics: WorkerMetrics,
+        scripts: Scripts, leases: LeaseTable, metrics: WorkerMetrics, *,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.spec = spec
+        self._tracing = tracing_for(tracer_provider)  # None: opentelemetry not installed
         self.worker_id = worker_id
         self.settings = settings
         self.registry = registry
@@ -122,7 +132,7 @@ class QueueRunner:
         self.finishers = [lane.finisher for lane in self.lanes]
         # Writes failed and lost attempts for the stall sweep (no batching state involved).
         self.finisher = self.finishers[0]
-        self.running: dict[AttemptKey, asyncio.Task[None]] = {}
+        self.running: dict[AttemptKey, asyncio.Task[Any]] = {}
         self.contexts: dict[AttemptKey, JobContext] = {}  # of the running attempts, for cancels
         # Running attempts whose handler was stopped, and why: "cancel" (on request) or "lost"
         # (the renewer found the lease gone). ctx.cancelled alone cannot tell: a sync handler's
@@ -162,6 +172,7 @@ class QueueRunner:
         """
         if self.processes is not None:
             self.processes.start()
+        quiet.suppress()  # claims are plumbing: no spans from their Redis calls (R25)
         try:
             if len(self.lanes) == 1:
                 await self._fetch_lane(self.lanes[0])
@@ -232,8 +243,12 @@ class QueueRunner:
             if answer.held_rate or answer.held_concurrency:
                 self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
             redis_now, next_due = answer.now_ms, answer.next_due_ms
-            for claimed in answer.jobs:
-                self._start(claimed, redis_now, lane)
+            tracer = None if self._tracing is None else self._tracing.tracer()
+            if tracer is not None and answer.jobs:
+                await self._start_traced(tracer, answer.jobs, redis_now, lane)
+            else:
+                for claimed in answer.jobs:
+                    self._start(claimed, redis_now, lane)
             if answer.throttled and next_due is not None:
                 # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
                 self._carry(lane, False)
@@ -339,8 +354,36 @@ class QueueRunner:
         if task is not None and is_async:
             task.cancel()
 
-    def _start(self, claimed: Claimed, redis_now_ms: int, lane: Lane) -> None:
-        self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+    async def _start_traced(self, tracer: Tracer, jobs: list[Claimed], redis_now_ms: int,
+                            lane: Lane) -> None:
+        """Start claimed jobs, each attempt in its ``process`` span (R25): their carriers are
+        read in one round trip first (claims do not return them: only traced workers pay)."""
+        from jobq.tracing import carrier, spans
+
+        for claimed in jobs:  # leased now: a renewal must know them while the read runs
+            self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+        try:
+            async with self.scripts.redis.pipeline(transaction=False) as pipe:
+                for claimed in jobs:
+                    pipe.hget(self.keys.job(claimed.job_id), carrier.FIELD)
+                carriers = await pipe.execute()
+        except Exception as exc:  # leased already: the jobs must run, their spans start new traces
+            self._log.warning("worker.trace_carriers_unread", error=repr(exc))
+            carriers = [None] * len(jobs)
+        for claimed, raw in zip(jobs, carriers, strict=True):
+            try:
+                mode = self.registry.get(claimed.type).trace_propagation
+            except UnknownTask:
+                mode = None
+            span = spans.attempt(tracer, claimed, self.spec.name, self.worker_id, raw,
+                                 mode or self.settings.trace_propagation)
+            self._start(claimed, redis_now_ms, lane, span, leased=True)
+
+    def _start(self, claimed: Claimed, redis_now_ms: int, lane: Lane,
+               span: AbstractContextManager[Attempt] | None = None, *,
+               leased: bool = False) -> None:
+        if not leased:
+            self.leases.add(self.spec.name, claimed.job_id, claimed.token)
         if self._stopping.is_set():
             return  # claimed as the stop came: not run, handed back with the rest (R9)
         # Ready -> started, both on Redis's clock: the latency users feel (jobq_job_wait_seconds).
@@ -348,9 +391,21 @@ class QueueRunner:
             max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
         lane.running += 1
         key = (claimed.job_id, claimed.token)
-        self.running[key] = asyncio.create_task(self._process(claimed, key, lane))
+        self.running[key] = asyncio.create_task(
+            self._process(claimed, key, lane) if span is None
+            else self._traced(claimed, key, lane, span))
 
-    async def _process(self, c: Claimed, key: AttemptKey, lane: Lane) -> None:
+    async def _traced(self, c: Claimed, key: AttemptKey, lane: Lane,
+                      span: AbstractContextManager[Attempt]) -> None:
+        """One attempt inside its ``process`` span, which records how it ended (R25)."""
+        with span as attempt:
+            ended, error, delay_s = await self._process(c, key, lane)
+            attempt.ended(ended, error, delay_s)
+
+    async def _process(self, c: Claimed, key: AttemptKey,
+                       lane: Lane) -> tuple[str, str | None, float | None]:
+        """Run one attempt and write its end. Says how it ended (a trace's ``jobq.outcome``),
+        the exception class of a failure and a retry's delay."""
         job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
         ctx = JobContext(
             job_id=c.job_id, type=c.type, queue=self.spec.name, attempt=c.attempt,
@@ -360,6 +415,7 @@ class QueueRunner:
         )
         self.contexts[key] = ctx
         written = False  # the attempt's end is written (only a stuck thread may remain)
+        ended, error, delay_s = HANDED_BACK, None, None
         try:
             job_log.info("job.started")
             try:
@@ -373,12 +429,19 @@ class QueueRunner:
             stopped = self._stopped.get(key)
             if stopped == "lost":
                 job_log.warning("job.abandoned", reason="lease lost while running")
+                ended = "lease_lost"
             elif stopped == "cancel":  # whatever the handler did after the cancel, it was cancelled
                 await self._end_cancelled(c, ctx)
+                ended = "cancelled"
             elif outcome.ok:
                 lane.finisher.complete(done)
+                ended = "completed"
             else:
-                await lane.finisher.fail(done)
+                ended, delay_s = await lane.finisher.fail(done)
+                head = outcome.reason.partition(":")[0]  # "ValueError: ..."
+                error = head if head.isidentifier() else None
+                if outcome.history_label == "timeout" and ended == "retry":
+                    ended = "timeout"
             written = True
             if outcome.overran is not None:
                 await self._outlive(outcome.overran, job_log)
@@ -392,11 +455,14 @@ class QueueRunner:
                     current.uncancel()
                 if stopped == "lost":
                     job_log.warning("job.abandoned", reason="lease lost while running")
+                    ended = "lease_lost"
                 else:
                     await self._end_cancelled(c, ctx)
+                    ended = "cancelled"
             # else shutdown: the lease stays in the table and is handed back (R9)
-        except Exception:
+        except Exception as exc:
             job_log.exception("job.worker_error")  # a bug of ours must not stop the queue
+            ended, error = "unrecorded", type(exc).__name__
         finally:
             # Only this attempt's own entries: another attempt of the same job may be running.
             self.contexts.pop(key, None)
@@ -405,6 +471,7 @@ class QueueRunner:
             lane.running -= 1
             lane.slot_free.set()
             self.job_ended()
+        return ended, error, delay_s
 
     async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
         """Keep the job's slot until the thread of a sync handler that overran its timeout

@@ -16,6 +16,7 @@ from jobq.connection import REDIS_DOWN, redis_now_ms
 from jobq.jobs import Backoff, dumps, loads
 from jobq.logs import get_logger
 from jobq.shutdown import wait_event
+from jobq.tracing import quiet
 from jobq.worker.runner import QueueRunner
 
 log = get_logger("jobq.worker.sweeper")
@@ -35,6 +36,7 @@ class Sweeper:
         self._stopping.set()
 
     async def run(self) -> None:
+        quiet.suppress()  # sweeps and heartbeats are plumbing: no spans (R25)
         next_beat = 0.0
         while not self._stopping.is_set():
             try:

@@ -23,6 +23,7 @@ from jobq.keys import QueueKeys
 from jobq.logs import get_logger
 from jobq.scripts import handback_args, handback_keys, script_source
 from jobq.settings import Settings
+from jobq.tracing import quiet
 from jobq.worker.leases import LeaseTable
 
 log = get_logger("jobq.worker")
@@ -60,6 +61,7 @@ class ShutdownWatchdog(threading.Thread):
         self._armed.set()  # lets the thread end
 
     def run(self) -> None:
+        quiet.suppress()  # its forced hand-back is plumbing too (R25)
         self._armed.wait()
         if self._disarmed.wait(self.after_s):
             return

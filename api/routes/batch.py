@@ -56,7 +56,8 @@ async def create_jobs(request: Request) -> Response:
             valid.append((i, JobCreate.model_validate(raw, strict=True)))
         except ValidationError as exc:
             items[i] = _invalid(i, exc)
-    results = await client.enqueue_many([_request(job) for _, job in valid])
+    with client.remote_parent(request.headers):  # the request's trace, when tracing is on
+        results = await client.enqueue_many([_request(job) for _, job in valid])
     created = duplicates = 0
     for (i, job), result in zip(valid, results, strict=True):
         if isinstance(result, EnqueueResult):

@@ -56,13 +56,14 @@ async def create_job(request: Request) -> Response:
     client: Client = request.app.state.client
     metrics: ApiMetrics = request.app.state.metrics
     options = body.options
-    result = await client.enqueue(
-        body.type, body.idempotencyKey, body.payload,
-        attempts=options.attempts if options else None,
-        backoff=options.backoff if options else None,
-        delay_s=options.delaySeconds if options else 0.0,
-        priority=options.priority if options else None,
-    )
+    with client.remote_parent(request.headers):  # the request's trace, when tracing is on
+        result = await client.enqueue(
+            body.type, body.idempotencyKey, body.payload,
+            attempts=options.attempts if options else None,
+            backoff=options.backoff if options else None,
+            delay_s=options.delaySeconds if options else 0.0,
+            priority=options.priority if options else None,
+        )
     metrics.job_enqueued(result.queue, body.type, result.duplicate)
     log.debug("job.enqueued", jobId=result.job_id, queue=result.queue, type=body.type,
               duplicate=result.duplicate)

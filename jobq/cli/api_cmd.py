@@ -25,10 +25,12 @@ def api(host: str, port: int, root_path: str) -> None:
     import uvicorn
 
     from jobq.api import create_app
+    from jobq.tracing import setup
 
     settings, registry = settings_and_registry()
     require_free_port(port, "the API", "--port", host=host)
-    app = create_app(settings, registry)
+    provider = setup.provider_from_env("jobq-api")  # OTEL_EXPORTER_OTLP_ENDPOINT set: traced
+    app = create_app(settings, registry, tracer_provider=provider)
     get_logger("jobq.api").info("api.starting", url=f"http://{host}:{port}",
                                 docs=f"http://{host}:{port}/docs")
     # loop/http "auto" pick uvloop and httptools when installed (the core and the api extra).
@@ -38,3 +40,4 @@ def api(host: str, port: int, root_path: str) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, root_path=root_path,
     )
     uvicorn.Server(config).run()
+    setup.shutdown(provider)

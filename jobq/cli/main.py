@@ -97,6 +97,7 @@ def cli() -> None:
 def worker(queues: tuple[str, ...], metrics_port: int, executor: str | None,
            children: int | None, max_jobs: int | None, max_rss_mb: int | None) -> None:
     """Run jobs of one or more queues until SIGTERM, then shut down gracefully."""
+    from jobq.tracing import setup
     from jobq.worker.main import parse_queue, run_worker
 
     settings, registry = settings_and_registry()
@@ -106,15 +107,18 @@ def worker(queues: tuple[str, ...], metrics_port: int, executor: str | None,
     specs = [parse_queue(q) for q in queues]
     what = "the worker's metrics"
     require_free_port(metrics_port, what, "--metrics-port", host=METRICS_HOST)
+    provider = setup.provider_from_env("jobq-worker")  # OTEL_EXPORTER_OTLP_ENDPOINT set: traced
     try:
-        code = run(run_worker(settings, registry, specs, metrics_port))
+        code = run(run_worker(settings, registry, specs, metrics_port,
+                              tracer_provider=provider))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
             raise port_taken(metrics_port, what, "--metrics-port") from None
         raise
     # Jobs still running in threads were handed back already (R9); exiting normally would
     # wait for those threads (sync handlers cannot be cancelled), so leave at once, after
-    # writing the buffered log lines (os._exit skips atexit).
+    # writing the buffered log lines (os._exit skips atexit). run_worker flushed the spans.
+    setup.shutdown(provider)
     logs.flush()
     sys.stdout.flush()
     sys.stderr.flush()

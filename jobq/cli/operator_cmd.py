@@ -60,4 +60,9 @@ def operator(
     options = OperatorOptions(
         None if all_namespaces else namespace, metrics_port, standalone, priority
     )
-    sys.exit(asyncio.run(run_operator(settings, registry, options)))
+    from jobq.tracing import setup
+
+    provider = setup.provider_from_env("jobq-operator")  # global: the operator's client uses it
+    code = asyncio.run(run_operator(settings, registry, options))
+    setup.shutdown(provider)
+    sys.exit(code)

@@ -27,4 +27,9 @@ def scheduler(path: Path) -> None:
 
     settings, registry = settings_and_registry()
     specs = load_schedules(path, registry)
-    sys.exit(asyncio.run(run_scheduler(settings, registry, specs)))
+    from jobq.tracing import setup
+
+    provider = setup.provider_from_env("jobq-scheduler")  # global: the scheduler's client uses it
+    code = asyncio.run(run_scheduler(settings, registry, specs))
+    setup.shutdown(provider)
+    sys.exit(code)

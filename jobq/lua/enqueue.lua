@@ -18,7 +18,8 @@
   ARGV[10] backoff (JSON)
   ARGV[11] timeout (seconds; "" = none)
   ARGV[12..17] priority and flow limits (see lib/new_job)
-  ARGV[18] this call's nonce (lib/new_job: a second execution answers CREATED again, R22)
+  ARGV[18] trace carrier (JSON; "" = none; not part of the fingerprint, R25)
+  ARGV[19] this call's nonce (lib/new_job: a second execution answers CREATED again, R22)
 
   Returns 0 created, 1 duplicate (same content), -2 conflict (same key, other content).
 ]]

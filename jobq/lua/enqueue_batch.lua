@@ -9,7 +9,7 @@
   ARGV[1] idempotency retention (seconds)
   ARGV[2] this call's nonce (job n's is "<nonce>:<n>", lib/new_job; R22)
   ARGV[3..] per job, BATCH_JOB_ARGS values: jobId, fingerprint, delay (ms; 0 = ready now),
-            then the NEW_JOB_FIELDS fields of lib/new_job (type ... concurrency limit)
+            then the NEW_JOB_FIELDS fields of lib/new_job (type ... trace carrier)
 
   Each job goes through lib/new_job's createJob, enqueue's whole work, so the two cannot drift.
 

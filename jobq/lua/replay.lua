@@ -19,9 +19,10 @@
   ARGV[9] backoff (JSON)
   ARGV[10] timeout (seconds; "" = none)
   ARGV[11..16] priority and flow limits (see lib/new_job)
-  ARGV[17] replayedFromJobId
-  ARGV[18] dlqId
-  ARGV[19] this call's nonce (lib/new_job: a second execution answers 0 again, R22)
+  ARGV[17] trace carrier (JSON; "" = none; R25)
+  ARGV[18] replayedFromJobId
+  ARGV[19] dlqId
+  ARGV[20] this call's nonce (lib/new_job: a second execution answers 0 again, R22)
 
   Returns 0 replayed, 1 duplicate of an earlier replay, -2 key reused with other content,
   -3 no such DLQ entry.

@@ -284,3 +284,35 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/* OTEL_* variables of one component (dict "root" $ "service" "jobq-api"); none without an endpoint. */}}
+{{- define "jobq.tracingEnv" -}}
+{{- $t := .root.Values.tracing -}}
+{{- if $t.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $t.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $t.protocol | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $t.sampler | quote }}
+{{- with $t.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ include "jobq.resourceAttributes" .root | quote }}
+- name: JOBQ_TRACE_PROPAGATION
+  value: {{ $t.propagation | quote }}
+{{- end }}
+{{- end }}
+
+{{/* OTEL_RESOURCE_ATTRIBUTES: the namespace, then the values' own, as key=value pairs. */}}
+{{- define "jobq.resourceAttributes" -}}
+{{- $pairs := list (printf "k8s.namespace.name=%s" .Release.Namespace) -}}
+{{- range $k, $v := .Values.tracing.resourceAttributes }}
+{{- $pairs = append $pairs (printf "%s=%s" $k (toString $v)) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end }}

@@ -5,7 +5,8 @@
   type, queue, payload (JSON), idempotency key as sent, maxAttempts, backoff (JSON),
   timeout (seconds; "" = none), priority (0-9),
   rate key ("" = none: the full key of its start log), rate limit (starts), rate period (ms),
-  concurrency key ("" = none: the full key of its running set), concurrency limit.
+  concurrency key ("" = none: the full key of its running set), concurrency limit,
+  trace carrier ("" = none: the creation context, JSON; stored as "tc", R25).
   The flow fields are written only when set: a job without limits costs no extra call. "flow"
   ("1" = it has limits) sits near the front of the hash, so claim learns a job has none from
   one early field instead of scanning the whole small hash for five absent ones.
@@ -15,7 +16,7 @@
 --- @include "lib/codes"
 --- @include "lib/idempotency"
 --- @include "lib/waiting"
-local NEW_JOB_FIELDS = 13
+local NEW_JOB_FIELDS = 14
 local function storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job, state, now, readyAt,
                            nonce)
   redis.call("SET", idemKey, fingerprint, "EX", retentionS)
@@ -28,6 +29,7 @@ local function storeNewJob(idemKey, jobKey, jobId, fingerprint, retentionS, job,
     redis.call("HSET", jobKey, "rateKey", job[9], "rateMax", job[10], "ratePerMs", job[11])
   end
   if job[12] ~= "" then redis.call("HSET", jobKey, "concKey", job[12], "concMax", job[13]) end
+  if job[14] ~= "" then redis.call("HSET", jobKey, "tc", job[14]) end
 end
 -- A new ready job goes last in line at its priority. `waitKey` is the queue's "<base>:wait".
 local function pushNewJob(waitKey, jobId, job)
