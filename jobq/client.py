@@ -254,11 +254,15 @@ class Client:
         body = payload.model_dump(mode="json", warnings=False)
         request = JobRequest(task.name, idempotency_key, body, attempts, backoff, delay_s, priority)
         b = self._prepare(request, task)
-        duplicate = await self.scripts.enqueue(
-            self.keys(b.job.queue), b.idem_record, b.job_id, b.fingerprint,
-            self.settings.idempotency_retention_s, b.delay_ms, b.job,
-        )
-        return JobHandle(b.job_id, b.job.queue, duplicate, task, self)
+        if (tracer := self._tracer()) is not None:
+            from jobq.tracing import spans
+
+            with spans.send(tracer, b.job.queue, b.job_id, b.job.type) as span:
+                result = await self._enqueue(spans.carried(b))
+                spans.duplicate(span, result.duplicate)
+        else:
+            result = await self._enqueue(b)
+        return JobHandle(b.job_id, b.job.queue, result.duplicate, task, self)
 
     async def enqueue_many(
         self, requests: list[JobRequest]
