@@ -134,11 +134,13 @@ async def test_entries_of_a_relay_that_died_after_taking_them_are_applied(
     created = await client.create_workflow(
         "dead-relay", chord(group(*(a(f"c{i}", add=1) for i in range(8))), b("join")))
     relay = Relay(client.scripts, client.settings)
-    taken: list[tuple[str, str]] = []
+    # A set: an entry taken early comes back to a later take once its lease ran out (a slow
+    # cluster run finishes the eight children over more than one lease).
+    taken: set[tuple[str, str]] = set()
 
     async def all_taken() -> bool:  # the dying relay's takes (the lazy one's first look at
         # start may have applied a few, on a slow machine)
-        taken.extend(await relay.wf.take(client.keys("wf-a"), 100, []))
+        taken.update(await relay.wf.take(client.keys("wf-a"), 100, []))
         view = await client.get_workflow(created.workflow_id, nodes=False)
         return bool(taken) and len(taken) + view.counts["succeeded"] == 8
 
