@@ -63,9 +63,10 @@ def hang(ctx: JobContext, payload: Step) -> dict[str, Any]:
     began(ctx)
     if ctx.attempt == 1:
         while True:
-            # The point: a handler that will not stop, whatever it is told.
+            # The point: a handler that will not stop, whatever it is told (it waits for a
+            # signal and swallows what the soft timeout raises).
             with contextlib.suppress(BaseException):
-                time.sleep(60)
+                signal.pause()
     return {"attempt": ctx.attempt}
 
 
@@ -86,7 +87,8 @@ def soft(ctx: JobContext, payload: Step) -> dict[str, Any]:
     """Sleeps past its timeout; the soft timeout interrupts it (SoftTimeout) and it cleans up."""
     began(ctx)
     try:
-        time.sleep(60)
+        while True:
+            signal.pause()  # until the soft timeout's signal raises SoftTimeout here
     finally:
         (_dir() / f"{ctx.job_id}.cleaned").write_text("yes")
     return {}
