@@ -108,8 +108,10 @@ build_module() {  # build_module NAME MODULE VERSION PACKAGE LDFLAGS [TAGS]
   install_built "$out" "$name"
 }
 
-# The node's Debian packages (the tier runs as root; elsewhere it skips, so only say what is missing).
-node_packages=(containerd runc containernetworking-plugins iptables conntrack)
+# The node's Debian packages (the tier runs as root; elsewhere it skips, so only say what is missing),
+# and the OCI registry its release test pushes the image and the chart to, with skopeo to read
+# them back (tests/node/test_registry.py).
+node_packages=(containerd runc containernetworking-plugins iptables conntrack docker-registry skopeo)
 missing=()
 for p in "${node_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
