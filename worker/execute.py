@@ -75,8 +75,10 @@ async def execute(
     ctx.deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         if task.is_async:
-            call = task.handler(ctx, payload)
-            result = await (asyncio.wait_for(call, timeout_s) if timeout_s else call)
+            # asyncio.timeout runs the handler in this task; wait_for would wrap it in a task
+            # of its own (one more task and event-loop turn per job).
+            async with asyncio.timeout(timeout_s or None):
+                result = await task.handler(ctx, payload)
         else:
             result = await _in_thread(task, ctx, payload, threads, timeout_s)
         return Outcome(ok=True, result_json=encode_result(result),
