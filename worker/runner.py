@@ -11,6 +11,10 @@ lane's jobs, instead of the whole queue waiting for one big claim (jobs finishin
 otherwise free their slots together, and then all wait for the same answer). Every claim still
 takes the highest-priority job waiting and leases only for free slots.
 
+Below LANE_SPLIT_AT a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
+more than its free slots while its jobs are short, so a freed slot starts the next job at once
+and the claim that refills the buffer (carrying the completions) is in flight while jobs run.
+
 Each queue has its own runner, slots, thread pool and blocking connection, so a backlog or a
 slow handler in one queue never delays another. When the queue is empty the runner blocks on
 the wait list (BLMOVE of the list onto itself: wakes on the first push, changes nothing) until
@@ -20,6 +24,8 @@ work arrives or the next delayed job falls due: no busy polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +37,7 @@ from jobq.flow import parse_queue_rates
 from jobq.jobs import loads
 from jobq.keys import PAUSED_RECHECK_S, QueueKeys
 from jobq.logs import get_logger
-from jobq.scripts import ClaimAnswer, Claimed, Scripts
+from jobq.scripts import CANCEL_REQUESTED, LEASE_LOST, ClaimAnswer, Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
@@ -40,6 +46,7 @@ from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
+from jobq.worker.prefetch import FRESH_S, Prefetched, depth, duration_average
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
 MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits for
@@ -84,10 +91,16 @@ class Lane:
     Its completions are carried by its own claims (``carrying``), so a lane whose slots are
     all busy with long jobs never holds back another lane's completions."""
 
-    __slots__ = ("carrying", "finisher", "running", "slot_free", "slots", "wake")
+    __slots__ = ("avg_s", "buffer", "carrying", "finisher", "limited", "paused", "prefetching",
+                 "running", "slot_free", "slots", "wake")
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, prefetching: bool) -> None:
         self.slots = slots
+        self.prefetching = prefetching  # may lease ahead of its free slots (worker/prefetch.py)
+        self.buffer: deque[Prefetched] = deque()  # leased, not started yet, in claim order
+        self.avg_s: float | None = None  # the lane's recent handler duration (moving average)
+        self.limited = False  # the last claim found jobs held by a limit: no prefetch
+        self.paused = False  # the last claim or check found the queue paused: start nothing
         self.running = 0  # jobs of this lane being run now
         self.slot_free = asyncio.Event()
         self.wake = asyncio.Event()  # set when this process scheduled a retry: look again
@@ -113,7 +126,13 @@ class QueueRunner:
         self.leases = leases
         self.metrics = metrics
         self.keys = QueueKeys(settings.key_prefix, spec.name)
-        self.lanes = [Lane(slots) for slots in lane_sizes(spec.concurrency)]
+        sizes = lane_sizes(spec.concurrency)
+        rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
+        self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
+        # Two lanes already overlap claims with runs; a queue rate counts claims, not starts.
+        prefetching = len(sizes) == 1 and rate is None
+        self.lanes = [Lane(slots, prefetching) for slots in sizes]
+        self._ending: set[asyncio.Task[None]] = set()  # cancelled prefetched jobs being ended
         for lane in self.lanes:
             lane.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake,
                                      claims_next=lane.is_carrying)
@@ -132,8 +151,6 @@ class QueueRunner:
         self._block: asyncio.Task[object] | None = None
         self._blocking: Redis = connect(settings.redis_url, max_connections=1)
         self._lease_ms = int(settings.lease_s * 1000)
-        rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
-        self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
         self._log = log.bind(queue=spec.name, worker=worker_id)
         # Read at scrape time: nothing to update per job.
         metrics.in_flight.labels(spec.name).set_function(lambda: len(self.running))
@@ -198,9 +215,15 @@ class QueueRunner:
             lane.finisher.wake()
 
     async def _fetch_until_stopped(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            if lane.buffer and lane.running < lane.slots and (
+                    lane.paused or loop.time() - lane.buffer[0].checked_at > FRESH_S):
+                await self._recheck(lane)
+                self._fill_slots(lane)
             free = lane.slots - lane.running
-            if free <= 0:
+            want = free + self._depth(lane) - len(lane.buffer)
+            if want <= 0:
                 # The slot a completion frees is claimed with the completion in the same call
                 # (completions left over from the last claim are written by the finisher).
                 self._carry(lane, lane.finisher.pending == 0)
@@ -211,11 +234,12 @@ class QueueRunner:
                 continue
             self._carry(lane, True)
             try:
-                answer = await self._claim(lane, free)
+                answer = await self._claim(lane, want)
             except QueuePaused:
                 # Nothing was leased; ask again after a bounded wait (ended early by stop()),
-                # never in a busy loop.
+                # never in a busy loop. Prefetched jobs stay leased (renewed), unstarted.
                 self._carry(lane, False)
+                lane.paused = True
                 self._paused.set(1)
                 await wait_event(self._stopping, PAUSED_RECHECK_S)
                 continue
@@ -223,11 +247,16 @@ class QueueRunner:
                 self._carry(lane, False)
                 raise
             self._paused.set(0)
+            lane.limited = bool(answer.held_rate or answer.held_concurrency or answer.throttled)
             if answer.held_rate or answer.held_concurrency:
                 self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
             redis_now, next_due = answer.now_ms, answer.next_due_ms
+            lane.paused = False  # (a prefetched job's cancel is still checked: _recheck)
+            now = loop.time()
             for claimed in answer.jobs:
-                self._start(claimed, redis_now, lane)
+                self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+                lane.buffer.append(Prefetched(claimed, redis_now, now, now))
+            self._fill_slots(lane)
             if answer.throttled and next_due is not None:
                 # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
                 self._carry(lane, False)
@@ -305,7 +334,12 @@ class QueueRunner:
         async handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
         key = (job_id, token)
         ctx = self.contexts.get(key)
-        if ctx is None or key in self._stopped:
+        if ctx is None:
+            found = self._find_prefetched(job_id, token)
+            if found is not None and not self._stopping.is_set():
+                self._cancel_prefetched(*found)
+            return
+        if key in self._stopped:
             return
         self._log.info("job.cancel_requested", jobId=job_id)
         self._stop_handler(key, ctx, "cancel")
@@ -319,6 +353,9 @@ class QueueRunner:
         key = (job_id, token)
         ctx = self.contexts.get(key)
         if ctx is None:
+            found = self._find_prefetched(job_id, token)
+            if found is not None:
+                self._unbuffer(*found)  # never started; someone else runs it now
             return
         self._stop_handler(key, ctx, "lost")
 
@@ -333,25 +370,83 @@ class QueueRunner:
         if task is not None and is_async:
             task.cancel()
 
-    def _start(self, claimed: Claimed, redis_now_ms: int, lane: Lane) -> None:
-        self.leases.add(self.spec.name, claimed.job_id, claimed.token)
-        if self._stopping.is_set():
+    def _depth(self, lane: Lane) -> int:
+        return depth(lane.slots, lane.avg_s) if lane.prefetching and not lane.limited else 0
+
+    def _fill_slots(self, lane: Lane) -> None:
+        """Start leased jobs in the lane's free slots, oldest first, while they are fresh: one
+        that waited longer than FRESH_S is checked first by the fetch loop (``_recheck``)."""
+        if self._stopping.is_set() or lane.paused:
             return  # claimed as the stop came: not run, handed back with the rest (R9)
-        # Ready -> started, both on Redis's clock: the latency users feel (jobq_job_wait_seconds).
+        loop_now = asyncio.get_running_loop().time()
+        while lane.buffer and lane.running < lane.slots:
+            head = lane.buffer[0]
+            if loop_now - head.checked_at > FRESH_S:
+                lane.wake.set()  # the fetch loop checks it (and may be waiting for work)
+                lane.slot_free.set()
+                return
+            lane.buffer.popleft()
+            self._start(head, lane, loop_now)
+
+    async def _recheck(self, lane: Lane) -> None:
+        """Before prefetched jobs that waited past FRESH_S start: renew their leases (the
+        answer names lost leases and requested cancels) and read the pause flag, so a pause
+        or a cancel that came while they waited is honoured (R15, R16)."""
+        held = list(lane.buffer)
+        answers = await self.scripts.renew(self.keys, self._lease_ms,
+                                           [(p.claimed.job_id, p.claimed.token) for p in held])
+        lane.paused = bool(await self.scripts.redis.exists(self.keys.paused))
+        now = asyncio.get_running_loop().time()
+        for p, answer in zip(held, answers, strict=True):
+            if answer == LEASE_LOST:
+                self._unbuffer(lane, p)
+                self.leases.discard(self.spec.name, p.claimed.job_id, p.claimed.token)
+            elif answer == CANCEL_REQUESTED:
+                self._cancel_prefetched(lane, p)
+            else:
+                p.checked_at = now
+
+    def _unbuffer(self, lane: Lane, p: Prefetched) -> None:
+        with contextlib.suppress(ValueError):  # already taken out (cancel and check raced)
+            lane.buffer.remove(p)
+
+    def _find_prefetched(self, job_id: str, token: str) -> tuple[Lane, Prefetched] | None:
+        for lane in self.lanes:
+            for p in lane.buffer:
+                if p.claimed.job_id == job_id and p.claimed.token == token:
+                    return lane, p
+        return None
+
+    def _cancel_prefetched(self, lane: Lane, p: Prefetched) -> None:
+        """A prefetched job asked to cancel never starts: it ends ``cancelled`` now (R16)."""
+        self._unbuffer(lane, p)
+        ending = asyncio.create_task(self._end_cancelled(p.claimed, self._context(p.claimed)))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
+
+    def _start(self, p: Prefetched, lane: Lane, loop_now: float) -> None:
+        claimed = p.claimed
+        # Ready -> started, both on Redis's clock (plus the time it sat prefetched here): the
+        # latency users feel (jobq_job_wait_seconds).
+        started_ms = p.redis_now_ms + (loop_now - p.claimed_at) * 1000
         self.metrics.of(self.spec.name, claimed.type).wait.observe(
-            max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
+            max(0.0, (started_ms - claimed.ready_at_ms) / 1000))
         lane.running += 1
         key = (claimed.job_id, claimed.token)
         self.running[key] = asyncio.create_task(self._process(claimed, key, lane))
 
-    async def _process(self, c: Claimed, key: AttemptKey, lane: Lane) -> None:
+    def _context(self, c: Claimed) -> JobContext:
         job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
-        ctx = JobContext(
+        return JobContext(
             job_id=c.job_id, type=c.type, queue=self.spec.name, attempt=c.attempt,
             max_attempts=c.max_attempts, worker=self.worker_id, token=c.token,
             settings=self.settings, log=job_log, _scripts=self.scripts, _keys=self.keys,
             _loop=asyncio.get_running_loop(),
         )
+
+    async def _process(self, c: Claimed, key: AttemptKey, lane: Lane) -> None:
+        ctx = self._context(c)
+        job_log = ctx.log
         self.contexts[key] = ctx
         written = False  # the attempt's end is written (only a stuck thread may remain)
         try:
@@ -363,6 +458,7 @@ class QueueRunner:
             else:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s)
+            lane.avg_s = duration_average(lane.avg_s, outcome.duration_s)
             done = Finished(c, ctx, outcome)
             stopped = self._stopped.get(key)
             if stopped == "lost":
@@ -397,6 +493,7 @@ class QueueRunner:
             self.running.pop(key, None)
             self._stopped.pop(key, None)
             lane.running -= 1
+            self._fill_slots(lane)  # a prefetched job starts now, not after the claim in flight
             lane.slot_free.set()
 
     async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
