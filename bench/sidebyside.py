@@ -11,7 +11,8 @@ concurrency and worker-process count, the jobs are enqueued first, then the work
 trials are interleaved (the order of the systems alternates) and the medians printed with their
 ratio. Also: worker CPU per job (start-up included), Redis CPU per job (INFO used_cpu_* deltas),
 enqueue one call at a time (Client.enqueue vs Queue.add, each in a process of its own), and
-start-up (spawn -> first job done). Completions are counted the same way for both: the size of
+start-up (spawn -> first job done), and the engine alone: a no-op body for both (jobq's logs
+off), one process, at --noop-concurrency. Completions are counted the same way for both: the size of
 the queue's completed set. Prints figures; asserts nothing. The machine is shared: compare
 ratios from one run, not absolute figures across runs.
 """
@@ -75,7 +76,7 @@ class System:
                task: str = "incr") -> subprocess.Popen[bytes]:
         if self.is_bull:
             args = ["node", str(BULL / "bench.js"), "worker", url, ns, str(concurrency),
-                    f"{ns}:counter"]
+                    "-" if task == "noop" else f"{ns}:counter"]
         else:
             queue = "incr-queue" if task == "incr" else "bench-queue"
             args = [sys.executable, "-m", "jobq", "worker", "--queue", f"{queue}:{concurrency}",
@@ -190,7 +191,8 @@ def drain(system: System, url: str, jobs: int, workers: int, concurrency: int, l
     r = SyncRedis.from_url(url)
     ns = f"sbs{uuid.uuid4().hex[:8]}"
     system.fill(url, ns, jobs, task)
-    key = system.completed_key(ns) if task == "incr" else f"{ns}:{{bench-queue}}:completed"
+    key = (system.completed_key(ns) if task == "incr" or system.is_bull
+           else f"{ns}:{{bench-queue}}:completed")
     redis_before = redis_cpu_s(r)
     procs = [system.worker(url, ns, jobs, concurrency, logdir / f"{system.label}-{ns}-{n}.log",
                            task) for n in range(workers)]
@@ -360,6 +362,8 @@ def main() -> None:
     parser.add_argument("--jobs", default="10000,100000", help="comma-separated job counts")
     parser.add_argument("--concurrency", default="4,64")
     parser.add_argument("--workers", default="1,2", help="worker processes")
+    parser.add_argument("--noop-concurrency", default="4,64",
+                        help="concurrencies of the no-op rows (one process; '' = none)")
     parser.add_argument("--servers", default="redis,valkey")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--enqueue-jobs", type=int, default=5000)
@@ -407,11 +411,15 @@ def main() -> None:
                     wall, cpu = startup_s(s, url, logdir)
                     table.add("start-up, spawn -> first job done", s.label, wall)
                     table.add("start-up CPU, spawn -> first job done", s.label, cpu)
-                for s in [] if args.startup_only else order:
-                    if not s.is_bull:  # the engine alone: no-op body, logs off (warning)
-                        d = drain(s, url, int(args.jobs.split(",")[0]), 1, 64, logdir, "noop")
-                        table.add("engine overhead: no-op jobs, logs off, 1 proc x 64, jobs/s",
-                                  s.label, d.rate)
+                # The engine alone: a no-op body (jobq's logs off: warning), one process.
+                noop_jobs = int(args.jobs.split(",")[0])
+                noop_conc = [int(c) for c in args.noop_concurrency.split(",") if c]
+                for conc in [] if args.startup_only else noop_conc:
+                    for s in order:
+                        d = drain(s, url, noop_jobs, 1, conc, logdir, "noop")
+                        head = f"{noop_jobs:,} no-op jobs, 1 proc x {conc}"
+                        table.add(f"engine: {head}, steady jobs/s", s.label, d.rate)
+                        table.add(f"  worker CPU ms/job ({head})", s.label, d.worker_cpu_ms)
         finally:
             stop_server()
         table.print(f"{name} (median of {args.trials} interleaved trial(s)):")

@@ -1,5 +1,6 @@
 // BullMQ side of bench/sidebyside.py, at BullMQ's default settings.
 //   node bench.js worker  REDIS_URL QUEUE CONCURRENCY COUNTER_KEY   run until SIGTERM
+//                                                  (COUNTER_KEY "-": a no-op body, no INCR)
 //   node bench.js enqueue REDIS_URL QUEUE JOBS                      Queue.add, one call at a time
 //   node bench.js fill    REDIS_URL QUEUE JOBS                      Queue.addBulk (pre-fill)
 // The job body is the same as bench/benchtasks.py's "incr": one INCR over its own client.
@@ -13,18 +14,21 @@ function connection(url) {
 }
 
 async function worker(url, name, concurrency, counterKey) {
-  const counter = new IORedis(url);
+  const noop = counterKey === "-";
+  const counter = noop ? null : new IORedis(url);
   const w = new Worker(
     name,
-    async (job) => {
-      await counter.incr(counterKey);
-      return { n: job.data.n };
-    },
+    noop
+      ? async (job) => ({ n: job.data.n })
+      : async (job) => {
+          await counter.incr(counterKey);
+          return { n: job.data.n };
+        },
     { connection: connection(url), concurrency: Number(concurrency) },
   );
   const stop = async () => {
     await w.close();
-    await counter.quit();
+    if (counter) await counter.quit();
     process.exit(0);
   };
   process.on("SIGTERM", stop);
