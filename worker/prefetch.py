@@ -8,10 +8,11 @@ free slots; a freed slot starts the next one at once while the claim that refill
 claim in flight per slot, as BullMQ) cost 35 % more worker CPU and 55 % more Redis CPU per job
 at concurrency 4 on a loaded machine (every call carries one job); prefetch keeps the batch.
 
-A prefetched job is leased like a running one (in the lease table: renewed, handed back at
-shutdown). It waits only while the lane's jobs are short (PREFETCH_BELOW_S on average), so a
-worker never hoards jobs it would take long to start; one that waited past FRESH_S is checked
-(lease renewal + pause flag) before it starts.
+A prefetched job is leased like a running one (in the lease table: renewed; put back at
+shutdown). A lane prefetches only while its jobs are short (PREFETCH_BELOW_S on average), and a
+prefetched job starts within FRESH_S of its claim or goes back to the front of the queue
+(``put_back``, not counted as a hand-back): a pause, a later high-priority job or another idle
+worker waits at most FRESH_S longer than without prefetch, and a worker never hoards jobs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from jobq.scripts import Claimed
 
 PREFETCH_BELOW_S = 0.02  # a lane prefetches while its jobs average less than this
-FRESH_S = 0.05  # a prefetched job older than this is checked (cancel, lease, pause) first
+FRESH_S = 0.05  # a prefetched job not started this long after its claim goes back
 _WEIGHT = 0.2  # of the newest duration in the moving average
 
 
@@ -32,7 +33,6 @@ class Prefetched:
     claimed: Claimed
     redis_now_ms: int  # Redis's clock when it was claimed
     claimed_at: float  # loop time when it was claimed
-    checked_at: float  # loop time when its claim (or a check) last saw it not cancelled
 
 
 def depth(slots: int, avg_s: float | None) -> int:

@@ -37,16 +37,17 @@ from jobq.flow import parse_queue_rates
 from jobq.jobs import loads
 from jobq.keys import PAUSED_RECHECK_S, QueueKeys
 from jobq.logs import get_logger
-from jobq.scripts import CANCEL_REQUESTED, LEASE_LOST, ClaimAnswer, Claimed, Scripts
+from jobq.scripts import ClaimAnswer, Claimed, Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
+from jobq.worker import prefetch
 from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
-from jobq.worker.prefetch import FRESH_S, Prefetched, depth, duration_average
+from jobq.worker.prefetch import Prefetched, depth, duration_average
 
 IDLE_BLOCK_S = 1.0  # longest block on an empty queue before looking at delayed jobs again
 MAX_WAIT_S = 2.0  # longest any wait of the fetch loop lasts, whatever it waits for
@@ -91,7 +92,7 @@ class Lane:
     Its completions are carried by its own claims (``carrying``), so a lane whose slots are
     all busy with long jobs never holds back another lane's completions."""
 
-    __slots__ = ("avg_s", "buffer", "carrying", "finisher", "limited", "paused", "prefetching",
+    __slots__ = ("avg_s", "buffer", "carrying", "finisher", "limited", "prefetching",
                  "running", "slot_free", "slots", "wake")
 
     def __init__(self, slots: int, prefetching: bool) -> None:
@@ -100,7 +101,6 @@ class Lane:
         self.buffer: deque[Prefetched] = deque()  # leased, not started yet, in claim order
         self.avg_s: float | None = None  # the lane's recent handler duration (moving average)
         self.limited = False  # the last claim found jobs held by a limit: no prefetch
-        self.paused = False  # the last claim or check found the queue paused: start nothing
         self.running = 0  # jobs of this lane being run now
         self.slot_free = asyncio.Event()
         self.wake = asyncio.Event()  # set when this process scheduled a retry: look again
@@ -217,10 +217,8 @@ class QueueRunner:
     async def _fetch_until_stopped(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            if lane.buffer and lane.running < lane.slots and (
-                    lane.paused or loop.time() - lane.buffer[0].checked_at > FRESH_S):
-                await self._recheck(lane)
-                self._fill_slots(lane)
+            if lane.buffer and loop.time() - lane.buffer[0].claimed_at > prefetch.FRESH_S:
+                await self._put_back_stale(lane, loop.time())
             free = lane.slots - lane.running
             want = free + self._depth(lane) - len(lane.buffer)
             if want <= 0:
@@ -228,7 +226,8 @@ class QueueRunner:
                 # (completions left over from the last claim are written by the finisher).
                 self._carry(lane, lane.finisher.pending == 0)
                 lane.slot_free.clear()
-                await wait_event(lane.slot_free, MAX_WAIT_S)
+                # Not past the moment the oldest prefetched job is due to go back.
+                await wait_event(lane.slot_free, self._buffer_wait_s(lane, loop.time()))
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
@@ -237,11 +236,11 @@ class QueueRunner:
                 answer = await self._claim(lane, want)
             except QueuePaused:
                 # Nothing was leased; ask again after a bounded wait (ended early by stop()),
-                # never in a busy loop. Prefetched jobs stay leased (renewed), unstarted.
+                # never in a busy loop. Prefetched jobs go back once past FRESH_S (R15).
                 self._carry(lane, False)
-                lane.paused = True
                 self._paused.set(1)
-                await wait_event(self._stopping, PAUSED_RECHECK_S)
+                await wait_event(self._stopping,
+                                 min(PAUSED_RECHECK_S, self._buffer_wait_s(lane, loop.time())))
                 continue
             except BaseException:
                 self._carry(lane, False)
@@ -251,11 +250,10 @@ class QueueRunner:
             if answer.held_rate or answer.held_concurrency:
                 self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
             redis_now, next_due = answer.now_ms, answer.next_due_ms
-            lane.paused = False  # (a prefetched job's cancel is still checked: _recheck)
             now = loop.time()
             for claimed in answer.jobs:
                 self.leases.add(self.spec.name, claimed.job_id, claimed.token)
-                lane.buffer.append(Prefetched(claimed, redis_now, now, now))
+                lane.buffer.append(Prefetched(claimed, redis_now, now))
             self._fill_slots(lane)
             if answer.throttled and next_due is not None:
                 # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
@@ -310,6 +308,8 @@ class QueueRunner:
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
         timeout = MAX_WAIT_S if due_in_ms is None else min(MAX_WAIT_S, max(0.005, due_in_ms / 1000))
+        # Nor past the moment the oldest prefetched job is due to go back.
+        timeout = min(timeout, self._buffer_wait_s(lane, asyncio.get_running_loop().time()))
         lane.wake.clear()  # each lane its own: one lane's clear must not hide a wake from another
         woken = asyncio.create_task(lane.wake.wait())
         try:
@@ -375,36 +375,48 @@ class QueueRunner:
 
     def _fill_slots(self, lane: Lane) -> None:
         """Start leased jobs in the lane's free slots, oldest first, while they are fresh: one
-        that waited longer than FRESH_S is checked first by the fetch loop (``_recheck``)."""
-        if self._stopping.is_set() or lane.paused:
-            return  # claimed as the stop came: not run, handed back with the rest (R9)
+        that waited longer than FRESH_S since its claim goes back (``_put_back_stale``)."""
+        if self._stopping.is_set():
+            return  # claimed as the stop came: not run, put back with the rest (R9)
         loop_now = asyncio.get_running_loop().time()
         while lane.buffer and lane.running < lane.slots:
             head = lane.buffer[0]
-            if loop_now - head.checked_at > FRESH_S:
+            if loop_now - head.claimed_at > prefetch.FRESH_S:
                 lane.wake.set()  # the fetch loop checks it (and may be waiting for work)
                 lane.slot_free.set()
                 return
             lane.buffer.popleft()
             self._start(head, lane, loop_now)
 
-    async def _recheck(self, lane: Lane) -> None:
-        """Before prefetched jobs that waited past FRESH_S start: renew their leases (the
-        answer names lost leases and requested cancels) and read the pause flag, so a pause
-        or a cancel that came while they waited is honoured (R15, R16)."""
-        held = list(lane.buffer)
-        answers = await self.scripts.renew(self.keys, self._lease_ms,
-                                           [(p.claimed.job_id, p.claimed.token) for p in held])
-        lane.paused = bool(await self.scripts.redis.exists(self.keys.paused))
-        now = asyncio.get_running_loop().time()
-        for p, answer in zip(held, answers, strict=True):
-            if answer == LEASE_LOST:
-                self._unbuffer(lane, p)
-                self.leases.discard(self.spec.name, p.claimed.job_id, p.claimed.token)
-            elif answer == CANCEL_REQUESTED:
-                self._cancel_prefetched(lane, p)
-            else:
-                p.checked_at = now
+    def _buffer_wait_s(self, lane: Lane, loop_now: float) -> float:
+        """How long the fetch loop may wait before its oldest prefetched job is due back."""
+        if not lane.buffer:
+            return MAX_WAIT_S
+        due = lane.buffer[0].claimed_at + prefetch.FRESH_S - loop_now
+        return min(MAX_WAIT_S, max(0.001, due))
+
+    async def _put_back_stale(self, lane: Lane, loop_now: float) -> None:
+        """Prefetched jobs not started within FRESH_S of their claim go back to the front of
+        the queue, unspent and not counted as hand-backs: every start happens within FRESH_S
+        of a claim that saw the queue unpaused and took the highest priority waiting (R15,
+        R17), and jobs this lane cannot start soon go to another worker."""
+        stale: list[Prefetched] = []
+        while lane.buffer and loop_now - lane.buffer[0].claimed_at > prefetch.FRESH_S:
+            stale.append(lane.buffer.popleft())
+        # Its jobs are not short after all: no prefetch until one ends and the average restarts.
+        lane.avg_s = None
+        await self._put_back(stale)
+
+    async def _put_back(self, jobs: list[Prefetched]) -> None:
+        if not jobs:
+            return
+        leases = [(p.claimed.job_id, p.claimed.token) for p in jobs]
+        try:
+            await self.scripts.put_back(self.keys, leases)
+        finally:
+            # Put back, or (Redis failing) left to expire and be reclaimed by a sweeper.
+            for job_id, token in leases:
+                self.leases.discard(self.spec.name, job_id, token)
 
     def _unbuffer(self, lane: Lane, p: Prefetched) -> None:
         with contextlib.suppress(ValueError):  # already taken out (cancel and check raced)
@@ -533,18 +545,29 @@ class QueueRunner:
 
     async def hand_back(self) -> int:
         """Return every lease still held to the front of the queue, attempt not spent."""
+        unstarted = [p for lane in self.lanes for p in lane.buffer]
+        for lane in self.lanes:
+            lane.buffer.clear()
         held = self.leases.snapshot().get(self.spec.name, [])
         if not held:
             return 0
+        never = {(p.claimed.job_id, p.claimed.token) for p in unstarted}
+        held = [lease for lease in held if lease not in never]
         try:
             async with asyncio.timeout(HANDBACK_TIMEOUT_S):
                 s = self.settings
-                count = await self.scripts.handback(
-                    self.keys, held, free_handbacks=s.max_handbacks, keep=s.failed_keep,
-                    max_age_ms=s.failed_max_age_s * 1000, dlq_max_age_ms=s.dlq_max_age_s * 1000)
+                await self._put_back(unstarted)  # never started: not a hand-back of theirs
+                count = len(unstarted)
+                if held:
+                    count += await self.scripts.handback(
+                        self.keys, held, free_handbacks=s.max_handbacks, keep=s.failed_keep,
+                        max_age_ms=s.failed_max_age_s * 1000,
+                        dlq_max_age_ms=s.dlq_max_age_s * 1000)
         except (*REDIS_DOWN, TimeoutError) as exc:
             self._log.error("worker.handback_failed", jobs=len(held), error=repr(exc))
             return 0
+        for p in unstarted:
+            self._log.info("job.put_back", jobId=p.claimed.job_id)
         for job_id, token in held:
             self.leases.discard(self.spec.name, job_id, token)
             self._log.info("job.handed_back", jobId=job_id)
