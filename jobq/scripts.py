@@ -9,6 +9,7 @@ answer failures with small negative integers; ``_raise_for`` maps them to except
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -84,6 +85,7 @@ def lua_file(path: str) -> str:
     return resources.files("jobq").joinpath("lua", path).read_text()
 
 
+@functools.cache
 def script_source(name: str) -> str:
     """The script as Redis runs it: ``lua/<name>.lua`` with its pieces inlined."""
     return inline_includes(f"{name}.lua", lua_file)
@@ -284,9 +286,22 @@ class Scripts:
                 self._more_keys.add(name)
 
     async def load(self) -> None:
-        """Load every script into Redis once, so calls go by SHA (reloaded on NOSCRIPT)."""
-        for script in self._scripts.values():
-            await self.redis.script_load(script.script)
+        """Load every script into Redis once, so calls go by SHA (reloaded on NOSCRIPT).
+
+        One round trip when they are there already (another process loaded them: the usual
+        case at a worker's start), and one more for those that are not."""
+        scripts = list(self._scripts.values())
+        if self.cluster:  # loaded on every primary by redis-py, one script at a time
+            for script in scripts:
+                await self.redis.script_load(script.script)
+            return
+        present = await self.redis.script_exists(*(script.sha for script in scripts))
+        missing = [script for script, there in zip(scripts, present, strict=True) if not there]
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for script in missing:
+                    pipe.script_load(script.script)
+                await pipe.execute()
 
     async def _call(
         self, name: str, keys: list[str], args: list[Any], *, first: tuple[Any, ...] = (),
