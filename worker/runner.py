@@ -253,8 +253,12 @@ class QueueRunner:
             now = loop.time()
             for claimed in answer.jobs:
                 self.leases.add(self.spec.name, claimed.job_id, claimed.token)
-                lane.buffer.append(Prefetched(claimed, redis_now, now))
-            self._fill_slots(lane)
+                if lane.prefetching:
+                    lane.buffer.append(Prefetched(claimed, redis_now, now))
+                elif not self._stopping.is_set():  # (else put back with the rest, R9)
+                    self._start(Prefetched(claimed, redis_now, now), lane, now)
+            if lane.buffer:
+                self._fill_slots(lane)
             if answer.throttled and next_due is not None:
                 # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
                 self._carry(lane, False)
@@ -470,7 +474,8 @@ class QueueRunner:
             else:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s)
-            lane.avg_s = duration_average(lane.avg_s, outcome.duration_s)
+            if lane.prefetching:
+                lane.avg_s = duration_average(lane.avg_s, outcome.duration_s)
             done = Finished(c, ctx, outcome)
             stopped = self._stopped.get(key)
             if stopped == "lost":
@@ -505,7 +510,8 @@ class QueueRunner:
             self.running.pop(key, None)
             self._stopped.pop(key, None)
             lane.running -= 1
-            self._fill_slots(lane)  # a prefetched job starts now, not after the claim in flight
+            if lane.buffer:  # a prefetched job starts now, not after the claim in flight
+                self._fill_slots(lane)
             lane.slot_free.set()
 
     async def _outlive(self, thread: asyncio.Future[Any], job_log: Any) -> None:
