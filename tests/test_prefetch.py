@@ -16,7 +16,7 @@ from fixtures import eventually, job_in, metrics_port
 from inprocess import InProcessWorker, in_process_worker
 
 from jobq.admin import cancel_job, set_paused
-from jobq.client import Client
+from jobq.client import Client, JobRequest
 from jobq.jobs import State
 from jobq.settings import Settings
 from jobq.tasks import Registry
@@ -66,9 +66,12 @@ async def test_prefetched_jobs_are_renewed_and_put_back_unspent_at_shutdown(
     settings = settings.model_copy(update={"lease_s": 1.0})
     async with in_process_worker(settings, registry, QUEUE, 2, renew=True) as worker:
         await run_short_jobs(client, "prio-record", "warm", 2)
-        running = [(await client.enqueue("prio-record", f"long{i}", {"seconds": 30})).job_id
-                   for i in range(2)]
-        waiting = [(await client.enqueue("prio-record", f"next{i}", {})).job_id for i in range(2)]
+        # One batch, so that one claim leases all four: two start, two wait prefetched.
+        answers = await client.enqueue_many(
+            [JobRequest("prio-record", f"long{i}", {"seconds": 30}) for i in range(2)]
+            + [JobRequest("prio-record", f"next{i}", {}) for i in range(2)])
+        ids = [a.job_id for a in answers if not isinstance(a, Exception)]
+        running, waiting = ids[:2], ids[2:]
         await prefetched(worker, 2)
         q = client.keys(QUEUE)
         first_deadline = await client.redis.zscore(q.active, waiting[0])

@@ -220,8 +220,11 @@ class QueueRunner:
             if lane.buffer and loop.time() - lane.buffer[0].claimed_at > prefetch.FRESH_S:
                 await self._put_back_stale(lane, loop.time())
             free = lane.slots - lane.running
-            want = free + self._depth(lane) - len(lane.buffer)
-            if want <= 0:
+            ahead = self._depth(lane)
+            want = free + ahead - len(lane.buffer)
+            # A slot about to idle claims at once; refilling the buffer waits until half of
+            # it is gone, so a claim still carries a batch (not one call per job started).
+            if want <= 0 or (free <= len(lane.buffer) and 2 * want < lane.slots + ahead):
                 # The slot a completion frees is claimed with the completion in the same call
                 # (completions left over from the last claim are written by the finisher).
                 self._carry(lane, lane.finisher.pending == 0)
