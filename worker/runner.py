@@ -224,7 +224,7 @@ class QueueRunner:
             want = free + ahead - len(lane.buffer)
             # A slot about to idle claims at once; refilling the buffer waits until half of
             # it is gone, so a claim still carries a batch (not one call per job started).
-            if want <= 0 or (free <= len(lane.buffer) and 2 * want < lane.slots + ahead):
+            if want <= 0 or lane.buffer:
                 # The slot a completion frees is claimed with the completion in the same call
                 # (completions left over from the last claim are written by the finisher).
                 self._carry(lane, lane.finisher.pending == 0)
