@@ -227,7 +227,7 @@ class QueueRunner:
             if want <= 0 or lane.buffer:
                 # The slot a completion frees is claimed with the completion in the same call
                 # (completions left over from the last claim are written by the finisher).
-                self._carry(lane, lane.finisher.pending == 0)
+                self._carry(lane, lane.finisher.pending == 0 or bool(lane.buffer))
                 lane.slot_free.clear()
                 # Not past the moment the oldest prefetched job is due to go back.
                 await wait_event(lane.slot_free, self._buffer_wait_s(lane, loop.time()))
