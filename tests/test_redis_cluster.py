@@ -296,6 +296,11 @@ async def test_kill_the_primary_the_instant_it_answered(
         if not killed.is_set():
             os.kill(primary.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
             killed.set()
+            if lagging:
+                # Resume the replica at once: a producer whose primary just died asks the
+                # other node for the slot map, and a stopped node never answers (the client
+                # has no read timeout), so resuming after the producers stop could wait forever.
+                os.kill(replica.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
 
     async def produce(worker: int) -> None:
         nonlocal refused
