@@ -11,7 +11,7 @@ lane's jobs, instead of the whole queue waiting for one big claim (jobs finishin
 otherwise free their slots together, and then all wait for the same answer). Every claim still
 takes the highest-priority job waiting and leases only for free slots.
 
-Below LANE_SPLIT_AT a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
+Below 16 slots a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
 more than its free slots while its jobs are short, so a freed slot starts the next job at once
 and the claim that refills the buffer (carrying the completions) is in flight while jobs run.
 
@@ -141,8 +141,8 @@ class QueueRunner:
         sizes = lane_sizes(spec.concurrency)
         rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
         self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
-        # Two lanes already overlap claims with runs; a queue rate counts claims, not starts.
-        prefetching = len(sizes) == 1 and rate is None
+        # Many slots already overlap claims with runs; a queue rate counts claims, not starts.
+        prefetching = spec.concurrency < prefetch.PREFETCH_BELOW_SLOTS and rate is None
         self.lanes = [Lane(slots, prefetching) for slots in sizes]
         self._ending: set[asyncio.Task[None]] = set()  # cancelled prefetched jobs being ended
         for lane in self.lanes:
