@@ -56,8 +56,8 @@ if [[ ! -f "$assets/index.html" ]]; then
   # adds those. No install scripts (the root's `prepare` sets up git hooks and builds plexus,
   # done below).
   (cd "$src" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error >&2 &&
-    npm run --workspace @jaegertracing/plexus build >&2 &&
-    npm run --workspace @jaegertracing/jaeger-ui build >&2) || die "building jaeger-ui failed"
+    npm run --workspace packages/plexus build >&2 &&
+    npm run --workspace packages/jaeger-ui build >&2) || die "building jaeger-ui failed"
   [[ -f "$src/packages/jaeger-ui/build/index.html" ]] || die "the build left no index.html"
   rm -rf "$assets"
   mv "$src/packages/jaeger-ui/build" "$assets"
