@@ -10,7 +10,7 @@
 #   JOBQ_CACHE_DIR  cache root (default ~/.cache/jobq); assets go to $JOBQ_CACHE_DIR/jaeger-ui-<version>/build
 #   JAEGER_UI_GIT   a git repository (URL or local path) holding the jaeger-ui tag below
 #                   (default: the project's repository on GitHub)
-# Needs: git, Node >= 20 with npm, and the npm registry. Exit 3 = no usable Node/npm, 1 = failed.
+# Needs: git, Node >= 20 with npm, and the npm registry (about 650 MB while building). Exit 3 = no usable Node/npm, 1 = failed.
 set -euo pipefail
 
 # The jaeger-ui commit that Jaeger v1.75.0 (hack/jaeger.sh) pins as its UI submodule: tag v1.74.0.
@@ -61,6 +61,7 @@ if [[ ! -f "$assets/index.html" ]]; then
   [[ -f "$src/packages/jaeger-ui/build/index.html" ]] || die "the build left no index.html"
   rm -rf "$assets"
   mv "$src/packages/jaeger-ui/build" "$assets"
+  rm -rf "$src"  # the sources and node_modules (about 650 MB); the assets are 9 MB
   log "built in $((SECONDS - started))s"
 fi
 echo "$assets"

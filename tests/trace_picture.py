@@ -73,10 +73,13 @@ async def test_trace_picture(
             await page.goto(f"{jaeger.query_url}/trace/{trace_id}")
             rows = page.locator(".span-row")
             await expect(rows).to_have_count(len(spans), timeout=WAIT_MS)
-            # The failed attempt's details: its tags (jobq.outcome=retry, error.type) and
-            # its exception event.
-            await page.locator(".span-name", has_text=PROCESS).first.click()
-            await expect(page.locator(".detail-row")).to_have_count(1, timeout=WAIT_MS)
+            # The failed attempt (the one row with the UI's error mark) opened: its tags
+            # (jobq.outcome=retry, error.type) and its retry_scheduled event.
+            failed = page.locator(".span-name", has_text=PROCESS,
+                                  has=page.locator(".SpanBarRow--errorIcon"))
+            await expect(failed).to_have_count(1, timeout=WAIT_MS)
+            await failed.click()
+            await expect(page.locator(".detail-row")).to_contain_text("retry", timeout=WAIT_MS)
             picture.parent.mkdir(parents=True, exist_ok=True)
             last = await rows.last.bounding_box()
             assert last is not None
