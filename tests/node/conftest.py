@@ -35,6 +35,7 @@ from .registry import Published, next_version, push_chart, running_registry
 HERE = Path(__file__).parent
 BUILD_TIMEOUT_S = float(os.environ.get("JOBQ_K8S_BUILD_TIMEOUT_S", "2400"))
 IMAGE = "localhost/jobq:node-test"  # the local build's name; pods pull the registry's copy
+PUSH_FAILED = 4  # hack/image.sh's exit code when the image was built but the push failed
 LOCK = Path("/run/jobq-node.lock")  # one node per machine: it owns the bridge and the node dirs
 
 
@@ -111,8 +112,10 @@ def _version() -> str:
 def _publish(config: pytest.Config, helm: Path, phase: Callable[[str], None]) -> Published:
     """Start the session's registry (stopped, its folder removed, when pytest ends) and publish
     to it what a release publishes, for this version and the next: the image built from the
-    Dockerfile (the next one differs by its version label only, so its build reuses the cached
-    layers) and the chart packaged as that version."""
+    Dockerfile (the next one differs by its version label only, the Dockerfile's last step: its
+    build is all cache hits and it shares every layer, so its push sends only a new config and
+    manifest) and the chart packaged as that version. A failed push or chart push raises
+    RuntimeError: the tier fails, it never skips."""
     workdir = Path(tempfile.mkdtemp(prefix="jobq-registry-"))
     stack = contextlib.ExitStack()
     config.add_cleanup(stack.close)
@@ -123,8 +126,13 @@ def _publish(config: pytest.Config, helm: Path, phase: Callable[[str], None]) ->
     for name, release in ((IMAGE, version), (f"{IMAGE}-next", next_version(version))):
         phase(f"building {name} ({release}) from the Dockerfile and pushing it to the test "
               f"registry as {address}/jobq:{release} (hack/image.sh --push)")
-        lines = run_script(REPO_ROOT / "hack" / "image.sh", "--tag", name, "--version", release,
-                           "--push", f"{address}/jobq:{release}", timeout_s=BUILD_TIMEOUT_S)
+        try:
+            lines = run_script(REPO_ROOT / "hack" / "image.sh", "--tag", name, "--version", release,
+                               "--push", f"{address}/jobq:{release}", timeout_s=BUILD_TIMEOUT_S)
+        except ToolsUnavailable as exc:  # built but not pushed: the release path is broken
+            if exc.returncode == PUSH_FAILED:
+                raise RuntimeError(str(exc)) from exc
+            raise
         if len(lines) < 2 or not lines[-2].startswith("sha256:"):
             raise RuntimeError(f"hack/image.sh --push printed no digest: {lines[-3:]}")
         digests[release] = lines[-2]
@@ -149,7 +157,7 @@ def _build(config: pytest.Config) -> Artefacts | Broken | str:
             published = _publish(config, k8s_bin / "helm", phase)
     except (ToolsUnavailable, FileNotFoundError) as exc:
         return str(exc)
-    except (RuntimeError, IndexError) as exc:
+    except (RuntimeError, ValueError) as exc:
         return Broken(f"publishing to the test registry failed: {exc}")
     built = {what: (name, Path(file)) for what, name, file in (line.split() for line in lines[:-1])}
     images = Images(

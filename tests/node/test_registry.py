@@ -2,7 +2,8 @@
 for the session by conftest.py): for each of the two versions the tier published, the image built
 from the Dockerfile comes back by tag and by digest with the same digest and its version label,
 and the chart pushed with `helm push` shows that version from `oci://` and renders every jobq
-container pinned by that digest. Needs root (buildah); no node."""
+container pinned by that digest; the two images share every layer (only the label differs).
+Needs root (buildah); no node."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def test_image_and_chart_read_back_from_the_registry_by_version_and_digest(
     env = {"HELM_CACHE_HOME": str(tmp_path / "cache"), "HELM_CONFIG_HOME": str(tmp_path / "config"),
            "HELM_DATA_HOME": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     assert len(set(published.digests.values())) == len(published.versions) == 2, published
+    # The version label is the Dockerfile's last step: the next version shares every layer.
+    first, second = (_inspect(f"{published.repository}@{d}")["Layers"] for d in published.digests.values())
+    assert first == second, (first, second)
     for version, digest in published.digests.items():
         for ref in (f"{published.repository}:{version}", f"{published.repository}@{digest}"):
             seen = _inspect(ref)
