@@ -33,11 +33,6 @@ RUN /opt/jobq/bin/pip install --upgrade pip \
 
 # --- runtime: the venv on a clean slim image (no build tools, no pip in the venv), non-root ---
 FROM ${PYTHON_IMAGE}
-ARG VERSION=dev
-LABEL org.opencontainers.image.title="jobq" \
-      org.opencontainers.image.description="Kubernetes-native background jobs on Redis: API, workers, operator" \
-      org.opencontainers.image.source="https://github.com/jobq/jobq" \
-      org.opencontainers.image.version="${VERSION}"
 RUN groupadd --system --gid 10001 jobq \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/jobq --create-home \
       --shell /usr/sbin/nologin jobq
@@ -52,3 +47,11 @@ WORKDIR /home/jobq
 EXPOSE 8000 9101 9102
 ENTRYPOINT ["jobq"]
 CMD ["--help"]
+
+# The labels last: two versions built from the same source differ only in the image config and
+# share every layer (a registry stores them once, a node pulls them once).
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="jobq" \
+      org.opencontainers.image.description="Kubernetes-native background jobs on Redis: API, workers, operator" \
+      org.opencontainers.image.source="https://github.com/jobq/jobq" \
+      org.opencontainers.image.version="${VERSION}"

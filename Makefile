@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast test-cluster test-node image lint bench docs kind-e2e install clean
+.PHONY: dev test test-fast test-cluster test-node image lint bench docs trace-picture kind-e2e install clean
 
 install:  ## create .venv and install jobq with its dev tools
 	bash hack/bootstrap.sh
@@ -39,6 +39,9 @@ image:  ## build the image from the Dockerfile with buildah, no Docker engine (r
 
 docs: install  ## the docs site into site/ (mkdocs-material, strict; HTTP and Python references generated)
 	bash hack/docs.sh
+
+trace-picture: install  ## docs/trace-in-jaeger.png from a real run in Jaeger's UI (builds Jaeger and its UI once, into ~/.cache/jobq)
+	bash hack/trace-picture.sh
 
 kind-e2e:  ## end to end on kind (needs Docker and kind)
 	bash hack/kind-e2e.sh

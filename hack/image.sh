@@ -14,7 +14,8 @@
 #   --archive  also write the image as a docker-archive to FILE (for `ctr images import`)
 #   --push     also push it to REF (host:port/name:tag; plain HTTP allowed for a loopback
 #              registry) and print its digest (sha256:...) before the name
-# Prints the image name as the last line of stdout; progress goes to stderr.
+# Prints the image name as the last line of stdout; progress goes to stderr. Exits 4 when the
+# image was built but the push failed (the node tier fails on that instead of skipping).
 # Needs root on Debian (buildah and debootstrap are apt-get installed when missing).
 set -euo pipefail
 
@@ -52,9 +53,14 @@ trap 'rm -rf "$build_dir"' EXIT
 printf '[global]\ncert = /run/jobq-build/ca.pem\n' >"$build_dir/pip.conf"
 
 log "building $tag from Dockerfile on $base"
+# The version is also passed as --label: buildah's layer cache (1.28) takes a cached LABEL step
+# whatever the build-arg's value, so a second version built from the same source would come out
+# carrying the first one's label (and digest); a --label is part of the cache key. The Dockerfile
+# puts its labels last, so two versions share every layer and differ only in the image config.
 started=$SECONDS
 "${BUILDAH[@]}" bud --isolation chroot --network host --pull-never --layers \
   --build-arg "PYTHON_IMAGE=$base" --build-arg "VERSION=$version" \
+  --label "org.opencontainers.image.version=$version" \
   --volume "$ca_bundle:/run/jobq-build/ca.pem:ro" \
   --volume "$build_dir/pip.conf:/etc/pip.conf:ro" \
   --file "$root/Dockerfile" --tag "$tag" "$root" >&2 ||
@@ -71,7 +77,7 @@ if [[ -n "$push" ]]; then
   tls_verify=true
   [[ "$push" == 127.0.0.1:* || "$push" == localhost:* ]] && tls_verify=false
   "${BUILDAH[@]}" push --quiet --tls-verify="$tls_verify" --digestfile "$digest_file" \
-    "$tag" "docker://$push" >&2 || die "buildah push to $push failed"
+    "$tag" "docker://$push" >&2 || die "buildah push to $push failed" 4
   log "pushed $push"
   cat "$digest_file"; echo
 fi

@@ -109,8 +109,8 @@ build_module() {  # build_module NAME MODULE VERSION PACKAGE LDFLAGS [TAGS]
 }
 
 # The node's Debian packages (the tier runs as root; elsewhere it skips, so only say what is missing),
-# and the OCI registry its release test pushes the image and the chart to, with skopeo to read
-# them back (tests/node/test_registry.py).
+# and the OCI registry the tier publishes the image and the chart to and installs them from, with
+# skopeo to read them back (tests/node/test_registry.py).
 node_packages=(containerd runc containernetworking-plugins iptables conntrack docker-registry skopeo)
 missing=()
 for p in "${node_packages[@]}"; do

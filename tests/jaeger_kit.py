@@ -44,7 +44,7 @@ extensions:
   jaeger_query:
     storage:
       traces: memstore
-    http:
+{ui}    http:
       endpoint: 127.0.0.1:{query}
     grpc:
       endpoint: 127.0.0.1:{query_grpc}
@@ -78,6 +78,13 @@ class Jaeger:
     otlp_url: str
     query_url: str
     log: Path
+
+    def otel_env(self, service: str, delay_ms: int) -> dict[str, str]:
+        """The environment of a jobq process exporting its spans here over OTLP/HTTP, its
+        batch processor exporting every ``delay_ms``."""
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_url,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": str(delay_ms)}
 
     def trace(self, trace_id: str) -> list[dict[str, Any]] | None:
         """The spans of a trace (OTLP JSON, ids as hex, with ``service``), None if unknown."""
@@ -123,11 +130,14 @@ def _normalised(span: dict[str, Any], service: str) -> dict[str, Any]:
 
 
 @contextmanager
-def running_jaeger(tmp_path: Path) -> Iterator[Jaeger]:
+def running_jaeger(tmp_path: Path, ui_assets: Path | None = None) -> Iterator[Jaeger]:
+    """Jaeger on free loopback ports; with ``ui_assets`` (a built jaeger-ui, as
+    hack/jaeger-ui.sh makes) its query port also serves the UI, else a placeholder page."""
     binary = jaeger_binary()
     ports = {"otlp": free_port(), "query": free_port(), "query_grpc": free_port()}
     config = tmp_path / "jaeger.yaml"
-    config.write_text(CONFIG.format(**ports))
+    ui = f"    ui:\n      assets_path: {ui_assets}\n" if ui_assets else ""
+    config.write_text(CONFIG.format(ui=ui, **ports))
     log = tmp_path / "jaeger.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(binary), "--config", str(config)], stdout=out,

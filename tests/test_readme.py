@@ -21,7 +21,8 @@ from jobq.testing import JobqEnv
 
 pytestmark = pytest.mark.any_server
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
 JOBQ = str(Path(sys.executable).with_name("jobq"))
 
 
@@ -63,6 +64,15 @@ def test_no_command_names_a_dlq_id_that_only_a_fresh_checkout_has() -> None:
     commands = [line for b in blocks("console") for line in b.splitlines()
                 if line.startswith("$ ")]
     assert not [c for c in commands if re.search(r"dlq(/| replay )[a-z-]+-\d+", c)], commands
+
+
+def test_every_link_and_picture_of_the_readme_is_in_the_repository() -> None:
+    """Relative links and images (the dashboard's and the trace's pictures) name files that
+    exist: a picture renamed or never committed shows as a broken image."""
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", README)
+               if not re.match(r"[a-z]+:|#", t)]
+    assert "docs/trace-in-jaeger.png" in targets
+    assert [t for t in targets if not (REPO / t).is_file()] == []
 
 
 async def test_the_own_tasks_example_runs_beside_the_demo(

@@ -30,12 +30,6 @@ NAPS = 30  # jobs of the batch; the worker is stopped once a few have finished
 NAP_S = 0.15
 
 
-def otel_env(jaeger: Jaeger, service: str, delay_ms: int) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_url,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_SERVICE_NAME": service, "OTEL_BSP_SCHEDULE_DELAY": str(delay_ms)}
-
-
 def traceparent() -> tuple[str, str, str]:
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
@@ -62,13 +56,13 @@ async def test_request_trace_in_jaeger_and_spans_flushed_on_sigterm(
 
         port = free_port()
         api_proc = spawn(["api", "--port", str(port)], process_env(
-            tsettings, **otel_env(jaeger, "jobq-api", 100)), name="api")
+            tsettings, **jaeger.otel_env("jobq-api", 100)), name="api")
         api = ApiServer(f"http://127.0.0.1:{port}", api_proc)
         wait_healthy(api.url, api_proc)
         # A long export delay: the worker's spans reach Jaeger only when it flushes them,
         # at the latest on SIGTERM.
         worker = spawn(["worker", "--metrics-port", "0", "--queue", f"{QUEUE}:3"],
-                       process_env(tsettings, **otel_env(jaeger, "jobq-worker", 30_000)),
+                       process_env(tsettings, **jaeger.otel_env("jobq-worker", 30_000)),
                        name="worker")
 
         # 1. A request's job, failing twice: three attempts linked to one creation context.

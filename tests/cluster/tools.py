@@ -34,6 +34,10 @@ def pinned_versions() -> dict[str, str]:
 class ToolsUnavailable(Exception):
     """The Kubernetes binaries could not be found or built."""
 
+    def __init__(self, message: str, *, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode  # the script's exit code, when a script failed
+
 
 def find_bin_dir(*, build_timeout_s: float) -> Path:
     """Bin dir holding REQUIRED_TOOLS: $JOBQ_K8S_BIN, else what hack/k8s-tools.sh prints (building if needed).
@@ -85,7 +89,7 @@ def run_script(script: Path, *args: str, timeout_s: float) -> list[str]:
     name = f"hack/{script.name}"
     if returncode != 0:
         why = "timed out" if returncode == -signal.SIGKILL else f"exited {returncode}"
-        raise ToolsUnavailable(f"{name} {why}:\n{''.join(tail)}")
+        raise ToolsUnavailable(f"{name} {why}:\n{''.join(tail)}", returncode=returncode)
     lines = stdout.strip().splitlines()
     if not lines:
         raise ToolsUnavailable(f"{name} printed nothing")

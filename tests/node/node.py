@@ -3,8 +3,10 @@
 containerd + runc + the CNI bridge plugin (Debian's packages) run the pods; kubelet and kube-proxy
 are built from the control plane's own k8s.io/kubernetes pin (hack/node-tools.sh); CoreDNS, built
 from its Go module, serves cluster.local behind the usual kube-dns Service (so pod DNS goes through
-kube-proxy like everything else). Images come from archives imported into containerd: nothing is
-pulled, pods use imagePullPolicy Never. See host.py for what the node changes on this host.
+kube-proxy like everything else). containerd pulls the jobq image from the tier's OCI registry
+(registry.py) over plain HTTP, configured by a hosts.toml under the node's workdir; the images jobq
+does not build (pause, Valkey, Prometheus) come from archives imported into containerd, and pods
+use them with imagePullPolicy Never. See host.py for what the node changes on this host.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cluster.processes import Process, Processes, free_ports, http_ok, wait_unti
 
 from . import host
 from .host import CONTAINERD_SOCKET, NODE_IP, NODE_ROOT, NODE_STATE, POD_SUBNET
+from .registry import containerd_hosts
 
 NODE_NAME = "jobq-node"
 CLUSTER_DNS_IP = "10.96.0.10"  # in the control plane's Service CIDR, like kubeadm's
@@ -47,9 +50,6 @@ class Node:
     def import_image(self, archive: Path) -> None:
         self.ctr("images", "import", archive, timeout_s=600)
 
-    def tag_image(self, source: str, target: str) -> None:
-        self.ctr("images", "tag", "--force", source, target)
-
     def check_alive(self) -> None:
         for process in self.processes:
             process.check_alive()
@@ -62,7 +62,7 @@ def _write_json(path: Path, data: object) -> Path:
     return path
 
 
-def _containerd_config(workdir: Path, sandbox_image: str) -> Path:
+def _containerd_config(workdir: Path, sandbox_image: str, registry: str) -> Path:
     cni_conf_dir = workdir / "cni"
     _write_json(
         cni_conf_dir / "10-jobq.conflist",
@@ -110,6 +110,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{cni_conf_dir}"
     max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{containerd_hosts(workdir / 'certs.d', registry)}"
 """
     path = workdir / "containerd.toml"
     path.write_text(config)
@@ -140,7 +142,7 @@ def _kubelet_config(workdir: Path, port: int, healthz_port: int) -> Path:
             "clusterDNS": [CLUSTER_DNS_IP],
             "resolvConf": str(resolv),
             "failSwapOn": False,
-            # No registry to pull an image back from: never garbage-collect one.
+            # The imported images have no registry to be pulled back from: never collect one.
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
@@ -241,14 +243,16 @@ def running_node(
     *,
     sandbox_image: str,
     archives: list[Path],
+    registry: str,
     phase: Callable[[str], None],
 ) -> Iterator[Node]:
-    """Start containerd, import the images, then kubelet, kube-proxy and CoreDNS; undo it all on exit.
+    """Start containerd (pulling from `registry`, 127.0.0.1:<port>, over plain HTTP), import the
+    archives, then kubelet, kube-proxy and CoreDNS; undo it all on exit.
 
     The caller has run host.prepare_network() (kube-apiserver listens on the node's address)."""
     processes = Processes(workdir / "logs")
     try:
-        yield _start(plane, node_bin, workdir, processes, sandbox_image, archives, phase)
+        yield _start(plane, node_bin, workdir, processes, sandbox_image, archives, registry, phase)
     finally:
         phase("stopping the node")
         processes.stop_all()
@@ -263,11 +267,12 @@ def _start(
     processes: Processes,
     sandbox_image: str,
     archives: list[Path],
+    registry: str,
     phase: Callable[[str], None],
 ) -> Node:
     phase("starting containerd")
     containerd = processes.start(
-        "containerd", ["containerd", "--config", _containerd_config(workdir, sandbox_image)]
+        "containerd", ["containerd", "--config", _containerd_config(workdir, sandbox_image, registry)]
     )
     node = Node(plane, NODE_NAME, [containerd])
 

@@ -1,13 +1,17 @@
-"""The chart on real pods: `helm install --wait` into a namespace enforcing the restricted Pod
-Security Standard, every pod Ready through its own probes, Valkey's PVC bound to a local
-PersistentVolume; `helm test` (a job through the API Service by DNS name); then the Ingress,
-served by a real Traefik, carrying a job there and its status back."""
+"""The chart on real pods, installed the way a release is met: `helm install --wait` of
+oci://<registry>/charts/jobq by version from the tier's OCI registry, the image pulled by the node
+from that registry by tag and digest, into a namespace enforcing the restricted Pod Security
+Standard; every pod Ready through its own probes, Valkey's PVC bound to a local PersistentVolume;
+`helm test` (a job through the API Service by DNS name); then the Ingress, served by a real
+Traefik, carrying a job there and its status back; `helm upgrade` to the next version pushed to
+the registry, under load."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,9 +29,10 @@ from cluster.processes import ComponentFailed, Processes, free_ports, wait_until
 from .conftest import NodeCluster
 from .host import NODE_ROOT
 from .monitoring import SCRAPE_INTERVAL, Prometheus, running_prometheus
+from .pulls import check_pulls, helm_watching_pulls
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "jobq"
+CHART = REPO / "charts" / "jobq"  # its dashboard is read here; the chart installs from the registry
 RELEASE = "jq"
 FULLNAME = f"{RELEASE}-jobq"
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
@@ -46,10 +51,11 @@ class Release:
 
 
 def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
-    repository, _, tag = cluster.images.jobq.rpartition(":")
+    """The release's values: the image from the test registry, its tag the chart's appVersion
+    (the image's digest is set per install or upgrade, for the version it installs)."""
     valkey_repository, _, valkey_tag = cluster.images.valkey.rpartition(":")
     values: dict[str, Any] = {
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "image": {"repository": cluster.images.registry.repository, "pullPolicy": "IfNotPresent"},
         "redis": {
             "image": {"repository": valkey_repository, "tag": valkey_tag, "pullPolicy": "Never"},
             "persistence": {"storageClass": LOCAL_CLASS, "size": "1Gi"},
@@ -113,11 +119,20 @@ def release(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory)
     plane.kubectl("label", "namespace", namespace, RESTRICTED)
     plane.kubectl("apply", "-f", "-", input=_local_volume(namespace, cluster.node.name))
     values = _values(cluster, token, tmp_path_factory.mktemp("values") / "values.json")
-    cluster.phase(f"helm install --wait {RELEASE} into {namespace} (restricted)")
-    result = plane.helm("install", RELEASE, CHART, "--namespace", namespace, "-f", values,
-                        "--wait", "--timeout", INSTALL_TIMEOUT, check=False, timeout_s=700)
-    if result.returncode != 0:
-        pytest.fail(f"helm install --wait failed:\n{result.stderr}\n{_diagnose(plane, namespace)}",
+    published = cluster.images.registry
+    version = published.versions[0]
+    cluster.phase(f"helm install --wait {RELEASE} {published.chart} --version {version} "
+                  f"into {namespace} (restricted)")
+    try:
+        code, output = helm_watching_pulls(
+            plane, namespace, "install", RELEASE, published.chart, "--version", version,
+            "--plain-http", "--namespace", namespace, "-f", values,
+            "--set", f"image.digest={published.digests[version]}",
+            "--wait", "--timeout", INSTALL_TIMEOUT, timeout_s=700)
+    except AssertionError as exc:
+        pytest.fail(f"helm install from the registry: {exc}", pytrace=False)
+    if code != 0:
+        pytest.fail(f"helm install --wait failed:\n{output}\n{_diagnose(plane, namespace)}",
                     pytrace=False)
     yield Release(namespace, token, values)
     cluster.phase(f"helm uninstall {RELEASE}")
@@ -157,6 +172,20 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def _deployed(plane: ControlPlane, namespace: str) -> tuple[str, str]:
+    """(chart, app version) of the release as helm recorded it, e.g. ("jobq-0.1.0", "0.1.0")."""
+    listed = json.loads(plane.helm("list", "--namespace", namespace, "-o", "json").stdout)
+    return next((r["chart"], r["app_version"]) for r in listed if r["name"] == RELEASE)
+
+
+def _jobq_images(plane: ControlPlane, namespace: str) -> set[str]:
+    """The images of the running API, worker and operator pods, as their specs name them."""
+    return {c["image"] for p in _pods(plane, namespace) if p["status"].get("phase") == "Running"
+            and "deletionTimestamp" not in p["metadata"]
+            and p["metadata"]["labels"].get("app.kubernetes.io/component") in {"api", "worker", "operator"}
+            for c in p["spec"]["containers"]}
+
+
 def test_helm_install_wait_makes_every_pod_ready_and_helm_test_passes(
     node_cluster: NodeCluster, release: Release
 ) -> None:
@@ -164,6 +193,11 @@ def test_helm_install_wait_makes_every_pod_ready_and_helm_test_passes(
     pods = [p for p in _pods(plane, release.namespace) if p["status"].get("phase") == "Running"]
     components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
     assert {"api", "worker", "operator", "redis"} <= components, components
+    # Installed from the registry: the chart by version, the image by tag and digest.
+    published = node_cluster.images.registry
+    version = published.versions[0]
+    assert _deployed(plane, release.namespace) == (f"jobq-{version}", version)
+    assert _jobq_images(plane, release.namespace) == {published.image(version)}
     not_ready = [p["metadata"]["name"] for p in pods if not _ready(p)]
     assert not not_ready, f"not Ready: {not_ready}\n{_diagnose(plane, release.namespace)}"
     # Every container really runs on the node (containerd knows it), not just in the API.
@@ -414,38 +448,43 @@ def _submit_accepted(ingress: Ingress, jobs: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.mark.timeout(1200)
-def test_helm_upgrade_to_a_new_image_tag_rolls_every_deployment_and_loses_no_accepted_job(
+def test_helm_upgrade_to_the_next_version_from_the_registry_rolls_every_deployment_and_loses_no_accepted_job(
     node_cluster: NodeCluster, release: Release, ingress: Ingress
 ) -> None:
     plane, ns = node_cluster.plane, release.namespace
-    repository, _, tag = node_cluster.images.jobq.rpartition(":")
-    new_tag = f"{tag}-upgraded"
-    node_cluster.node.tag_image(node_cluster.images.jobq, f"{repository}:{new_tag}")
+    published = node_cluster.images.registry
+    old, new = published.versions
+    assert published.digests[new] != published.digests[old], "the next version is the same image"
     run = uuid.uuid4().hex[:8]
     before = _submit_accepted(ingress, _load(f"pre-{run}", 30))
-    node_cluster.phase(f"helm upgrade to image tag {new_tag} under load")
-    with subprocess.Popen(
-        [str(plane.bin_dir / "helm"), "upgrade", RELEASE, str(CHART), "--namespace", ns,
-         "-f", str(release.values), "--set", f"image.tag={new_tag}", "--wait",
-         "--timeout", INSTALL_TIMEOUT],
-        env=plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    node_cluster.phase(f"helm upgrade to {published.chart} --version {new} under load")
+    with tempfile.TemporaryFile("w+") as log, subprocess.Popen(
+        [str(plane.bin_dir / "helm"), "upgrade", RELEASE, published.chart, "--version", new,
+         "--plain-http", "--namespace", ns, "-f", str(release.values),
+         "--set", f"image.digest={published.digests[new]}", "--wait", "--timeout", INSTALL_TIMEOUT],
+        env=plane.env(), stdout=log, stderr=subprocess.STDOUT, text=True,
     ) as upgrade:
         during: list[str] = []
         batch = 0
-        # A steady trickle, bounded: completed records beyond JOBQ_COMPLETED_KEEP (1000 per queue)
-        # are trimmed, and a trimmed record would read as a lost job.
-        while upgrade.poll() is None:
-            if len(during) < 300:
-                during += _submit_accepted(ingress, _load(f"during-{run}-{batch}", 2))
-                batch += 1
-            time.sleep(1)
-        output = upgrade.stdout.read() if upgrade.stdout else ""
+        try:
+            # A steady trickle, bounded: completed records beyond JOBQ_COMPLETED_KEEP (1000 per
+            # queue) are trimmed, and a trimmed record would read as a lost job.
+            while upgrade.poll() is None:
+                check_pulls(plane, ns)
+                if len(during) < 300:
+                    during += _submit_accepted(ingress, _load(f"during-{run}-{batch}", 2))
+                    batch += 1
+                time.sleep(1)
+        finally:
+            if upgrade.poll() is None:
+                upgrade.kill()
+        upgrade.wait()
+        log.seek(0)
+        output = log.read()
     assert upgrade.returncode == 0, output
-    images = {c["image"] for p in _pods(plane, ns) if p["status"].get("phase") == "Running"
-              and "deletionTimestamp" not in p["metadata"]
-              and p["metadata"]["labels"].get("app.kubernetes.io/component") in {"api", "worker", "operator"}
-              for c in p["spec"]["containers"]}
-    assert images == {f"{repository}:{new_tag}"}, images
+    assert _deployed(plane, ns) == (f"jobq-{new}", new)
+    images = _jobq_images(plane, ns)
+    assert images == {published.image(new)}, images
     after = _submit_accepted(ingress, _load(f"post-{run}", 10))
     assert during, "no job was accepted while the upgrade rolled"
     _await_completed(ingress, before + during + after, what="every accepted job completed",
@@ -496,10 +535,13 @@ def prometheus(node_cluster: NodeCluster, release: Release,
     """A Prometheus of the operator's, then the chart upgraded with its ServiceMonitors and
     PrometheusRule on, labelled `release: jq` (what the Prometheus selects, as in
     kube-prometheus-stack), scraping every 5 s."""
+    plane = node_cluster.plane
     with running_prometheus(node_cluster, tmp_path_factory.mktemp("prometheus"), RELEASE) as found:
         node_cluster.phase("helm upgrade: ServiceMonitors and PrometheusRule on (release label)")
-        node_cluster.plane.helm(
-            "upgrade", RELEASE, CHART, "--namespace", release.namespace, "--reuse-values",
+        version = _deployed(plane, release.namespace)[0].removeprefix("jobq-")  # as installed
+        plane.helm(
+            "upgrade", RELEASE, node_cluster.images.registry.chart, "--version", version,
+            "--plain-http", "--namespace", release.namespace, "--reuse-values",
             "--set", "metrics.serviceMonitor.enabled=true",
             "--set", f"metrics.serviceMonitor.labels.release={RELEASE}",
             "--set", f"metrics.serviceMonitor.interval={SCRAPE_INTERVAL}",

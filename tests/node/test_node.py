@@ -1,5 +1,6 @@
-"""The real node: a pod of the image built from the Dockerfile runs on it, as the image's own
-non-root user, under the restricted Pod Security Standard, and reaches Services by DNS name."""
+"""The real node: a pod of the image built from the Dockerfile, pulled by the node from the
+tier's registry by tag and digest, runs on it as the image's own non-root user, under the
+restricted Pod Security Standard, and reaches Services by DNS name."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from cluster.processes import wait_until
 
 from .conftest import NodeCluster
+from .pulls import check_pulls
 
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
@@ -26,7 +28,7 @@ def _pod(name: str, image: str, script: str) -> str:
             "containers": [{
                 "name": "main",
                 "image": image,
-                "imagePullPolicy": "Never",
+                "imagePullPolicy": "IfNotPresent",
                 "command": ["sh", "-c", script],
                 "securityContext": {"allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]}},
@@ -52,8 +54,11 @@ def test_a_pod_of_the_built_image_runs_as_its_own_user(node_cluster: NodeCluster
         "print('api reachable', s.getpeername()[1])\""
     )
     cluster.plane.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("probe", cluster.images.jobq, script))
-    wait_until(lambda: _phase(cluster, namespace, "probe") in {"Succeeded", "Failed"},
-               what="the probe pod to finish", timeout_s=180, alive=cluster.node.processes)
+    def finished() -> bool:
+        check_pulls(cluster.plane, namespace)
+        return _phase(cluster, namespace, "probe") in {"Succeeded", "Failed"}
+
+    wait_until(finished, what="the probe pod to finish", timeout_s=180, alive=cluster.node.processes)
     logs = cluster.plane.kubectl("logs", "probe", "-n", namespace).stdout
     assert _phase(cluster, namespace, "probe") == "Succeeded", logs
     lines = logs.splitlines()

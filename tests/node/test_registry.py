@@ -1,73 +1,53 @@
-"""The release path through a real OCI registry (Debian's docker-registry on loopback): the
-image built from the Dockerfile is pushed by tag and comes back with the same digest, the
-packaged chart is pushed with `helm push` and installs from `oci://` by version with the
-image pinned by that digest. Needs root (buildah) and the tier's helm; no node."""
+"""The release path through a real OCI registry (Debian's docker-registry on loopback, started
+for the session by conftest.py): for each of the two versions the tier published, the image built
+from the Dockerfile comes back by tag and by digest with the same digest and its version label,
+and the chart pushed with `helm push` shows that version from `oci://` and renders every jobq
+container pinned by that digest; the two images share every layer (only the label differs).
+Needs root (buildah); no node."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from cluster.tools import REPO_ROOT, ToolsUnavailable, find_bin_dir, run_script
 
-from .registry import running_registry
-
-IMAGE = "localhost/jobq:node-test"  # the tier's image (tests/node/conftest.py)
+from .registry import Published
 
 
-def _version() -> str:
-    return subprocess.run(["bash", str(REPO_ROOT / "hack" / "version.sh")], check=True,
-                          capture_output=True, text=True, timeout=30).stdout.strip()
+def _inspect(ref: str) -> dict[str, object]:
+    seen = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+                          check=True, capture_output=True, text=True, timeout=120)
+    found: dict[str, object] = json.loads(seen.stdout)
+    return found
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    if sys.platform != "linux" or os.geteuid() != 0:
-        reason = "buildah needs root on Linux"
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    try:
-        return str(find_bin_dir(build_timeout_s=2400) / "helm")
-    except ToolsUnavailable as exc:
-        pytest.skip(str(exc))
+def test_image_and_chart_read_back_from_the_registry_by_version_and_digest(
+        published: Published, helm: Path, tmp_path: Path) -> None:
+    env = {"HELM_CACHE_HOME": str(tmp_path / "cache"), "HELM_CONFIG_HOME": str(tmp_path / "config"),
+           "HELM_DATA_HOME": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    assert len(set(published.digests.values())) == len(published.versions) == 2, published
+    # The version label is the Dockerfile's last step: the next version shares every layer.
+    first, second = (_inspect(f"{published.repository}@{d}")["Layers"] for d in published.digests.values())
+    assert first == second, (first, second)
+    for version, digest in published.digests.items():
+        for ref in (f"{published.repository}:{version}", f"{published.repository}@{digest}"):
+            seen = _inspect(ref)
+            assert seen["Digest"] == digest, ref
+            labels = seen["Labels"]
+            assert isinstance(labels, dict)
+            assert labels["org.opencontainers.image.version"] == version, ref
 
-
-def test_image_and_chart_go_through_the_registry_by_version_and_digest(
-        helm: str, tmp_path: Path) -> None:
-    version = _version()
-    with running_registry(tmp_path / "registry") as registry:
-        lines = run_script(REPO_ROOT / "hack" / "image.sh", "--tag", IMAGE,
-                           "--push", f"{registry}/jobq:{version}", timeout_s=2400)
-        digest, name = lines[-2], lines[-1]
-        assert name == IMAGE and digest.startswith("sha256:"), lines[-3:]
-        for ref in (f"{registry}/jobq:{version}", f"{registry}/jobq@{digest}"):
-            seen = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
-                                  check=True, capture_output=True, text=True, timeout=120)
-            assert json.loads(seen.stdout)["Digest"] == digest, ref
-
-        subprocess.run([helm, "package", str(REPO_ROOT / "charts" / "jobq"), "--destination",
-                        str(tmp_path)], check=True, capture_output=True, timeout=120)
-        package = tmp_path / f"jobq-{version}.tgz"
-        pushed = subprocess.run([helm, "push", str(package), f"oci://{registry}/charts",
-                                 "--plain-http"], capture_output=True, text=True, timeout=120)
-        assert pushed.returncode == 0 and "Digest:" in pushed.stdout + pushed.stderr, pushed
-
-        chart = f"oci://{registry}/charts/jobq"
-        shown = subprocess.run([helm, "show", "chart", chart, "--version", version,
+        shown = subprocess.run([str(helm), "show", "chart", published.chart, "--version", version,
                                 "--plain-http"], check=True, capture_output=True, text=True,
-                               timeout=120)
+                               timeout=120, env=env)
         meta = yaml.safe_load(shown.stdout)
         assert (meta["version"], meta["appVersion"]) == (version, version)
         rendered = subprocess.run(
-            [helm, "template", "jobq", chart, "--version", version, "--plain-http",
-             "--set", f"image.repository={registry}/jobq", "--set", f"image.digest={digest}"],
-            check=True, capture_output=True, text=True, timeout=120).stdout
-        images = {line.split("image:", 1)[1].strip() for line in rendered.splitlines()
+            [str(helm), "template", "jobq", published.chart, "--version", version, "--plain-http",
+             "--set", f"image.repository={published.repository}", "--set", f"image.digest={digest}"],
+            check=True, capture_output=True, text=True, timeout=120, env=env).stdout
+        images = {line.split("image:", 1)[1].strip().strip('"') for line in rendered.splitlines()
                   if line.strip().startswith("image:") and "/jobq" in line}
-        assert images == {f"{registry}/jobq:{version}@{digest}"}, images
+        assert images == {published.image(version)}, images
