@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,6 +32,26 @@ async def incr(ctx: JobContext, payload: Empty) -> dict[str, Any]:
     if _counter is None:
         _counter = Redis.from_url(os.environ["REDIS_URL"])
     await _counter.incr(_COUNTER_KEY)
+    return {"n": payload.n}
+
+
+class Stamped(BaseModel):
+    n: int = 0
+    t: float = 0.0  # ms since the epoch when the producer enqueued it
+
+
+_WAITS_KEY = os.environ.get("BENCH_WAITS_KEY", "bench:waits")
+
+
+@task("stamp", queue="incr-queue", payload=Stamped)
+async def stamp(ctx: JobContext, payload: Stamped) -> dict[str, Any]:
+    """The realistic body for the wait rows: its one call records how long the job waited
+    from its enqueue to its start (ms), as bench/bullmq/bench.js's "waits=" body does."""
+    global _counter
+    waited = time.time() * 1000 - payload.t
+    if _counter is None:
+        _counter = Redis.from_url(os.environ["REDIS_URL"])
+    await _counter.rpush(_WAITS_KEY, waited)
     return {"n": payload.n}
 
 

@@ -63,7 +63,8 @@ class System:
 
     def env(self, url: str, ns: str, jobs: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQ_", "REDIS_URL"))}
-        env.update(REDIS_URL=url, BENCH_COUNTER_KEY=f"{ns}:counter")
+        env.update(REDIS_URL=url, BENCH_COUNTER_KEY=f"{ns}:counter",
+                   BENCH_WAITS_KEY=waits_key(ns))
         if not self.is_bull:
             env.update(JOBQ_KEY_PREFIX=ns, JOBQ_TASKS="benchtasks",
                        JOBQ_COMPLETED_KEEP=str(max(jobs, 1000)),  # keep all: they are counted
@@ -77,10 +78,10 @@ class System:
     def worker(self, url: str, ns: str, jobs: int, concurrency: int, log: Path,
                task: str = "incr") -> subprocess.Popen[bytes]:
         if self.is_bull:
-            args = ["node", str(BULL / "bench.js"), "worker", url, ns, str(concurrency),
-                    "-" if task == "noop" else f"{ns}:counter"]
+            body = {"noop": "-", "stamp": f"waits={waits_key(ns)}"}.get(task, f"{ns}:counter")
+            args = ["node", str(BULL / "bench.js"), "worker", url, ns, str(concurrency), body]
         else:
-            queue = "incr-queue" if task == "incr" else "bench-queue"
+            queue = "bench-queue" if task == "noop" else "incr-queue"
             args = [sys.executable, "-m", "jobq", "worker", "--queue", f"{queue}:{concurrency}",
                     "--metrics-port", "0"]
         env = self.env(url, ns, jobs)
@@ -98,6 +99,18 @@ class System:
         else:
             produce(self, url, ns, jobs, in_flight=64, task=task)
 
+    def paced(self, url: str, ns: str, jobs: int, rate: float) -> None:
+        """Enqueue ``jobs`` stamped jobs at ``rate`` jobs/s (one call each, on a schedule: a
+        slow answer does not delay the next call)."""
+        if self.is_bull:
+            subprocess.run(["node", str(BULL / "bench.js"), "paced", url, ns, str(jobs),
+                            str(rate)], check=True, capture_output=True,
+                           env=self.env(url, ns, jobs))
+        else:
+            subprocess.run([sys.executable, str(BENCH / "sidebyside.py"), "--produce-paced", url,
+                            ns, str(jobs), str(rate)], check=True, capture_output=True,
+                           env=self.env(url, ns, jobs))
+
     def enqueue_rate(self, url: str, ns: str, jobs: int) -> float:
         """Jobs/s of one producer process, one call at a time."""
         if self.is_bull:
@@ -107,6 +120,10 @@ class System:
         else:
             seconds = produce(self, url, ns, jobs, in_flight=1)
         return jobs / seconds
+
+
+def waits_key(ns: str) -> str:
+    return f"{ns}:waits"
 
 
 def produce(system: System, url: str, ns: str, jobs: int, in_flight: int,
@@ -146,6 +163,31 @@ async def _produce(url: str, ns: str, jobs: int, in_flight: int, task: str) -> f
     return seconds
 
 
+async def _produce_paced(url: str, ns: str, jobs: int, rate: float) -> None:
+    """The Python paced producer: ``stamp`` jobs carrying their enqueue time, on a schedule."""
+    from jobq.client import Client
+    from jobq.connection import connect
+    from jobq.settings import Settings
+    from jobq.tasks import load_registry
+
+    settings = Settings(redis_url=url, key_prefix=ns, tasks=["benchtasks"])
+    redis = connect(url)
+    client = Client(redis, load_registry(settings.tasks), settings)
+    tag = uuid.uuid4().hex[:8]
+    calls: list[asyncio.Task[object]] = []
+    started = time.perf_counter()
+    sent = 0
+    while sent < jobs:
+        due = min(jobs, int((time.perf_counter() - started) * rate) + 1)
+        for i in range(sent, due):
+            calls.append(asyncio.ensure_future(client.enqueue(
+                "stamp", f"{tag}-{i}", {"n": i, "t": time.time() * 1000})))
+        sent = due
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*calls)
+    await redis.aclose()
+
+
 def produce_main(argv: list[str]) -> None:
     url, ns, jobs, in_flight, task = argv
     try:
@@ -154,6 +196,12 @@ def produce_main(argv: list[str]) -> None:
         run = asyncio.run  # type: ignore[assignment]
     seconds = run(_produce(url, ns, int(jobs), int(in_flight), task))
     print(json.dumps({"seconds": seconds}))
+
+
+def produce_paced_main(argv: list[str]) -> None:
+    url, ns, jobs, rate = argv
+    from jobq.loop import run
+    run(_produce_paced(url, ns, int(jobs), float(rate)))
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -222,6 +270,40 @@ def drain(system: System, url: str, jobs: int, workers: int, concurrency: int, l
         r.close()
     return Drain((hi - lo) / (marks[hi] - marks[lo]), worker_cpu / jobs * 1000,
                  redis_cpu / jobs * 1000)
+
+
+WARM_UP_JOBS = 50  # paced through first, not counted: connections made, scripts loaded
+
+
+def waits_ms(system: System, url: str, jobs: int, rate: float, concurrency: int,
+             logdir: Path) -> tuple[float, float]:
+    """One worker process at ``concurrency``, fed ``jobs`` realistic jobs at ``rate`` jobs/s
+    (below its drain rate, so it keeps up): the p50 and p99 of each job's wait from its
+    enqueue call to its body's start (ms, the same clock for both), after a warm-up."""
+    r = SyncRedis.from_url(url)
+    ns = f"sbs{uuid.uuid4().hex[:8]}"
+    key = system.completed_key(ns)
+    proc = system.worker(url, ns, WARM_UP_JOBS + jobs, concurrency,
+                         logdir / f"{system.label}-{ns}-waits.log", "stamp")
+    try:
+        for count, expected in ((WARM_UP_JOBS, WARM_UP_JOBS), (jobs, WARM_UP_JOBS + jobs)):
+            if count == jobs:
+                r.delete(waits_key(ns))
+            system.paced(url, ns, count, rate if count == jobs else 1000)
+            deadline = time.monotonic() + 60 + jobs / 100
+            while int(r.zcard(key)) < expected:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{system.label}: {r.zcard(key)} of {expected} jobs done "
+                                       f"(logs in {logdir})")
+                time.sleep(0.01)
+        waited = sorted(float(w) for w in r.lrange(waits_key(ns), 0, -1))
+    finally:
+        stop([proc])
+        r.flushall()
+        r.close()
+    if len(waited) != jobs:
+        raise RuntimeError(f"{system.label}: {len(waited)} waits recorded for {jobs} jobs")
+    return waited[len(waited) // 2], waited[min(len(waited) - 1, int(len(waited) * 0.99))]
 
 
 def startup_s(system: System, url: str, logdir: Path) -> tuple[float, float]:
@@ -385,6 +467,8 @@ class Table:
 def fmt(row: str, value: float) -> str:
     if "ms/job" in row:
         return f"{value:.3f}"
+    if " ms (" in row:
+        return f"{value:.1f}"
     if row.startswith("start-up"):
         return f"{value:.2f} s"
     return f"{value:,.0f}"
@@ -394,6 +478,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--produce":
         produce_main(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--produce-paced":
+        produce_paced_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", default="10000,100000", help="comma-separated job counts")
@@ -401,6 +488,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker processes")
     parser.add_argument("--noop-concurrency", default="4,64",
                         help="concurrencies of the no-op rows (one process; '' = none)")
+    parser.add_argument("--wait-concurrency", default="4",
+                        help="concurrencies of the wait rows: enqueue -> start, p50/p99, one "
+                             "process fed at half BullMQ's drain rate ('' = none)")
     parser.add_argument("--servers", default="redis,valkey")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--enqueue-jobs", type=int, default=5000)
@@ -457,6 +547,19 @@ def main() -> None:
                     wall, cpu = startup_s(s, url, logdir)
                     table.add("start-up, spawn -> first job done", s.label, wall)
                     table.add("start-up CPU, spawn -> first job done", s.label, cpu)
+                # Waits at a steady load: half BullMQ's drain rate at that concurrency.
+                wait_conc = [int(c) for c in args.wait_concurrency.split(",") if c]
+                for conc in [] if args.startup_only else wait_conc:
+                    bull = next(s for s in systems if s.is_bull)
+                    full = drain(bull, url, int(args.jobs.split(",")[0]), 1, conc, logdir).rate
+                    rate = round(full / 2)
+                    count = max(1000, min(20000, rate * 5))
+                    for s in order:
+                        p50, p99 = waits_ms(s, url, count, rate, conc, logdir)
+                        head = f"1 proc x {conc}, fed at half BullMQ's drain"
+                        table.add(f"wait enqueue -> start, p50 ms ({head})", s.label, p50)
+                        table.add(f"wait enqueue -> start, p99 ms ({head})", s.label, p99)
+                        table.add(f"  jobs/s fed ({head})", s.label, rate)
                 # The engine alone: a no-op body (jobq's logs off: warning), one process.
                 noop_jobs = int(args.jobs.split(",")[0])
                 noop_conc = [int(c) for c in args.noop_concurrency.split(",") if c]

@@ -76,7 +76,7 @@ _ANY_INCLUDE = re.compile(r"^-+\s*@include", re.MULTILINE)
 SCRIPT_NAMES = (
     "enqueue", "claim", "renew", "complete", "fail", "reclaim", "handback", "reserve", "replay",
     "cancel", "end_cancelled", "discard", "throughput", "enqueue_batch", "progress",
-    "complete_claim",
+    "complete_claim", "put_back",
     # Workflows (jobq/workflows/scripts.py has their typed methods).
     "wf_create", "wf_apply", "wf_ack", "wf_release", "wf_take", "wf_inputs", "wf_intent_done",
 )
@@ -568,6 +568,13 @@ class Scripts:
         return int(await self._call("handback", handback_keys(q),
                                     handback_args(q, leases, free_handbacks, keep, max_age_ms,
                                                   dlq_max_age_ms)))
+
+    async def put_back(self, q: QueueKeys, leases: list[tuple[str, str]]) -> int:
+        """Return prefetched jobs that never started, as if never claimed (worker/prefetch.py);
+        one whose cancel was requested ends ``cancelled``."""
+        flat = [x for pair in leases for x in pair]
+        return int(await self._call("put_back", [q.active, q.wait, q.job_prefix, q.cancelled],
+                                    flat))
 
     async def reserve(
         self, q: QueueKeys, job_id: str, name: str, token: str, retention_s: int,

@@ -11,6 +11,10 @@ lane's jobs, instead of the whole queue waiting for one big claim (jobs finishin
 otherwise free their slots together, and then all wait for the same answer). Every claim still
 takes the highest-priority job waiting and leases only for free slots.
 
+Below 16 slots a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
+more than its free slots while its jobs are short, so a freed slot starts the next job at once
+and the claim that refills the buffer (carrying the completions) is in flight while jobs run.
+
 Each queue has its own runner, slots, thread pool and blocking connection, so a backlog or a
 slow handler in one queue never delays another. When the queue is empty the runner blocks on
 the wait list (BLMOVE of the list onto itself: wakes on the first push, changes nothing) until
@@ -20,6 +24,8 @@ work arrives or the next delayed job falls due: no busy polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -38,11 +44,13 @@ from jobq.settings import Settings
 from jobq.shutdown import wait_event
 from jobq.tasks import Registry
 from jobq.tracing import quiet, tracing_for
+from jobq.worker import prefetch
 from jobq.worker.cancel import end_cancelled
 from jobq.worker.execute import Outcome, execute
 from jobq.worker.finish import ACK_BATCH, Finished, Finisher
 from jobq.worker.leases import LeaseTable
 from jobq.worker.metrics import WorkerMetrics
+from jobq.worker.prefetch import Prefetched, depth, duration_average
 from jobq.worker.processes.choice import pool_for
 
 if TYPE_CHECKING:
@@ -94,10 +102,15 @@ class Lane:
     Its completions are carried by its own claims (``carrying``), so a lane whose slots are
     all busy with long jobs never holds back another lane's completions."""
 
-    __slots__ = ("carrying", "finisher", "running", "slot_free", "slots", "wake")
+    __slots__ = ("avg_s", "buffer", "carrying", "finisher", "limited", "prefetching",
+                 "running", "slot_free", "slots", "wake")
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, prefetching: bool) -> None:
         self.slots = slots
+        self.prefetching = prefetching  # may lease ahead of its free slots (worker/prefetch.py)
+        self.buffer: deque[Prefetched] = deque()  # leased, not started yet, in claim order
+        self.avg_s: float | None = None  # the lane's recent handler duration (moving average)
+        self.limited = False  # the last claim found jobs held by a limit: no prefetch
         self.running = 0  # jobs of this lane being run now
         self.slot_free = asyncio.Event()
         self.wake = asyncio.Event()  # set when this process scheduled a retry: look again
@@ -125,7 +138,13 @@ class QueueRunner:
         self.leases = leases
         self.metrics = metrics
         self.keys = QueueKeys(settings.key_prefix, spec.name)
-        self.lanes = [Lane(slots) for slots in lane_sizes(spec.concurrency)]
+        sizes = lane_sizes(spec.concurrency)
+        rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
+        self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
+        # Many slots already overlap claims with runs; a queue rate counts claims, not starts.
+        prefetching = spec.concurrency < prefetch.PREFETCH_BELOW_SLOTS and rate is None
+        self.lanes = [Lane(slots, prefetching) for slots in sizes]
+        self._ending: set[asyncio.Task[None]] = set()  # cancelled prefetched jobs being ended
         for lane in self.lanes:
             lane.finisher = Finisher(self.keys, scripts, settings, leases, metrics, self.wake,
                                      claims_next=lane.is_carrying)
@@ -146,8 +165,6 @@ class QueueRunner:
         self._block: asyncio.Task[object] | None = None
         self._blocking: Redis = connect(settings.redis_url, max_connections=1)
         self._lease_ms = int(settings.lease_s * 1000)
-        rate = parse_queue_rates(settings.queue_rate_limits).get(spec.name)
-        self._rate = (0, 0) if rate is None else (rate.starts, rate.per_ms)
         self._log = log.bind(queue=spec.name, worker=worker_id)
         # Read at scrape time: nothing to update per job.
         metrics.in_flight.labels(spec.name).set_function(lambda: len(self.running))
@@ -215,40 +232,62 @@ class QueueRunner:
             lane.finisher.wake()
 
     async def _fetch_until_stopped(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            if lane.buffer and loop.time() - lane.buffer[0].claimed_at > prefetch.FRESH_S:
+                await self._put_back_stale(lane, loop.time())
             free = lane.slots - lane.running
-            if free <= 0:
+            ahead = self._depth(lane)
+            want = free + ahead - len(lane.buffer)
+            # The buffer is refilled once it is empty: the claim then carries the completions
+            # of the jobs whose ends emptied it and leases a whole batch (refilling earlier,
+            # with jobs still running, sent claims of one or two jobs and no completions, and
+            # the completions in calls of their own: 2.2 times the script calls per job).
+            if want <= 0 or lane.buffer:
                 # The slot a completion frees is claimed with the completion in the same call
-                # (completions left over from the last claim are written by the finisher).
-                self._carry(lane, lane.finisher.pending == 0)
+                # (completions left over from the last claim are written by the finisher, unless
+                # the buffer still holds jobs: the claim that refills it, soon, carries them).
+                self._carry(lane, lane.finisher.pending == 0 or bool(lane.buffer))
                 lane.slot_free.clear()
-                await wait_event(lane.slot_free, MAX_WAIT_S)
+                # Not past the moment the oldest prefetched job is due to go back.
+                await wait_event(lane.slot_free, self._buffer_wait_s(lane, loop.time()))
                 # Jobs finishing in the same loop turn free their slots together: one claim.
                 await asyncio.sleep(0)
                 continue
             self._carry(lane, True)
             try:
-                answer = await self._claim(lane, free)
+                answer = await self._claim(lane, want)
             except QueuePaused:
                 # Nothing was leased; ask again after a bounded wait (ended early by stop()),
-                # never in a busy loop.
+                # never in a busy loop. Prefetched jobs go back once past FRESH_S (R15).
                 self._carry(lane, False)
                 self._paused.set(1)
-                await wait_event(self._stopping, PAUSED_RECHECK_S)
+                await wait_event(self._stopping,
+                                 min(PAUSED_RECHECK_S, self._buffer_wait_s(lane, loop.time())))
                 continue
             except BaseException:
                 self._carry(lane, False)
                 raise
             self._paused.set(0)
+            lane.limited = bool(answer.held_rate or answer.held_concurrency or answer.throttled)
             if answer.held_rate or answer.held_concurrency:
                 self.metrics.held(self.spec.name, answer.held_rate, answer.held_concurrency)
             redis_now, next_due = answer.now_ms, answer.next_due_ms
+            now = loop.time()
             tracer = None if self._tracing is None else self._tracing.tracer()
+            spans: list[AbstractContextManager[Attempt] | None] = [None] * len(answer.jobs)
+            for claimed in answer.jobs:  # leased: a renewal must know them from now on
+                self.leases.add(self.spec.name, claimed.job_id, claimed.token)
             if tracer is not None and answer.jobs:
-                await self._start_traced(tracer, answer.jobs, redis_now, lane)
-            else:
-                for claimed in answer.jobs:
-                    self._start(claimed, redis_now, lane)
+                spans = await self._attempt_spans(tracer, answer.jobs)
+            for claimed, span in zip(answer.jobs, spans, strict=True):
+                p = Prefetched(claimed, redis_now, now, span)
+                if lane.prefetching:
+                    lane.buffer.append(p)
+                elif not self._stopping.is_set():  # (else put back with the rest, R9)
+                    self._start(p, lane, now)
+            if lane.buffer:
+                self._fill_slots(lane)
             if answer.throttled and next_due is not None:
                 # Jobs wait but the queue's rate allows none yet: the bell would ring at once.
                 self._carry(lane, False)
@@ -302,6 +341,8 @@ class QueueRunner:
         if self._block is None:
             self._block = asyncio.create_task(self._peek_blocking())
         timeout = MAX_WAIT_S if due_in_ms is None else min(MAX_WAIT_S, max(0.005, due_in_ms / 1000))
+        # Nor past the moment the oldest prefetched job is due to go back.
+        timeout = min(timeout, self._buffer_wait_s(lane, asyncio.get_running_loop().time()))
         lane.wake.clear()  # each lane its own: one lane's clear must not hide a wake from another
         woken = asyncio.create_task(lane.wake.wait())
         try:
@@ -326,7 +367,12 @@ class QueueRunner:
         async handler's task; a sync handler on its thread sees ``ctx.cancelled`` and returns."""
         key = (job_id, token)
         ctx = self.contexts.get(key)
-        if ctx is None or key in self._stopped:
+        if ctx is None:
+            found = self._find_prefetched(job_id, token)
+            if found is not None and not self._stopping.is_set():
+                self._cancel_prefetched(*found)
+            return
+        if key in self._stopped:
             return
         self._log.info("job.cancel_requested", jobId=job_id)
         self._stop_handler(key, ctx, "cancel")
@@ -340,6 +386,9 @@ class QueueRunner:
         key = (job_id, token)
         ctx = self.contexts.get(key)
         if ctx is None:
+            found = self._find_prefetched(job_id, token)
+            if found is not None:
+                self._unbuffer(*found)  # never started; someone else runs it now
             return
         self._stop_handler(key, ctx, "lost")
 
@@ -354,14 +403,14 @@ class QueueRunner:
         if task is not None and is_async:
             task.cancel()
 
-    async def _start_traced(self, tracer: Tracer, jobs: list[Claimed], redis_now_ms: int,
-                            lane: Lane) -> None:
-        """Start claimed jobs, each attempt in its ``process`` span (R25): their carriers are
-        read in one round trip first (claims do not return them: only traced workers pay)."""
+    async def _attempt_spans(
+        self, tracer: Tracer, jobs: list[Claimed],
+    ) -> list[AbstractContextManager[Attempt] | None]:
+        """Each claimed attempt's ``process`` span, entered when it starts (R25): their
+        carriers are read in one round trip first (claims do not return them: only traced
+        workers pay)."""
         from jobq.tracing import carrier, spans
 
-        for claimed in jobs:  # leased now: a renewal must know them while the read runs
-            self.leases.add(self.spec.name, claimed.job_id, claimed.token)
         try:
             async with self.scripts.redis.pipeline(transaction=False) as pipe:
                 for claimed in jobs:
@@ -370,30 +419,94 @@ class QueueRunner:
         except Exception as exc:  # leased already: the jobs must run, their spans start new traces
             self._log.warning("worker.trace_carriers_unread", error=repr(exc))
             carriers = [None] * len(jobs)
+        made: list[AbstractContextManager[Attempt] | None] = []
         for claimed, raw in zip(jobs, carriers, strict=True):
             try:
                 mode = self.registry.get(claimed.type).trace_propagation
             except UnknownTask:
                 mode = None
-            span = spans.attempt(tracer, claimed, self.spec.name, self.worker_id, raw,
-                                 mode or self.settings.trace_propagation)
-            self._start(claimed, redis_now_ms, lane, span, leased=True)
+            made.append(spans.attempt(tracer, claimed, self.spec.name, self.worker_id, raw,
+                                      mode or self.settings.trace_propagation))
+        return made
 
-    def _start(self, claimed: Claimed, redis_now_ms: int, lane: Lane,
-               span: AbstractContextManager[Attempt] | None = None, *,
-               leased: bool = False) -> None:
-        if not leased:
-            self.leases.add(self.spec.name, claimed.job_id, claimed.token)
+    def _depth(self, lane: Lane) -> int:
+        return depth(lane.slots, lane.avg_s) if lane.prefetching and not lane.limited else 0
+
+    def _fill_slots(self, lane: Lane) -> None:
+        """Start leased jobs in the lane's free slots, oldest first, while they are fresh: one
+        that waited longer than FRESH_S since its claim goes back (``_put_back_stale``)."""
         if self._stopping.is_set():
-            return  # claimed as the stop came: not run, handed back with the rest (R9)
-        # Ready -> started, both on Redis's clock: the latency users feel (jobq_job_wait_seconds).
+            return  # claimed as the stop came: not run, put back with the rest (R9)
+        loop_now = asyncio.get_running_loop().time()
+        while lane.buffer and lane.running < lane.slots:
+            head = lane.buffer[0]
+            if loop_now - head.claimed_at > prefetch.FRESH_S:
+                lane.wake.set()  # the fetch loop checks it (and may be waiting for work)
+                lane.slot_free.set()
+                return
+            lane.buffer.popleft()
+            self._start(head, lane, loop_now)
+
+    def _buffer_wait_s(self, lane: Lane, loop_now: float) -> float:
+        """How long the fetch loop may wait before its oldest prefetched job is due back."""
+        if not lane.buffer:
+            return MAX_WAIT_S
+        due = lane.buffer[0].claimed_at + prefetch.FRESH_S - loop_now
+        return min(MAX_WAIT_S, max(0.001, due))
+
+    async def _put_back_stale(self, lane: Lane, loop_now: float) -> None:
+        """Prefetched jobs not started within FRESH_S of their claim go back to the front of
+        the queue, unspent and not counted as hand-backs: every start happens within FRESH_S
+        of a claim that saw the queue unpaused and took the highest priority waiting (R15,
+        R17), and jobs this lane cannot start soon go to another worker."""
+        stale: list[Prefetched] = []
+        while lane.buffer and loop_now - lane.buffer[0].claimed_at > prefetch.FRESH_S:
+            stale.append(lane.buffer.popleft())
+        # Its jobs are not short after all: no prefetch until one ends and the average restarts.
+        lane.avg_s = None
+        await self._put_back(stale)
+
+    async def _put_back(self, jobs: list[Prefetched]) -> None:
+        if not jobs:
+            return
+        leases = [(p.claimed.job_id, p.claimed.token) for p in jobs]
+        try:
+            await self.scripts.put_back(self.keys, leases)
+        finally:
+            # Put back, or (Redis failing) left to expire and be reclaimed by a sweeper.
+            for job_id, token in leases:
+                self.leases.discard(self.spec.name, job_id, token)
+
+    def _unbuffer(self, lane: Lane, p: Prefetched) -> None:
+        with contextlib.suppress(ValueError):  # already taken out (cancel and check raced)
+            lane.buffer.remove(p)
+
+    def _find_prefetched(self, job_id: str, token: str) -> tuple[Lane, Prefetched] | None:
+        for lane in self.lanes:
+            for p in lane.buffer:
+                if p.claimed.job_id == job_id and p.claimed.token == token:
+                    return lane, p
+        return None
+
+    def _cancel_prefetched(self, lane: Lane, p: Prefetched) -> None:
+        """A prefetched job asked to cancel never starts: it ends ``cancelled`` now (R16)."""
+        self._unbuffer(lane, p)
+        ending = asyncio.create_task(self._end_cancelled(p.claimed, self._context(p.claimed)))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
+
+    def _start(self, p: Prefetched, lane: Lane, loop_now: float) -> None:
+        claimed = p.claimed
+        # Ready -> started, both on Redis's clock (plus the time it sat prefetched here): the
+        # latency users feel (jobq_job_wait_seconds).
+        started_ms = p.redis_now_ms + (loop_now - p.claimed_at) * 1000
         self.metrics.of(self.spec.name, claimed.type).wait.observe(
-            max(0.0, (redis_now_ms - claimed.ready_at_ms) / 1000))
+            max(0.0, (started_ms - claimed.ready_at_ms) / 1000))
         lane.running += 1
         key = (claimed.job_id, claimed.token)
         self.running[key] = asyncio.create_task(
-            self._process(claimed, key, lane) if span is None
-            else self._traced(claimed, key, lane, span))
+            self._process(claimed, key, lane) if p.span is None
+            else self._traced(claimed, key, lane, p.span))
 
     async def _traced(self, c: Claimed, key: AttemptKey, lane: Lane,
                       span: AbstractContextManager[Attempt]) -> None:
@@ -402,17 +515,21 @@ class QueueRunner:
             ended, error, delay_s = await self._process(c, key, lane)
             attempt.ended(ended, error, delay_s)
 
-    async def _process(self, c: Claimed, key: AttemptKey,
-                       lane: Lane) -> tuple[str, str | None, float | None]:
-        """Run one attempt and write its end. Says how it ended (a trace's ``jobq.outcome``),
-        the exception class of a failure and a retry's delay."""
+    def _context(self, c: Claimed) -> JobContext:
         job_log = self._log.bind(jobId=c.job_id, type=c.type, attempt=c.attempt)
-        ctx = JobContext(
+        return JobContext(
             job_id=c.job_id, type=c.type, queue=self.spec.name, attempt=c.attempt,
             max_attempts=c.max_attempts, worker=self.worker_id, token=c.token,
             settings=self.settings, log=job_log, _scripts=self.scripts, _keys=self.keys,
             _loop=asyncio.get_running_loop(),
         )
+
+    async def _process(self, c: Claimed, key: AttemptKey,
+                       lane: Lane) -> tuple[str, str | None, float | None]:
+        """Run one attempt and write its end. Says how it ended (a trace's ``jobq.outcome``),
+        the exception class of a failure and a retry's delay."""
+        ctx = self._context(c)
+        job_log = ctx.log
         self.contexts[key] = ctx
         written = False  # the attempt's end is written (only a stuck thread may remain)
         ended, error, delay_s = HANDED_BACK, None, None
@@ -425,6 +542,8 @@ class QueueRunner:
             else:
                 outcome = await execute(task, ctx, loads(c.payload), self._threads,
                                         c.timeout_s or task.timeout_s, self.processes)
+            if lane.prefetching:
+                lane.avg_s = duration_average(lane.avg_s, outcome.duration_s)
             done = Finished(c, ctx, outcome)
             stopped = self._stopped.get(key)
             if stopped == "lost":
@@ -469,6 +588,8 @@ class QueueRunner:
             self.running.pop(key, None)
             self._stopped.pop(key, None)
             lane.running -= 1
+            if lane.buffer:  # a prefetched job starts now, not after the claim in flight
+                self._fill_slots(lane)
             lane.slot_free.set()
             self.job_ended()
         return ended, error, delay_s
@@ -512,18 +633,29 @@ class QueueRunner:
 
     async def hand_back(self) -> int:
         """Return every lease still held to the front of the queue, attempt not spent."""
+        unstarted = [p for lane in self.lanes for p in lane.buffer]
+        for lane in self.lanes:
+            lane.buffer.clear()
         held = self.leases.snapshot().get(self.spec.name, [])
         if not held:
             return 0
+        never = {(p.claimed.job_id, p.claimed.token) for p in unstarted}
+        held = [lease for lease in held if lease not in never]
         try:
             async with asyncio.timeout(HANDBACK_TIMEOUT_S):
                 s = self.settings
-                count = await self.scripts.handback(
-                    self.keys, held, free_handbacks=s.max_handbacks, keep=s.failed_keep,
-                    max_age_ms=s.failed_max_age_s * 1000, dlq_max_age_ms=s.dlq_max_age_s * 1000)
+                await self._put_back(unstarted)  # never started: not a hand-back of theirs
+                count = len(unstarted)
+                if held:
+                    count += await self.scripts.handback(
+                        self.keys, held, free_handbacks=s.max_handbacks, keep=s.failed_keep,
+                        max_age_ms=s.failed_max_age_s * 1000,
+                        dlq_max_age_ms=s.dlq_max_age_s * 1000)
         except (*REDIS_DOWN, TimeoutError) as exc:
             self._log.error("worker.handback_failed", jobs=len(held), error=repr(exc))
             return 0
+        for p in unstarted:
+            self._log.info("job.put_back", jobId=p.claimed.job_id)
         for job_id, token in held:
             self.leases.discard(self.spec.name, job_id, token)
             self._log.info("job.handed_back", jobId=job_id)
