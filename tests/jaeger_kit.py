@@ -52,7 +52,7 @@ receivers:
   otlp:
     protocols:
       http:
-        endpoint: 127.0.0.1:{otlp}
+        endpoint: {otlp_host}:{otlp}
 processors:
   batch:
     timeout: 50ms
@@ -99,7 +99,7 @@ class Jaeger:
             service = str(resource.get("service.name", ""))
             for ss in rs.get("scopeSpans", []):
                 for span in ss.get("spans", []):
-                    spans.append(_normalised(span, service))
+                    spans.append(_normalised(span, service, resource))
         return spans
 
 
@@ -119,9 +119,11 @@ def _value(v: dict[str, Any]) -> Any:
     return v
 
 
-def _normalised(span: dict[str, Any], service: str) -> dict[str, Any]:
+def _normalised(span: dict[str, Any], service: str,
+                resource: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
-        "service": service, "name": span["name"], "traceId": _hex(span["traceId"]),
+        "service": service, "resource": resource or {}, "name": span["name"],
+        "traceId": _hex(span["traceId"]),
         "spanId": _hex(span["spanId"]), "parentSpanId": _hex(span.get("parentSpanId", "")),
         "attributes": {a["key"]: _value(a["value"]) for a in span.get("attributes", [])},
         "links": [{"traceId": _hex(li["traceId"]), "spanId": _hex(li["spanId"])}
@@ -130,19 +132,22 @@ def _normalised(span: dict[str, Any], service: str) -> dict[str, Any]:
 
 
 @contextmanager
-def running_jaeger(tmp_path: Path, ui_assets: Path | None = None) -> Iterator[Jaeger]:
+def running_jaeger(tmp_path: Path, ui_assets: Path | None = None,
+                   otlp_host: str = "127.0.0.1") -> Iterator[Jaeger]:
     """Jaeger on free loopback ports; with ``ui_assets`` (a built jaeger-ui, as
-    hack/jaeger-ui.sh makes) its query port also serves the UI, else a placeholder page."""
+    hack/jaeger-ui.sh makes) its query port also serves the UI, else a placeholder page.
+    ``otlp_host``: where its OTLP receiver listens instead (the node tier's pods reach the
+    host at the node's bridge address)."""
     binary = jaeger_binary()
     ports = {"otlp": free_port(), "query": free_port(), "query_grpc": free_port()}
     config = tmp_path / "jaeger.yaml"
     ui = f"    ui:\n      assets_path: {ui_assets}\n" if ui_assets else ""
-    config.write_text(CONFIG.format(ui=ui, **ports))
+    config.write_text(CONFIG.format(ui=ui, otlp_host=otlp_host, **ports))
     log = tmp_path / "jaeger.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(binary), "--config", str(config)], stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    jaeger = Jaeger(f"http://127.0.0.1:{ports['otlp']}", f"http://127.0.0.1:{ports['query']}",
+    jaeger = Jaeger(f"http://{otlp_host}:{ports['otlp']}", f"http://127.0.0.1:{ports['query']}",
                     log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -297,9 +297,10 @@ async def test_kill_the_primary_the_instant_it_answered(
             os.kill(primary.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
             killed.set()
             if lagging:
-                # Resume the replica at once: a producer whose primary just died asks the
-                # other node for the slot map, and a stopped node never answers (the client
-                # has no read timeout), so resuming after the producers stop could wait forever.
+                # Resume the replica at once: every producer whose primary just died asks the
+                # other node for the slot map, one at a time (the client's topology refresh is
+                # serialised), and a stopped node answers none of them: 64 producers x the
+                # 5 s read timeout outlasted the test's 240 s (CI, once).
                 os.kill(replica.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
 
     async def produce(worker: int) -> None:

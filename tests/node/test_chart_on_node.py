@@ -3,8 +3,9 @@ oci://<registry>/charts/jobq by version from the tier's OCI registry, the image 
 from that registry by tag and digest, into a namespace enforcing the restricted Pod Security
 Standard; every pod Ready through its own probes, Valkey's PVC bound to a local PersistentVolume;
 `helm test` (a job through the API Service by DNS name); then the Ingress, served by a real
-Traefik, carrying a job there and its status back; `helm upgrade` to the next version pushed to
-the registry, under load."""
+Traefik, carrying a job there and its status back, and the job's trace from the request through
+the API pod and a worker pod in a real Jaeger on the host; `helm upgrade` to the next version
+pushed to the registry, under load."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from typing import Any
 import pytest
 from cluster.controlplane import ControlPlane
 from cluster.processes import ComponentFailed, Processes, free_ports, wait_until
+from jaeger_kit import Jaeger, running_jaeger
 
 from .conftest import NodeCluster
-from .host import NODE_ROOT
+from .host import NODE_IP, NODE_ROOT
 from .monitoring import SCRAPE_INTERVAL, Prometheus, running_prometheus
 from .pulls import check_pulls, helm_watching_pulls
 
@@ -50,9 +52,10 @@ class Release:
     values: Path
 
 
-def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
+def _values(cluster: NodeCluster, token: str, path: Path, otlp_url: str) -> Path:
     """The release's values: the image from the test registry, its tag the chart's appVersion
-    (the image's digest is set per install or upgrade, for the version it installs)."""
+    (the image's digest is set per install or upgrade, for the version it installs); spans
+    exported to ``otlp_url``, every attempt a child of the request that created its job."""
     valkey_repository, _, valkey_tag = cluster.images.valkey.rpartition(":")
     values: dict[str, Any] = {
         "image": {"repository": cluster.images.registry.repository, "pullPolicy": "IfNotPresent"},
@@ -76,6 +79,9 @@ def _values(cluster: NodeCluster, token: str, path: Path) -> Path:
             "className": "traefik",
             "hosts": [{"host": INGRESS_HOST, "paths": [{"path": "/", "pathType": "Prefix"}]}],
         },
+        "tracing": {"endpoint": otlp_url, "propagation": "child"},
+        # Spans leave a pod within half a second (the SDK's default is every 5 s).
+        "config": {"extraEnv": [{"name": "OTEL_BSP_SCHEDULE_DELAY", "value": "500"}]},
     }
     path.write_text(json.dumps(values))
     return path
@@ -111,14 +117,24 @@ def _local_volume(namespace: str, node_name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def release(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def jaeger(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
+    """A real Jaeger on the host: its OTLP receiver on the node's bridge address, which pods
+    reach as they reach the API server; its query API on loopback for the test."""
+    with running_jaeger(tmp_path_factory.mktemp("jaeger"), otlp_host=NODE_IP) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster: NodeCluster, jaeger: Jaeger,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     cluster, plane = node_cluster, node_cluster.plane
     namespace = f"jobq-{uuid.uuid4().hex[:6]}"
     token = secrets.token_urlsafe(24)
     plane.kubectl("create", "namespace", namespace)
     plane.kubectl("label", "namespace", namespace, RESTRICTED)
     plane.kubectl("apply", "-f", "-", input=_local_volume(namespace, cluster.node.name))
-    values = _values(cluster, token, tmp_path_factory.mktemp("values") / "values.json")
+    values = _values(cluster, token, tmp_path_factory.mktemp("values") / "values.json",
+                     jaeger.otlp_url)
     published = cluster.images.registry
     version = published.versions[0]
     cluster.phase(f"helm install --wait {RELEASE} {published.chart} --version {version} "
@@ -221,11 +237,12 @@ class Ingress:
     url: str  # http://127.0.0.1:<port>, the Host header selects the chart's Ingress
     token: str
 
-    def call(self, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: object | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Host": INGRESS_HOST, "Authorization": f"Bearer {self.token}",
-            "Content-Type": "application/json"})
+            "Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
@@ -294,6 +311,38 @@ def test_a_job_through_the_ingress(ingress: Ingress) -> None:
         urllib.request.urlopen(request, timeout=10)
     with refused.value:
         assert refused.value.code == 401
+
+
+def test_one_trace_from_the_request_through_the_api_pod_and_a_worker_pod(
+    ingress: Ingress, jaeger: Jaeger, release: Release
+) -> None:
+    """A request through the Ingress carrying a W3C traceparent: the API pod's producer span is
+    its child, the worker pod's attempt (``process``) a child of that, all in the request's
+    trace in Jaeger, each from the service its pod is named for and the release's namespace."""
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    job = {"type": "welcome-email", "idempotencyKey": f"traced-{uuid.uuid4().hex}",
+           "payload": {"email": "traced@example.com", "name": "traced"}}
+    status, body = ingress.call("POST", "/jobs", job,
+                                headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    assert status == 202, body
+    job_id = body["jobId"]
+    found: list[dict[str, Any]] = []
+
+    def both_services() -> bool:
+        found[:] = jaeger.trace(trace_id) or []
+        return any(s["service"] == "jobq-worker" and s["name"].startswith("process")
+                   for s in found) and any(s["service"] == "jobq-api" for s in found)
+
+    wait_until(both_services, what=f"trace {trace_id} with the API's and a worker's spans",
+               timeout_s=120)
+    api = [s for s in found if s["service"] == "jobq-api"]
+    sent = [s for s in api if s["parentSpanId"] == parent]
+    assert sent, f"no API span is the request's child: {api}"
+    [attempt] = [s for s in found if s["service"] == "jobq-worker"]
+    assert attempt["parentSpanId"] in {s["spanId"] for s in api}, found
+    assert attempt["attributes"]["messaging.message.id"] == job_id
+    assert attempt["attributes"]["jobq.outcome"] == "completed"
+    assert {s["resource"].get("k8s.namespace.name") for s in found} == {release.namespace}
 
 
 # --- autoscaling real workers ---
