@@ -489,9 +489,11 @@ class Client:
         if (tracer := self._tracer()) is not None:
             from jobq.tracing import carrier, spans
 
-            # The new job's creation context is this call; it links to the original's (read
-            # while the original's record is kept, R12).
-            original = await self.redis.hget(q.job(entry.originalJobId), carrier.FIELD)
+            # The new job's creation context is this call; it links to the original's, which
+            # its DLQ entry keeps (entries written before it did: the original's record, while
+            # it is kept, R12).
+            original = (await self.redis.hget(q.dlq_entry(dlq_id), carrier.FIELD)
+                        or await self.redis.hget(q.job(entry.originalJobId), carrier.FIELD))
             with spans.send(tracer, entry.queue, job_id, entry.type,
                             links=spans.link_to(original)) as span:
                 span.set_attribute("jobq.replayed_from", entry.originalJobId)

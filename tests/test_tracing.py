@@ -185,6 +185,23 @@ async def test_replay_links_to_the_original_job(
     assert [link.context.span_id for link in last.links] == [replay_send.context.span_id]
 
 
+async def test_a_replay_links_to_the_original_after_its_record_is_gone(
+    tsettings: Settings, treg: Registry, t: Traced, redis: Redis,
+) -> None:
+    """The DLQ entry outlives the failed job's record (R12): the entry keeps the carrier."""
+    client = Client(redis, treg, tsettings, tracer_provider=t.provider)
+    first = await client.enqueue("trace-doomed", "doomed-gone", {})
+    async with in_process_worker(tsettings, treg, QUEUE, 1, tracer_provider=t.provider):
+        await eventually(lambda: _async(len(t.spans(PROCESS)) == 1), what="the attempt")
+        (entry,) = (await client.list_dlq(QUEUE)).items
+    assert await redis.delete(client.keys(QUEUE).job(first.job_id)) == 1  # as trimming does
+    await client.replay(entry.dlqId)
+    original_send, replay_send = sorted(t.spans(SEND), key=lambda s: s.start_time or 0)
+    assert attrs(original_send)["messaging.message.id"] == first.job_id
+    assert [link.context.span_id for link in replay_send.links] == [
+        original_send.context.span_id]
+
+
 async def test_same_key_with_another_traceparent_is_the_same_job(
     tsettings: Settings, treg: Registry, t: Traced, redis: Redis,
 ) -> None:

@@ -19,6 +19,10 @@ local function deadLetter(k, queue, jobId, jobType, payload, reason, attempts, n
   rcall("HSET", k.dlqPrefix .. dlqId, "dlqId", dlqId, "originalJobId", jobId, "type", jobType,
     "queue", queue, "payload", payload, "failedReason", reason, "attempts", attempts,
     "failedAt", now)
+  -- The job's trace carrier goes with its entry, which outlives the job's record: a replay
+  -- links to the original's creation whenever it comes (R25).
+  local tc = rcall("HGET", jobKey, "tc")
+  if tc then rcall("HSET", k.dlqPrefix .. dlqId, "tc", tc) end
   rcall("ZADD", k.dlq, now, dlqId)
   rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
   rcall("ZADD", k.failed, now, jobId)
