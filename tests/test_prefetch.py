@@ -89,6 +89,7 @@ async def test_prefetched_jobs_are_renewed_and_put_back_unspent_at_shutdown(
     for job_id in waiting:  # as if never claimed: no attempt, no history, no hand-back counted
         job = await client.get_job(job_id)
         assert job.state is State.WAITING and job.attempts == 0 and job.history == [], job
+        assert job.processedAt is None, job  # no first-claim time for a job that never ran
         assert await client.redis.hget(q.job(job_id), "handbacks") is None
     for job_id in running:
         job = await client.get_job(job_id)

@@ -1,9 +1,9 @@
 --[[
   put_back: return prefetched jobs that never started to the front of their priority's line, as
-  if never claimed: the attempt count and history entry the claim wrote are undone, nothing is
-  counted as a hand-back (a later shutdown hand-back is not charged for it, R9), and the
-  concurrency slot goes back (R17). A job whose cancel was requested meanwhile ends `cancelled`
-  (lib/give_back, R16). Fenced by token: a job whose lease is no longer that token is left
+  if never claimed: the attempt count, history entry and first-claim time (`processedAt`) the
+  claim wrote are undone, nothing is counted as a hand-back (a later shutdown hand-back is not
+  charged for it, R9), and the concurrency slot goes back (R17). A job whose cancel was
+  requested meanwhile ends `cancelled` (lib/give_back, R16). Fenced by token: a job whose lease is no longer that token is left
   alone. See worker/prefetch.py.
 
   KEYS[1] active zset
@@ -32,7 +32,9 @@ for i = 1, #ARGV, 2 do
       giveBack(base, activeKey, cancelledKey, jobId, token, now)
     else
       rcall("HDEL", jobKey, "h:" .. f[2])
-      rcall("HINCRBY", jobKey, "attempts", -1)
+      if rcall("HINCRBY", jobKey, "attempts", -1) == 0 then
+        rcall("HDEL", jobKey, "processedAt")  -- set by its first claim: it never started
+      end
       rcall("HSET", jobKey, "state", "waiting", "token", "")
       rcall("ZREM", activeKey, jobId)
       releaseSlot(base, f[5], jobId)
