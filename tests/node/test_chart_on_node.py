@@ -426,11 +426,12 @@ def test_workers_scale_from_zero_drain_and_go_back_without_losing_or_repeating_a
                what="report-queue's workers at zero before the load", timeout_s=180)
     run = uuid.uuid4().hex[:8]
     # One long report first (claimed first), then 200 short ones. The long one's pod is deleted
-    # while it runs: 60 s is far past the queue's 1 s shutdown grace, so it must be handed back.
+    # while it runs: 20 s is far past the queue's 1 s shutdown grace, so it must be handed back.
+    # The short ones (1 s each, 6 slots at most) keep the queue's pods busy for about 35 s.
     long_report = {"type": "generate-report", "idempotencyKey": f"scale-{run}-long",
-                   "payload": {"reportId": "r-long", "rows": 10, "sleepSeconds": 60}}
+                   "payload": {"reportId": "r-long", "rows": 10, "sleepSeconds": 20}}
     jobs = [{"type": "generate-report", "idempotencyKey": f"scale-{run}-{i}",
-             "payload": {"reportId": f"r-{i}", "rows": 10, "sleepSeconds": 3}} for i in range(200)]
+             "payload": {"reportId": f"r-{i}", "rows": 10, "sleepSeconds": 1}} for i in range(200)]
     node_cluster.phase("autoscaling: 201 jobs on report-queue, its workers at zero")
     ids = _submit(ingress, [long_report, *jobs])
     peak = [0]
