@@ -91,7 +91,11 @@ class Relay:
             per_queue.setdefault(spec.queue, []).append((RUN, spec))
         for spec in step.kill:
             per_queue.setdefault(spec.queue, []).append((CANCEL, spec))
-        retention = self.settings.idempotency_retention_s
+        # A node job's idempotency record must not outlive its workflow: once the workflow's
+        # keys expire, the same key creates it anew with the same job ids, whose creation an
+        # older record would answer "duplicate" (released, never run: a stuck workflow).
+        retention = min(self.settings.idempotency_retention_s,
+                        self.settings.workflow_retention_s)
         failed: list[NodeSpec] = []
         stopped: list[NodeSpec] = []
 
