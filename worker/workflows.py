@@ -22,7 +22,6 @@ from jobq.workflows.relay import Relay
 log = get_logger("jobq.worker.workflows")
 
 TAKE_MOST = 100  # outbox entries one take leases
-APPLY_AT_ONCE = 16  # of those, applied side by side (connections of the pool in use at once)
 INTENT_SWEEP_S = 2.0  # how often a worker reads the intent shards
 ERROR_PAUSE_S = 1.0  # after an error (Redis away), before the next look
 
@@ -37,14 +36,9 @@ class OutboxRelay:
         self.poll_s = settings.workflow_poll_s
         self.outbox = outbox_keys(self.q.base)[0]
         self._stopping = asyncio.Event()
-        self._side_by_side = asyncio.Semaphore(APPLY_AT_ONCE)
 
     def stop(self) -> None:
         self._stopping.set()
-
-    async def _apply(self, entry: str) -> None:
-        async with self._side_by_side:
-            await self.relay.apply_entry(entry)
 
     async def run(self) -> None:
         acked: list[str] = []
@@ -58,16 +52,12 @@ class OutboxRelay:
                     continue
                 taken = await self.relay.wf.take(self.q, TAKE_MOST, acked)
                 acked = []
-                # Side by side, not one round trip after another: each apply is idempotent and
-                # guarded by its node's state, as when two relays take the same entry. One that
-                # failed stays leased and is taken again after OUTBOX_LEASE_MS.
-                outcomes = await asyncio.gather(*(self._apply(entry) for _, entry in taken),
-                                                return_exceptions=True)
-                acked = [job_id for (job_id, _), out in zip(taken, outcomes, strict=True)
-                         if not isinstance(out, BaseException)]
-                errors = [out for out in outcomes if isinstance(out, BaseException)]
-                if errors:
-                    raise errors[0]
+                # The outcomes of one workflow in one call (wf_apply_many), not one round trip
+                # each; every apply is idempotent and guarded by its node's state, as when two
+                # relays take the same entry. On an error none is acknowledged: they stay
+                # leased and are taken again after OUTBOX_LEASE_MS (re-applying changes nothing).
+                await self.relay.apply_entries([entry for _, entry in taken])
+                acked = [job_id for job_id, _ in taken]
             except REDIS_DOWN as exc:
                 log.warning("workflow.relay_redis_unavailable", queue=self.q.queue,
                             error=str(exc))
