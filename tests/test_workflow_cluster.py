@@ -2,11 +2,13 @@
 different primaries survives a kill -9 of one of them (every child runs, the join runs exactly
 once, nothing accepted is lost); a workflow created again after it finished and its node jobs
 were trimmed answers the same workflow within retention and runs nothing, and after retention
-is created anew and runs again."""
+is created anew and runs again; outcomes applied in batches (wf_apply_many) move each node
+once."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from jobq.errors import JobqError, NotFound
 from jobq.settings import Settings
 from jobq.tasks import load_registry
 from jobq.workflows import chord, group
+from jobq.workflows.relay import Relay
 
 CHILDREN = 6  # per queue
 
@@ -143,3 +146,32 @@ async def test_fan_in_across_primaries_survives_a_primary_killed(
     finally:
         cluster.stop()
 
+
+
+async def test_outcomes_applied_in_batches_move_each_node_once(client: Client) -> None:
+    """No worker: the test plays the relay with ``apply_entries`` (wf_apply_many). Overlapping
+    batches, a batch sent twice and an outcome of another epoch: each node moves once, the
+    join is released once (one job) and every counter agrees with the node states."""
+    created = await client.create_workflow(
+        "batched", chord(group(*(a(f"c{i}", add=i) for i in range(4))), b("join")))
+    relay = Relay(client.scripts, client.settings)
+    wf_a = client.keys("wf-a")
+
+    def entry(key: str, epoch: int = 0, outcome: str = "S") -> str:
+        idx = int(key[1:])
+        return json.dumps({"w": f"{created.workflow_id}|{idx}|{epoch}", "o": outcome,
+                           "d": json.dumps({"name": key, "value": idx, "inputs": {},
+                                            "errors": {}})})
+
+    await relay.apply_entries([entry("c0"), entry("c1"), entry("c2", epoch=1, outcome="F")])
+    await relay.apply_entries([entry("c1"), entry("c0"), entry("c2")])
+    view = await client.get_workflow(created.workflow_id)
+    assert view.counts["succeeded"] == 3 and node(view, "join").state == "waiting"
+    batch = [entry("c3"), entry("c2"), entry("c3")]
+    await relay.apply_entries(batch)
+    await relay.apply_entries(batch)  # a relay that died before its ack: taken again
+    view = await client.get_workflow(created.workflow_id)
+    assert node(view, "join").state == "released" and view.counts["succeeded"] == 4
+    assert await client.workflows.check(created.workflow_id) == []
+    assert await client.redis.llen(client.keys("wf-b").wait) == 1  # the join's job, once
+    assert await client.redis.llen(wf_a.wait) == 4  # the children's jobs (never claimed)
