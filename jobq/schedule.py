@@ -34,6 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobq.errors import ConfigError
 from jobq.jobs import Backoff
+from jobq.workflows.graph import WorkflowInvalid
+from jobq.workflows.model import Node
+from jobq.workflows.spec import WorkflowSpec
 
 # Cron macros Kubernetes CronJob accepts, as 5-field expressions.
 CRON_MACROS = {
@@ -77,9 +80,12 @@ class ScheduleSpec(BaseModel):
 
     name: str = Field(max_length=253, pattern=_NAME)
     namespace: str = Field("default", max_length=253, pattern=_NAME)
-    type: str = Field(min_length=1)
+    type: str | None = Field(None, min_length=1)
+    """The task type of the job each firing enqueues; or else ``workflow``."""
     payload: dict[str, Any] = {}
     options: ScheduleOptions = ScheduleOptions()
+    workflow: WorkflowSpec | None = None
+    """A workflow each firing creates (R24), keyed like a job: one per bucket."""
     every: str | None = None
     """An interval (``30s``, ``5m``, ``1h``, ``1h30m``, ``1d``); buckets align to the epoch."""
     schedule: str | None = None
@@ -92,13 +98,15 @@ class ScheduleSpec(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class FireResult:
-    """What one firing enqueued (or found already enqueued, ``duplicate``)."""
+    """What one firing enqueued (or found already enqueued, ``duplicate``). A workflow's
+    firing has its workflow id as ``job_id`` and ``workflow_id``, and no queue."""
 
     bucket: datetime
     key: str
     job_id: str
     queue: str
     duplicate: bool
+    workflow_id: str | None = None
 
 
 class Enqueued(Protocol):
@@ -126,6 +134,23 @@ class Enqueue(Protocol):
     ) -> Awaitable[Enqueued]: ...
 
 
+class Created(Protocol):
+    """What ``create_workflow`` answers; ``jobq.workflows.WorkflowCreated`` is one."""
+
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def duplicate(self) -> bool: ...
+
+
+class CreateWorkflow(Protocol):
+    """The producer of a workflow schedule: ``Client.create_workflow`` has this shape."""
+
+    def __call__(
+        self, idempotency_key: str, spec: list[Node], *, fail_fast: bool = ...,
+    ) -> Awaitable[Created]: ...
+
+
 def parse(data: Mapping[str, Any]) -> ScheduleSpec:
     """Build and validate a spec from plain data (a YAML entry, a custom resource)."""
     try:
@@ -144,6 +169,10 @@ def validate(spec: ScheduleSpec) -> None:
     """Raise ScheduleError unless the schedule can run: one trigger, a known zone, valid syntax."""
     if (spec.every is None) == (spec.schedule is None):
         raise ScheduleError("InvalidTrigger", "set exactly one of 'every' and 'schedule'")
+    if (spec.type is None) == (spec.workflow is None):
+        raise ScheduleError("InvalidTarget", "set exactly one of 'type' and 'workflow'")
+    if spec.workflow is not None:
+        workflow_nodes(spec)
     _zone(spec.timeZone)
     if spec.every is not None:
         _every_s(spec.every)
@@ -229,14 +258,35 @@ def due_bucket(
     return bucket
 
 
+def workflow_nodes(spec: ScheduleSpec) -> list[Node]:
+    """The nodes of a workflow schedule; ScheduleError for a graph that cannot run."""
+    assert spec.workflow is not None
+    try:
+        nodes: list[Node] = spec.workflow.to_nodes()
+    except WorkflowInvalid as exc:
+        raise ScheduleError("InvalidWorkflow", f"workflow: {exc}") from None
+    return nodes
+
+
 async def fire(
-    spec: ScheduleSpec, now: datetime, enqueue: Enqueue, last_bucket: datetime | None = None
+    spec: ScheduleSpec, now: datetime, enqueue: Enqueue, last_bucket: datetime | None = None,
+    create_workflow: CreateWorkflow | None = None,
 ) -> FireResult | None:
-    """Enqueue the due bucket's job through ``enqueue`` (idempotent); None when nothing is due."""
+    """Enqueue the due bucket's job through ``enqueue``, or create its workflow through
+    ``create_workflow`` (both idempotent by the bucket's key: a firing retried after a crash
+    makes the same job or workflow, not a second); None when nothing is due."""
     bucket = due_bucket(spec, now, last_bucket)
     if bucket is None:
         return None
     key = bucket_idempotency_key(spec, bucket)
+    if spec.workflow is not None:
+        if create_workflow is None:
+            raise TypeError("a workflow schedule needs create_workflow")
+        created = await create_workflow(key, workflow_nodes(spec),
+                                        fail_fast=spec.workflow.failFast)
+        return FireResult(bucket, key, created.workflow_id, "", created.duplicate,
+                          created.workflow_id)
+    assert spec.type is not None
     result = await enqueue(
         spec.type, key, dict(spec.payload),
         attempts=spec.options.attempts, backoff=spec.options.backoff,
@@ -287,6 +337,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 __all__ = [
+    "CreateWorkflow",
     "Enqueue",
     "FireResult",
     "ScheduleError",
@@ -299,4 +350,5 @@ __all__ = [
     "next_fire",
     "parse",
     "validate",
+    "workflow_nodes",
 ]

@@ -35,7 +35,7 @@ from jobq.schedule import (
     isoformat,
     next_fire,
 )
-from jobq.schedule_check import check
+from jobq.schedule_check import check, schedule_queue
 from jobq.schedule_mark import ScheduleMark
 from jobq.settings import Settings
 from jobq.shutdown import settle, stop_tasks, wait_event
@@ -128,12 +128,13 @@ async def run_schedule(
     spec: ScheduleSpec, client: Client, clock: Clock = utcnow, stop: asyncio.Event | None = None
 ) -> None:
     """Fire one schedule at each bucket start until ``stop`` is set."""
-    fields = {"name": spec.name, "namespace": spec.namespace, "type": spec.type}
+    fields = {"name": spec.name, "namespace": spec.namespace,
+              "type": spec.type or "workflow"}
     if spec.suspend:
         log.info("schedule.suspended", **fields)
         return
     stop = stop or asyncio.Event()
-    mark = ScheduleMark(client.redis, client.keys(client.registry.get(spec.type).queue), spec)
+    mark = ScheduleMark(client.redis, client.keys(schedule_queue(spec, client.registry)), spec)
     last: datetime | None = None  # the newest bucket already handled by this process
     while not stop.is_set():
         now = clock()
@@ -159,9 +160,10 @@ async def run_schedule(
                     last = bucket
                 else:
                     if result is not None:
+                        target = ({"workflowId": result.workflow_id} if result.workflow_id
+                                  else {"jobId": result.job_id, "queue": result.queue})
                         log.info("schedule.fired", bucket=isoformat(result.bucket),
-                                 jobId=result.job_id, queue=result.queue,
-                                 duplicate=result.duplicate, **fields)
+                                 duplicate=result.duplicate, **target, **fields)
                         last = result.bucket
                     else:
                         last = bucket
@@ -204,7 +206,7 @@ async def _fire_once(
     bucket = due_bucket(spec, now, last)
     try:
         with client.root_span(f"fire {spec.name}", **{"jobq.schedule": spec.name}):
-            result = await fire(spec, now, client.enqueue, last)
+            result = await fire(spec, now, client.enqueue, last, client.create_workflow)
     except IdempotencyConflict:
         if bucket is not None:  # the bucket has its job (from an older definition)
             await mark.raise_to(bucket, now)

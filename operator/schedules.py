@@ -33,6 +33,7 @@ from jobq.schedule import (
     next_fire,
 )
 from jobq.schedule_check import check
+from jobq.workflows.keys import workflow_id_for
 
 MAX_SLEEP_S = 60.0  # re-read the object and the clock at least this often
 RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)  # after failed reconciles (Redis or the API away)
@@ -191,14 +192,16 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> float | 
             jobId=fired.job_id,
             queue=fired.queue,
             duplicate=fired.duplicate,
-            type=spec.type,
+            type=spec.type or "workflow",
             **fields,
         )
         if not fired.duplicate:
+            what = (f"created workflow {fired.workflow_id}" if fired.workflow_id
+                    else f"enqueued job {fired.job_id}")
             kopf.info(
                 as_body(body),
                 reason="Fired",
-                message=f"enqueued job {fired.job_id} for bucket {isoformat(fired.bucket)}",
+                message=f"{what} for bucket {isoformat(fired.bucket)}",
             )
 
     upcoming = next_fire(spec, now)
@@ -213,8 +216,11 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> float | 
         wanted |= {
             "lastScheduleTime": stamp,
             "lastBucket": isoformat(fired.bucket),
-            "lastJobId": fired.job_id,
         }
+        if fired.workflow_id:
+            wanted["lastWorkflowId"] = fired.workflow_id
+        else:
+            wanted["lastJobId"] = fired.job_id
     await _write_status(ctx, namespace, name, status, wanted)
     if upcoming is None:
         return MAX_SLEEP_S
@@ -228,7 +234,8 @@ async def _fire(
     try:
         with ctx.client.root_span(f"fire {spec.name}", **{"jobq.schedule": spec.name,
                                                           "jobq.namespace": spec.namespace}):
-            return await fire(spec, now, ctx.client.enqueue, floor)
+            return await fire(spec, now, ctx.client.enqueue, floor,
+                              ctx.client.create_workflow)
     except IdempotencyConflict as exc:
         # The schedule's payload changed mid-bucket: that bucket already has its job.
         bucket = due_bucket(spec, now, floor)
@@ -242,6 +249,10 @@ async def _fire(
             bucket=isoformat(bucket),
             error=str(exc),
         )
+        if spec.workflow is not None:
+            wf_id = workflow_id_for(key)
+            return FireResult(bucket, key, wf_id, "", True, wf_id)
+        assert spec.type is not None
         queue = ctx.registry.get(spec.type).queue
         return FireResult(bucket, key, keys.job_id_for(queue, key), queue, True)
 

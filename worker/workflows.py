@@ -52,9 +52,12 @@ class OutboxRelay:
                     continue
                 taken = await self.relay.wf.take(self.q, TAKE_MOST, acked)
                 acked = []
-                for job_id, entry in taken:
-                    await self.relay.apply_entry(entry)
-                    acked.append(job_id)
+                # The outcomes of one workflow in one call (wf_apply_many), not one round trip
+                # each; every apply is idempotent and guarded by its node's state, as when two
+                # relays take the same entry. On an error none is acknowledged: they stay
+                # leased and are taken again after OUTBOX_LEASE_MS (re-applying changes nothing).
+                await self.relay.apply_entries([entry for _, entry in taken])
+                acked = [job_id for job_id, _ in taken]
             except REDIS_DOWN as exc:
                 log.warning("workflow.relay_redis_unavailable", queue=self.q.queue,
                             error=str(exc))

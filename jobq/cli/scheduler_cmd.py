@@ -21,7 +21,8 @@ def scheduler(path: Path) -> None:
     Stateless: any number of schedulers may run at once, and a restart never doubles a bucket.
     Each schedule has name, type, payload, options (attempts, backoff), either every (30s, 5m,
     1h30m) or schedule (5-field cron) with timeZone, suspend and startingDeadlineSeconds.
-    A bad schedule is logged and skipped; the others run.
+    Instead of type and payload, workflow: {nodes: [...], failFast} creates one workflow per
+    bucket (nodes as in POST /workflows). A bad schedule is logged and skipped; the others run.
     """
     from jobq.scheduler import load_schedules, run_scheduler
 

@@ -35,6 +35,7 @@ from jobq.workflows.scripts import (
 
 log = get_logger("jobq.workflows")
 
+APPLY_BATCH = 50  # outcomes of one workflow one wf_apply_many call applies (bounded time)
 INTENT_AGE_MS = 5000  # an intent older than this is the sweeper's (its writer may have died)
 TAKEN_ALREADY = "job id taken by a job outside the workflow"
 CANCELLED = "cancelled on request"
@@ -65,6 +66,26 @@ class Relay:
             log.debug("workflow.node_ended", workflow=wf_id, node=idx, outcome=entry["o"])
         await self.follow_up(wk, step)
 
+    async def apply_entries(self, raws: list[str]) -> None:
+        """Apply outbox entries, those of one workflow together (``wf_apply_many``, at most
+        APPLY_BATCH a call), then everything they released; raises as ``apply_entry``."""
+        per_workflow: dict[str, list[tuple[str, str, str, str]]] = {}
+        for raw in raws:
+            entry = json.loads(raw)
+            wf_id, idx, epoch = str(entry["w"]).split("|")
+            if not is_workflow_id(wf_id):
+                log.error("workflow.bad_outbox_entry", entry=raw[:200])
+                continue
+            per_workflow.setdefault(wf_id, []).append((idx, epoch, str(entry["o"]),
+                                                       str(entry["d"])))
+        for wf_id, outcomes in per_workflow.items():
+            wk = self.wf.keys(wf_id)
+            for at in range(0, len(outcomes), APPLY_BATCH):
+                applied, step = await self.wf.apply_many(wk, outcomes[at:at + APPLY_BATCH])
+                if applied:
+                    log.debug("workflow.nodes_ended", workflow=wf_id, nodes=applied)
+                await self.follow_up(wk, step)
+
     async def follow_up(self, wk: WorkflowKeys, step: Step) -> Step:
         """Release the ready nodes and cancel the kill list's, until both are empty."""
         while step.ready or step.kill:
@@ -91,7 +112,11 @@ class Relay:
             per_queue.setdefault(spec.queue, []).append((RUN, spec))
         for spec in step.kill:
             per_queue.setdefault(spec.queue, []).append((CANCEL, spec))
-        retention = self.settings.idempotency_retention_s
+        # A node job's idempotency record must not outlive its workflow: once the workflow's
+        # keys expire, the same key creates it anew with the same job ids, whose creation an
+        # older record would answer "duplicate" (released, never run: a stuck workflow).
+        retention = min(self.settings.idempotency_retention_s,
+                        self.settings.workflow_retention_s)
         failed: list[NodeSpec] = []
         stopped: list[NodeSpec] = []
 

@@ -120,5 +120,18 @@ class WorkflowScripts:
         raw = await self.scripts.call("wf_inputs", [wk.meta, wk.prefix_key], [idx])
         return [(str(raw[i]), str(raw[i + 1]), str(raw[i + 2])) for i in range(0, len(raw), 3)]
 
+    async def apply_many(self, wk: WorkflowKeys,
+                         outcomes: list[tuple[str, str, str, str]]) -> tuple[int, Step]:
+        """wf_apply's ``apply`` for several (index, epoch, outcome, data) of one workflow in
+        one call: how many moved a node, and the step as ``apply`` answers it."""
+        args: list[Any] = [FOLLOW_UP_MOST]
+        for outcome in outcomes:
+            args += outcome
+        raw = await self.scripts.call("wf_apply_many", [wk.meta, wk.prefix_key], args,
+                                      durable=True)
+        applied = int(raw[0])
+        raw[0] = 1 if applied else 0
+        return applied, _step(raw)
+
 
 __all__ = ["CANCEL", "CONFLICT", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]

@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from jobq.client import Client
 from jobq.keys import QueueKeys
 from jobq.settings import Settings
+from jobq.tasks import load_registry
+from jobq.workflows.keys import workflow_id_for
 
 from .controlplane import ControlPlane
 
@@ -427,3 +429,60 @@ async def test_what_kopf_streams_is_not_polled(
     assert api_reads(plane, "deployments") - deployments <= 1
     assert events(operator, "operator.active") and not events(operator, "autoscale.error")
     plane.kubectl("delete", "deployment", name, "--namespace", ns, "--timeout=30s")
+
+
+# --- JobSchedules that fire workflows (R24) ---
+
+def workflow_schedule(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "jobq.io/v1", "kind": "JobSchedule", "metadata": {"name": name},
+            "spec": {"workflow": {"nodes": nodes}, **spec}}
+
+
+async def test_a_workflow_schedule_is_checked_then_fires_one_workflow_per_bucket(
+    control_plane: ControlPlane, install: Install, start_operator: Callable[..., Proc],
+    redis: Redis, settings: Settings,
+) -> None:
+    plane, ns, name = control_plane, install.namespace, "wf-every-2s"
+    # Both a type and a workflow: the API server refuses it (the CRD's CEL rule).
+    both = workflow_schedule(name, [{"key": "a", "type": "noop", "payload": {"n": 1}}],
+                             every="2s", type="noop")
+    refused = plane.kubectl("apply", "--namespace", ns, "-f", "-", input=json.dumps(both),
+                            check=False)
+    assert refused.returncode != 0 and "exactly one of spec.type or spec.workflow" in (
+        refused.stderr + refused.stdout)
+    # A cycle: accepted by the API server, reported Ready=False by the operator, nothing fires.
+    cyclic = [{"key": "a", "type": "noop", "payload": {"n": 1}, "deps": [{"node": "b"}]},
+              {"key": "b", "type": "noop", "payload": {"n": 1}, "deps": [{"node": "a"}]}]
+    apply(plane, ns, workflow_schedule(name, cyclic, every="2s"))
+    start_operator(priority=200)
+
+    async def condition(reason: str) -> dict[str, Any] | None:
+        found = ready(kube_json(plane, "get", "jobschedule", name, "--namespace", ns))
+        return found if found and found["reason"] == reason else None
+
+    bad = await eventually(lambda: condition("InvalidWorkflow"), timeout=60,
+                           what="Ready=False InvalidWorkflow")
+    assert bad["status"] == "False" and "cycle through a, b" in bad["message"]
+    # Fixed: a chain of two; each bucket creates one workflow keyed by schedule and bucket.
+    chain = [{"key": "a", "type": "noop", "payload": {"n": 1}},
+             {"key": "b", "type": "noop", "payload": {"n": 2}, "deps": [{"node": "a"}]}]
+    plane.kubectl("patch", "jobschedule", name, "--namespace", ns, "--type=merge", "-p",
+                  json.dumps({"spec": {"workflow": {"nodes": chain}}}))
+    await eventually(lambda: condition("Scheduled"), timeout=30, what="Ready=True")
+
+    async def fired_buckets() -> list[str] | None:
+        obj = kube_json(plane, "get", "jobschedule", name, "--namespace", ns)
+        last = obj.get("status", {}).get("lastWorkflowId")
+        return [obj["status"]["lastBucket"], last] if last else None
+
+    bucket, wf_id = await eventually(fired_buckets, timeout=30, what="a workflow firing")
+    key = f"schedule:{ns}/{name}:{bucket}"
+    assert wf_id == workflow_id_for(key)
+    client = Client(redis, load_registry(settings.tasks), settings)
+    view = await client.get_workflow(wf_id)
+    assert view.idempotency_key == key
+    assert {n.key: n.state for n in view.nodes} == {"a": "released", "b": "waiting"}
+    fired_events = await eventually(
+        lambda: _async(k8s_events(plane, ns, name, "Fired")), timeout=30, what="a Fired Event")
+    assert "created workflow" in fired_events[0]["message"]
+    plane.kubectl("delete", "jobschedule", name, "--namespace", ns, "--timeout=30s")
