@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from jobq.logs import get_logger
 from jobq.workflows.keys import WorkflowKeys
-from jobq.workflows.scripts import WorkflowScripts
+from jobq.workflows.scripts import FINAL_STATES, WorkflowScripts
 
 log = get_logger("jobq.workflows")
 
@@ -18,9 +18,12 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400)
 
 
 def duration_histogram(registry: CollectorRegistry) -> Histogram:
-    return Histogram("jobq_workflow_duration_seconds",
-                     "Time from a workflow's creation to its end, by final state.", ("state",),
-                     buckets=DURATION_BUCKETS, registry=registry)
+    histogram = Histogram("jobq_workflow_duration_seconds",
+                          "Time from a workflow's creation to its end, by final state.",
+                          ("state",), buckets=DURATION_BUCKETS, registry=registry)
+    for state in FINAL_STATES:  # every series from the start: rate() sees the first one
+        histogram.labels(state)
+    return histogram
 
 
 def observe_ends(wf: WorkflowScripts, histogram: Histogram) -> None:
