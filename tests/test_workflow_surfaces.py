@@ -212,3 +212,28 @@ async def test_metrics_show_workflows_by_state_and_outbox_lag(api: httpx.AsyncCl
     text = (await api.get("/metrics")).text
     assert samples(text, "jobq_workflow_duration_seconds_count") == {
         (("state", "succeeded"),): 0, (("state", "failed"),): 0, (("state", "cancelled"),): 1}
+
+
+async def test_dashboard_fragments_and_the_retry_action(api: httpx.AsyncClient,
+                                                        client: Client) -> None:
+    wf = (await client.create_workflow("ui-pages", fan_in(4))).workflow_id
+    listing = await api.get("/ui/f/workflows", params={"state": "running"})
+    assert listing.status_code == 200 and f'data-workflow="{wf}"' in listing.text
+    page = await api.get(f"/ui/f/workflows/{wf}")
+    assert page.status_code == 200
+    assert 'class="entry group"' in page.text and "4 \u00d7 part0" in page.text
+    assert f'data-post="/workflows/{wf}/cancel"' in page.text
+    assert (await api.get(f"/ui/f/workflows/{'0' * 32}")).status_code == 404
+    assert (await api.get("/ui/f/workflows/x", params={"cursor": "x"})).status_code == 404
+
+    await client.cancel_workflow(wf)
+    page = await api.get(f"/ui/f/workflows/{wf}")
+    retry = api.post(f"/ui/f/workflows/{wf}/retry", params={"mode": "failed_only"})
+    if hasattr(client.workflows, "retry"):  # wf-reopen's retry, where merged
+        assert "retry?mode=failed_only" in page.text
+        assert (await retry).status_code == 202
+    else:
+        assert "retry?mode" not in page.text and 'data-post="/workflows/' not in page.text
+        assert_error(await retry, 404, "not_found")
+    assert_error(await api.post(f"/ui/f/workflows/{wf}/retry", params={"mode": "some"}), 422,
+                 "validation_error")
