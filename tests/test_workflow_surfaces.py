@@ -18,8 +18,11 @@ from fixtures import Proc, eventually, metrics_port
 from prometheus_client.parser import text_string_to_metric_families
 from wfhelpers import WF_TASKS, a, b, ended
 
+from jobq import SyncClient
 from jobq.client import Client
+from jobq.errors import InvalidCursor, NotFound
 from jobq.settings import Settings
+from jobq.tasks import Registry
 from jobq.workflows import chain, chord, group
 
 
@@ -244,3 +247,18 @@ async def test_dashboard_fragments_and_the_retry_action(api: httpx.AsyncClient,
         assert_error(await retry, 404, "not_found")
     assert_error(await api.post(f"/ui/f/workflows/{wf}/retry", params={"mode": "some"}), 422,
                  "validation_error")
+
+
+def test_sync_client_reads_the_same_pages(settings: Settings, registry: Registry) -> None:
+    with SyncClient(settings, registry) as sync:
+        wf = sync.create_workflow("sync-pages", fan_in(4)).workflow_id
+        assert [s.workflow_id for s in sync.list_workflows("running").items] == [wf]
+        page = sync.workflow_nodes(wf, limit=4)
+        assert [n.key for n in page.items] == [f"part{i}" for i in range(4)]
+        assert page.next_cursor == "4"
+        assert [e.size for e in sync.workflow_graph(wf).entries] == [4, 1]
+        assert sync.workflow_results(wf).items == []
+        with pytest.raises(InvalidCursor):
+            sync.workflow_nodes(wf, cursor="x")
+        with pytest.raises(NotFound):
+            sync.workflow_graph("0" * 32)
