@@ -35,13 +35,17 @@ class WorkflowSnapshot:
 async def _oldest_age(redis: Any, client: Client, queue: str, now_ms: int) -> tuple[int, float]:
     q = client.keys(queue)
     _, due = outbox_keys(q.base)
-    count, lowest = await asyncio.gather(redis.zcard(due),
-                                         redis.zrange(due, 0, OLDEST_LOOK - 1, withscores=True))
+    async with redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
+        pipe.zcard(due)
+        pipe.zrange(due, 0, OLDEST_LOOK - 1, withscores=True)
+        count, lowest = await pipe.execute()
     if not count:
         return 0, 0.0
     # A taken entry's score is its lease's end, not its age: the job's finish time is.
-    finished = await asyncio.gather(*(redis.hget(q.job(job_id), "finishedAt")
-                                      for job_id, _ in lowest))
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id, _ in lowest:
+            pipe.hget(q.job(job_id), "finishedAt")
+        finished = await pipe.execute()
     since = min(int(f) if f else int(score) for (_, score), f in zip(lowest, finished,
                                                                      strict=True))
     return int(count), max(0.0, (now_ms - since) / 1000)
@@ -54,9 +58,11 @@ async def read_workflows(client: Client) -> WorkflowSnapshot:
            if is_workflow_id(i)]
     queues = await client.queues()
     now_ms = int(time.time() * 1000)
-    found, lags = await asyncio.gather(
-        asyncio.gather(*(redis.hget(WorkflowKeys(prefix, i).meta, "state") for i in ids)),
-        asyncio.gather(*(_oldest_age(redis, client, q, now_ms) for q in queues)))
+    async with redis.pipeline(transaction=False) as pipe:  # one connection, not one per id
+        for i in ids:
+            pipe.hget(WorkflowKeys(prefix, i).meta, "state")
+        found = await pipe.execute() if ids else []
+    lags = await asyncio.gather(*(_oldest_age(redis, client, q, now_ms) for q in queues))
     states = dict.fromkeys(WORKFLOW_STATES, 0)
     for state in found:
         if state in states:

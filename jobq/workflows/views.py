@@ -146,8 +146,12 @@ class WorkflowReads:
         ids: list[str] = await self.redis.zrevrange(workflow_index(self.prefix), start,
                                                     start + scan - 1)
         valid = [i for i in ids if is_workflow_id(i)]
-        metas = await asyncio.gather(*(self.redis.hgetall(WorkflowKeys(self.prefix, i).meta)
-                                       for i in valid))
+        # One pipeline, not one command per id: a gather would take a pooled connection
+        # each (a cluster pipeline groups the reads per node).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in valid:
+                pipe.hgetall(WorkflowKeys(self.prefix, i).meta)
+            metas = await pipe.execute() if valid else []
         meta_of = dict(zip(valid, metas, strict=True))
         items: list[Summary] = []
         pos = start
