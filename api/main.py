@@ -25,6 +25,7 @@ from jobq.api.routes import (
     jobs,
     queues,
     workers,
+    workflow_reads,
     workflows,
 )
 from jobq.api.schemas import JobBatchCreate, ReplayRequest
@@ -36,6 +37,7 @@ from jobq.logs import get_logger
 from jobq.settings import Settings
 from jobq.tasks import Registry
 from jobq.watch import JobWatch
+from jobq.workflows.metrics import observe_ends
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -58,6 +60,7 @@ def create_app(settings: Settings, registry: Registry, *,
         redis = connect(settings.redis_url, max_connections=REDIS_CONNECTIONS)
         client = Client(redis, registry, settings, tracer_provider=tracer_provider)
         app.state.client = client
+        observe_ends(client.workflows.relay.wf, app.state.metrics.workflow_duration)
         app.state.watch = JobWatch(client)
         try:
             await client.scripts.load()
@@ -89,7 +92,7 @@ def create_app(settings: Settings, registry: Registry, *,
     app.state.metrics = metrics
     errors.install(app)
     for router in (batch.router, events.router, jobs.router, dlq.router, queues.router,
-                   health.router, workflows.router):
+                   health.router, workflow_reads.router, workflows.router):
         app.include_router(router)
     app.include_router(admin.router)
     app.include_router(workers.router)

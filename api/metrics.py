@@ -17,8 +17,10 @@ from redis.asyncio import RedisCluster
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobq.api.workflow_metrics import WorkflowGauges
 from jobq.client import Client
 from jobq.logs import get_logger
+from jobq.workflows.metrics import duration_histogram
 
 UNMATCHED = "<unmatched>"  # the route label of requests no route matched (404s)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -58,6 +60,8 @@ class ApiMetrics:
         self.redis_maxmemory = Gauge("jobq_redis_maxmemory_bytes",
                                      "Redis's maxmemory (0 = no limit), read at scrape.",
                                      registry=r)
+        self.workflow = WorkflowGauges(r)
+        self.workflow_duration = duration_histogram(r)
         self._read: asyncio.Future[Snapshot] | None = None
         self._read_at = 0.0
         # Label children are cached: .labels() takes a lock and builds a key on every call.
@@ -119,7 +123,19 @@ class ApiMetrics:
                         continue
                     self.queue_jobs.labels(queue, state).set(n)
             self.redis_up.set(1)
+        await self._workflows(client)
         return generate_latest(self.registry)
+
+    async def _workflows(self, client: Client) -> None:
+        """The workflow gauges (api/workflow_metrics.py); Redis trouble only drops them."""
+        try:
+            async with asyncio.timeout(COUNTS_TIMEOUT_S):
+                snap = await asyncio.shield(self.workflow.shared_read(client))
+        except Exception as exc:
+            log.warning("api.metrics_workflows_failed", error=repr(exc))
+            self.workflow.clear()
+        else:
+            self.workflow.set(snap)
 
 
 # A read's queue depths, and Redis's (used_memory, maxmemory) when it is a single node.

@@ -42,6 +42,7 @@ from jobq.tasks import P, R, Registry, Task, load_registry
 from jobq.tracing import tracing_for
 from jobq.workflows.model import Node, Part
 from jobq.workflows.service import WorkflowCreated, Workflows, WorkflowView
+from jobq.workflows.views import Graph, NodeRow, Page, ResultRow, Summary, WorkflowReads
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
@@ -353,6 +354,29 @@ class Client:
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
         return await self.workflows.cancel(workflow_id)
+
+    @functools.cached_property
+    def workflow_reads(self) -> WorkflowReads:
+        return WorkflowReads(self)
+
+    async def list_workflows(self, state: str | None = None, limit: int = 50,
+                             cursor: str | None = None) -> Page[Summary]:
+        """The workflows still kept, newest first (optionally in one state), paged."""
+        return await self.workflow_reads.recent(state, limit, cursor)
+
+    async def workflow_nodes(self, workflow_id: str, limit: int = 100,
+                             cursor: str | None = None) -> Page[NodeRow]:
+        """A workflow's nodes in spec order: state, job id, epoch, what each waits on."""
+        return await self.workflow_reads.nodes(workflow_id, limit, cursor)
+
+    async def workflow_graph(self, workflow_id: str) -> Graph:
+        """Nodes and edges, nodes alike collapsed into groups with counts per state."""
+        return await self.workflow_reads.graph(workflow_id)
+
+    async def workflow_results(self, workflow_id: str, limit: int = 100,
+                               cursor: str | None = None) -> Page[ResultRow]:
+        """Ended nodes' results or errors in spec order, paged (they outlive the node jobs)."""
+        return await self.workflow_reads.results(workflow_id, limit, cursor)
 
     def _prepare(self, r: JobRequest, task: Task[Any, Any] | None = None) -> BatchJob:
         """Validate one job and compute what its script call needs (its flow keys from the

@@ -23,6 +23,7 @@ from jobq.settings import Settings, load_settings
 from jobq.tasks import P, R, Registry, Task, load_registry
 from jobq.workflows import Node, WorkflowCreated, WorkflowView
 from jobq.workflows.model import Part
+from jobq.workflows.views import Graph, NodeRow, Page, ResultRow, Summary
 
 T = TypeVar("T")
 
@@ -139,6 +140,21 @@ class SyncClient:
 
     def cancel_workflow(self, workflow_id: str) -> WorkflowView:
         return self._run(self._client.cancel_workflow(workflow_id))
+
+    def list_workflows(self, state: str | None = None, limit: int = 50,
+                       cursor: str | None = None) -> Page[Summary]:
+        return self._run(self._client.list_workflows(state, limit, cursor))
+
+    def workflow_nodes(self, workflow_id: str, limit: int = 100,
+                       cursor: str | None = None) -> Page[NodeRow]:
+        return self._run(self._client.workflow_nodes(workflow_id, limit, cursor))
+
+    def workflow_graph(self, workflow_id: str) -> Graph:
+        return self._run(self._client.workflow_graph(workflow_id))
+
+    def workflow_results(self, workflow_id: str, limit: int = 100,
+                         cursor: str | None = None) -> Page[ResultRow]:
+        return self._run(self._client.workflow_results(workflow_id, limit, cursor))
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.any_server
 OTHER_NS = "someone-else"
 ALERTS = {"JobqDeadLetterGrowing", "JobqBacklogHigh", "JobqNoWorkers", "JobqWorkersDown",
           "JobqJobFailureRatioHigh", "JobqRedisUnreachable", "JobqRedisMemoryHigh",
-          "JobqOutboxStale"}
+          "JobqOutboxStale", "JobqWorkflowRelayLagging"}
 # Value sets the cases are derived from: the defaults, the example values file, and odd numbers
 # (so a case that only passes for the defaults fails here).
 ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.backlogFor": "3m",
@@ -46,7 +46,9 @@ ODD = {"metrics.prometheusRule.backlogThreshold": 37, "metrics.prometheusRule.ba
        "metrics.prometheusRule.redisMemoryThreshold": 0.65,
        "metrics.prometheusRule.redisMemoryFor": "8m",
        "metrics.prometheusRule.outboxAgeThreshold": 97,
-       "metrics.prometheusRule.outboxAgeFor": "4m"}
+       "metrics.prometheusRule.outboxAgeFor": "4m",
+       "metrics.prometheusRule.workflowRelayLagThreshold": 43,
+       "metrics.prometheusRule.workflowRelayLagFor": "6m"}
 VARIANTS = {"defaults": ([], {}),
             "ingress-monitoring": ([CHART / "ci" / "ingress-monitoring-values.yaml"], {}),
             "odd": ([], ODD)}
@@ -361,12 +363,32 @@ def outbox_stale_cases(r: Rules) -> list[dict[str, Any]]:
     ]
 
 
+def workflow_relay_cases(r: Rules) -> list[dict[str, Any]]:
+    """Fires per queue after `for` when the oldest workflow outbox entry (as every API pod
+    reports it) is older than the threshold; not at it, not before `for`, not for another
+    namespace."""
+    limit, hold = int(r.values["workflowRelayLagThreshold"]), minutes(r.values["workflowRelayLagFor"])
+    span = hold + 5
+    ns = {"namespace": NAMESPACE}
+    metric = "jobq_workflow_outbox_oldest_seconds"
+    inputs = [series(metric, f"{limit + 30}x{span}", **ns, pod="api-a", queue="email-queue"),
+              series(metric, f"{limit + 30}x{span}", **ns, pod="api-b", queue="email-queue"),
+              series(metric, f"{limit}x{span}", **ns, pod="api-a", queue="report-queue"),
+              series(metric, f"{limit * 9}x{span}", namespace=OTHER_NS, pod="api-z",
+                     queue="cleanup-queue")]
+    alert = "JobqWorkflowRelayLagging"
+    return [{"interval": "1m", "input_series": inputs, "alert_rule_test": [
+        check(alert, hold - 1),
+        check(alert, hold + 1, firing(r, alert, {"queue": "email-queue"}, limit + 30))]}]
+
+
 CASES = {"JobqDeadLetterGrowing": dead_letter_cases, "JobqBacklogHigh": backlog_cases,
          "JobqNoWorkers": no_workers_cases, "JobqWorkersDown": workers_down_cases,
          "JobqJobFailureRatioHigh": failure_ratio_cases,
          "JobqRedisUnreachable": redis_unreachable_cases,
          "JobqRedisMemoryHigh": redis_memory_cases,
-         "JobqOutboxStale": outbox_stale_cases}
+         "JobqOutboxStale": outbox_stale_cases,
+         "JobqWorkflowRelayLagging": workflow_relay_cases}
 
 
 def write_tests(rules: Rules, rules_file: Path, out: Path) -> Path:
@@ -413,6 +435,8 @@ MUTANTS = {
     "no maxmemory counted as full": ("JobqRedisMemoryHigh", "expr", " > 0)", " >= 0)"),
     "outbox age at the threshold fires": ("JobqOutboxStale", "expr", ") > ", ") >= "),
     "outbox of every namespace": ("JobqOutboxStale", "expr", "namespace=~", "namespace!~"),
+    "relay lag at the threshold fires": ("JobqWorkflowRelayLagging", "expr", ") > ", ") >= "),
+    "relay lag not per queue": ("JobqWorkflowRelayLagging", "expr", "by (queue)", "by (pod)"),
 }
 
 
@@ -458,6 +482,7 @@ def test_exported_catalog_has_what_the_alerts_read(exported: Catalog) -> None:
     assert "jobq_jobs_lost_total" in exported
     assert {"jobq_redis_memory_used_bytes", "jobq_redis_maxmemory_bytes"} <= set(exported)
     assert "jobq_outbox_oldest_age_seconds" in exported
+    assert {"queue"} <= exported["jobq_workflow_outbox_oldest_seconds"]
 
 
 def test_names_in_reads_selectors_past_strings_ranges_and_calls() -> None:

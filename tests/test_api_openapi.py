@@ -30,7 +30,9 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
                           "/queues/{queue}/jobs", "/queues/{queue}/throughput",
                           "/jobs/{job_id}/cancel", "/dlq/replay", "/workers", "/jobs/batch",
                           "/jobs/{job_id}/events", "/workflows", "/workflows/{workflow_id}",
-                          "/workflows/{workflow_id}/cancel"}
+                          "/workflows/{workflow_id}/cancel", "/workflows/{workflow_id}/nodes",
+                          "/workflows/{workflow_id}/graph", "/workflows/{workflow_id}/results",
+                          "/workflows/{workflow_id}/events"}
     statuses = {(path, method): set(operation["responses"])
                 for path, operations in paths.items() for method, operation in operations.items()}
     core = {
@@ -49,6 +51,11 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
         ("/workflows", "post"): {"200", "202", "401", "403", "409", "413", "415", "422", "503"},
         ("/workflows/{workflow_id}", "get"): {"200", "401", "404", "422", "503"},
         ("/workflows/{workflow_id}/cancel", "post"): {"200", "401", "403", "404", "503"},
+        ("/workflows", "get"): {"200", "401", "422", "503"},
+        ("/workflows/{workflow_id}/nodes", "get"): {"200", "401", "404", "422", "503"},
+        ("/workflows/{workflow_id}/graph", "get"): {"200", "401", "404", "503"},
+        ("/workflows/{workflow_id}/results", "get"): {"200", "401", "404", "422", "503"},
+        ("/workflows/{workflow_id}/events", "get"): {"200", "401", "404", "503"},
     }
     assert {key: statuses[key] for key in core} == core
     for (path, method), codes in statuses.items():

@@ -39,6 +39,9 @@ REQUIRED = {
     "workers": "up",
     "desired replicas": "jobq_operator_desired_replicas",
     "current replicas": "jobq_operator_current_replicas",
+    "workflow relay lag": "jobq_workflow_outbox_oldest_seconds",
+    "workflows by state": "jobq_workflows",
+    "workflow duration": "jobq_workflow_duration_seconds_bucket",
 }
 
 

@@ -32,6 +32,7 @@ from jobq.worker.runner import QueueRunner, QueueSpec
 from jobq.worker.sweeper import Sweeper
 from jobq.worker.watchdog import AFTER_GRACE_S, ShutdownWatchdog
 from jobq.worker.workflows import IntentSweeper, OutboxRelay
+from jobq.workflows.metrics import observe_ends
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -125,6 +126,8 @@ async def run_worker(
     sweepers = [Sweeper(r) for r in runners]
     relays = [OutboxRelay(scripts, settings, s.name) for s in specs]
     intents = IntentSweeper(scripts, settings)
+    for driver in (*(r.relay for r in relays), intents.relay):
+        observe_ends(driver.wf, metrics.workflow_duration)
 
     stop = asyncio.Event()
     watchdog = ShutdownWatchdog(settings.shutdown_grace_s + AFTER_GRACE_S, leases, settings, loop)

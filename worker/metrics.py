@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from jobq.workflows.metrics import duration_histogram
+
 LABELS = ("queue", "type")
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
                 300)
@@ -142,6 +144,7 @@ class WorkerMetrics:
             "jobq_worker_children_replaced_total",
             "Child processes of the process executor replaced, by reason (max_jobs, max_rss, "
             "hard_timeout, died, cancel).", ("queue", "reason"), registry=r)
+        self.workflow_duration = duration_histogram(r)
         self._children: dict[tuple[str, str], TaskMetrics] = {}
         r.register(_PerJobCollector(self._children))
 

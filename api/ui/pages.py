@@ -41,6 +41,17 @@ async def dlq_page(request: Request) -> Response:
     return _shell(request, "Dead-letter queue", "/ui/f/dlq")
 
 
+@router.get("/ui/workflows")
+async def workflows_page(request: Request) -> Response:
+    return _shell(request, "Workflows", "/ui/f/workflows")
+
+
+@router.get("/ui/workflows/{workflow_id}")
+async def workflow_page(workflow_id: str, request: Request) -> Response:
+    return _shell(request, f"Workflow {workflow_id}",
+                  f"/ui/f/workflows/{quote(workflow_id, safe='')}")
+
+
 @router.get("/ui/static/{name}")
 async def asset(name: str) -> Response:
     if name not in ASSETS:

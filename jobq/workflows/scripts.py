@@ -4,6 +4,7 @@ transport. Each call touches one slot: the workflow's, or one queue's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (cr
 
 RUN, CANCEL = "run", "cancel"
 RELEASED_ALREADY, TOMBSTONED, EXISTS = DUPLICATE, 3, 4
+FINAL_STATES = ("succeeded", "failed", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class WorkflowScripts:
     def __init__(self, scripts: Scripts, prefix: str) -> None:
         self.scripts = scripts
         self.prefix = prefix
+        # Called when a call of this object ended a workflow (jobq/workflows/metrics.py).
+        self.ended: Callable[[WorkflowKeys, str], Awaitable[None]] | None = None
 
     def keys(self, workflow_id: str) -> WorkflowKeys:
         return WorkflowKeys(self.prefix, workflow_id)
@@ -91,7 +95,11 @@ class WorkflowScripts:
         raw = await self.scripts.call(
             "wf_apply", [wk.meta, wk.prefix_key], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
             durable=True)
-        return _step(raw)
+        step = _step(raw)
+        # A call that moved something and answers a final state is the one that ended it.
+        if self.ended is not None and step.applied and step.state in FINAL_STATES:
+            await self.ended(wk, step.state)
+        return step
 
     async def ack(self, wk: WorkflowKeys, ready: list[int], kill: list[int]) -> None:
         await self.scripts.call("wf_ack", [wk.key("ready"), wk.key("kill")],
