@@ -13,6 +13,9 @@ from jobq.workflows.keys import WorkflowKeys, outbox_keys
 
 FOLLOW_UP_MOST = 500  # ready / kill entries one wf_apply answer carries (bounded script time)
 OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
+SETTLE_MOST = 1000  # dependency edges one wf_apply settles (a large fan-out: several calls)
+RELEASE_BATCH = 100  # node jobs one wf_release creates (bounded script time)
+CREATING = 5  # wf_create_chunk: stored, more chunks to come (not sealed yet)
 
 RUN, CANCEL = "run", "cancel"
 RELEASED_ALREADY, TOMBSTONED, EXISTS = DUPLICATE, 3, 4
@@ -51,6 +54,7 @@ class Step:
     state: str
     ready: list[NodeSpec]
     kill: list[NodeSpec]
+    settle_backlog: int = 0  # settle entries left (a large fan-out): call "pending" again
 
 
 def _step(raw: list[Any]) -> Step:
@@ -66,7 +70,8 @@ def _step(raw: list[Any]) -> Step:
         specs = [NodeSpec.parse(int(raw[at + 2 * i]), raw[at + 2 * i + 1]) for i in range(count)]
         lists.append(specs)
         at += 2 * count
-    return Step(applied, state, lists[0], lists[1])
+    backlog = int(raw[at]) if at < len(raw) else 0
+    return Step(applied, state, lists[0], lists[1], backlog)
 
 
 class WorkflowScripts:
@@ -86,11 +91,23 @@ class WorkflowScripts:
         return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args,
                                            durable=True))
 
+    async def create_chunk(self, wk: WorkflowKeys, fingerprint: str, key: str, fail_fast: bool,
+                           retention_s: int, total: int, creating_ttl_s: int,
+                           nodes: list[tuple[int, str, str, str, int]]) -> int:
+        """One chunk of a large workflow: CREATED (this chunk sealed it), CREATING (more to
+        come), DUPLICATE (sealed before) or CONFLICT."""
+        args: list[Any] = [fingerprint, key, "1" if fail_fast else "0", retention_s, total,
+                           creating_ttl_s]
+        for node in nodes:
+            args += node
+        return int(await self.scripts.call("wf_create_chunk", [wk.meta, wk.prefix_key], args,
+                                           durable=True))
+
     async def apply(self, wk: WorkflowKeys, mode: str, idx: int | str = "", epoch: int | str = "",
                     outcome: str = "", data: str = "") -> Step:
         raw = await self.scripts.call(
-            "wf_apply", [wk.meta, wk.prefix_key], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
-            durable=True)
+            "wf_apply", [wk.meta, wk.prefix_key],
+            [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST, SETTLE_MOST], durable=True)
         return _step(raw)
 
     async def ack(self, wk: WorkflowKeys, ready: list[int], kill: list[int]) -> None:
@@ -121,4 +138,4 @@ class WorkflowScripts:
         return [(str(raw[i]), str(raw[i + 1]), str(raw[i + 2])) for i in range(0, len(raw), 3)]
 
 
-__all__ = ["CANCEL", "CONFLICT", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]
+__all__ = ["CANCEL", "CONFLICT", "CREATING", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]
