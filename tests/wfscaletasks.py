@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobq.context import JobContext
+from jobq.errors import RetryLater
 from jobq.jobs import Backoff
 from jobq.tasks import task
 from jobq.workflows import Node, chain, group
@@ -35,6 +36,39 @@ def _record(ctx: JobContext, name: str) -> None:
 async def wf_s_node(ctx: JobContext, p: Item) -> dict[str, Any]:
     _record(ctx, p.name)
     return {"name": p.name}
+
+
+class Expand(BaseModel):
+    name: str
+    n: int
+
+
+@task("wf-s-expand", queue=QUEUE, payload=Expand, attempts=3, backoff=Backoff(delaySeconds=0.05))
+async def wf_s_expand(ctx: JobContext, p: Expand) -> dict[str, Any]:
+    """Adds n nodes after itself that the join also waits on; the first attempt fails after
+    adding (its retry adds again: nothing new), the second first tries another spec under
+    an added key (a conflict, recorded)."""
+    from jobq.workflows.dynamic import WorkflowNodeConflict
+
+    _record(ctx, p.name)
+    added = [item(f"x{i}").after(p.name) for i in range(p.n)]
+    if ctx.attempt == 2:
+        try:
+            await ctx.add_workflow_nodes([Node("x0", "wf-s-node", {"name": "other"})])
+        except WorkflowNodeConflict:
+            _record(ctx, "conflict")
+    await ctx.add_workflow_nodes(added, waited_by=["join"])
+    if ctx.attempt == 1:
+        raise RetryLater("the first attempt fails after adding", delay_s=0.05)
+    return {"name": p.name}
+
+
+@task("wf-s-sum", queue=QUEUE, payload=Item, attempts=1)
+def wf_s_sum(ctx: JobContext, p: Item) -> dict[str, Any]:
+    """A sync join: the keys of the dependencies it saw succeed."""
+    _record(ctx, p.name)
+    inputs = ctx.workflow_inputs_blocking()
+    return {"name": p.name, "saw": sorted(inputs.results) if inputs else []}
 
 
 def item(name: str) -> Node:

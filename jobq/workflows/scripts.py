@@ -13,8 +13,8 @@ from jobq.workflows.keys import WorkflowKeys, outbox_keys
 
 FOLLOW_UP_MOST = 500  # ready / kill entries one wf_apply answer carries (bounded script time)
 OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
-SETTLE_MOST = 1000  # dependency edges one wf_apply settles (a large fan-out: several calls)
-RELEASE_BATCH = 100  # node jobs one wf_release creates (bounded script time)
+SETTLE_MOST = 250  # dependency edges one wf_apply settles (a large fan-out: several calls)
+RELEASE_BATCH = 50  # node jobs one wf_release creates (bounded script time)
 CREATING = 5  # wf_create_chunk: stored, more chunks to come (not sealed yet)
 
 RUN, CANCEL = "run", "cancel"
