@@ -11,7 +11,7 @@ from jobq.keys import QueueKeys
 from jobq.scripts import CONFLICT, DUPLICATE, Scripts, new_nonce
 from jobq.workflows.keys import WorkflowKeys, outbox_keys
 
-FOLLOW_UP_MOST = 500  # ready / kill entries one wf_apply answer carries (bounded script time)
+FOLLOW_UP_MOST = 200  # ready / kill entries one wf_apply answer carries (bounded script time)
 OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
 SETTLE_MOST = 250  # dependency edges one wf_apply settles (a large fan-out: several calls)
 RELEASE_BATCH = 50  # node jobs one wf_release creates (bounded script time)

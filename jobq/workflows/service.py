@@ -33,8 +33,8 @@ STATE_NAMES = {"W": "waiting", "R": "released", "S": "succeeded", "F": "failed",
                "C": "cancelled", "D": "dep_failed"}
 LETTERS = {v: k for k, v in STATE_NAMES.items()}
 POLICY_NAMES = {v: k for k, v in POLICY_LETTER.items()}
-CHUNK_NODES = 1000  # nodes one creation call stores at most (bounded script time)
-CHUNK_BYTES = 1 << 20  # about this many bytes of node specs per creation call
+CHUNK_NODES = 250  # nodes one creation call stores at most (bounded script time)
+CHUNK_BYTES = 1 << 18  # about this many bytes of node specs per creation call
 CREATING_TTL_S = 24 * 3600  # an unsealed workflow (its creator died) expires after this
 
 
