@@ -3,6 +3,12 @@ what it costs everyone else: the latency of enqueueing into another queue, one c
 before and while the workflow runs, and the longest script calls SLOWLOG saw.
 
     .venv/bin/python bench/workflow_scale.py [--children 20000] [--workers 2] [--concurrency 32]
+    .venv/bin/python bench/workflow_scale.py --engine-only   # no workers: the scripts alone
+
+``--engine-only`` plays the relay in this process with no worker running (the root's outcome,
+then each child's, then the join's, applied as outbox entries would be), so the server runs
+nothing but the workflow's own script calls: their longest durations then say more about the
+scripts than about a loaded machine's scheduling.
 
 Starts the embedded Valkey; the node tasks are tests/wfscaletasks.py (no-op), the other
 queue's task bench/benchtasks.py's ``noop`` (nothing drains it: only the enqueue is timed).
@@ -62,6 +68,51 @@ async def enqueue_latencies(client: Client, until: Any, seconds: float | None) -
         await asyncio.sleep(0.002)  # about 400 enqueues/s: a steady producer, not a flood
 
 
+async def engine_only(args: argparse.Namespace) -> None:
+    import json
+
+    from jobq.workflows.relay import Relay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(valkey_binary(), Path(tmp)).start()
+        settings = Settings(redis_url=server.url, key_prefix="e", tasks=["wfscaletasks"],
+                            log_level="warning")
+        redis: Any = connect(settings.redis_url)
+        client = Client(redis, load_registry(settings.tasks), settings)
+        try:
+            await redis.config_set("slowlog-log-slower-than", 1000)
+            await redis.config_set("slowlog-max-len", 100_000)
+            await redis.slowlog_reset()
+            began = time.perf_counter()
+            created = await client.create_workflow("engine-fan", fan(args.children))
+            relay = Relay(client.scripts, settings)
+            q = client.keys(QUEUE)
+            for key in ["root", *(f"c{i}" for i in range(args.children)), "join"]:
+                wf = await redis.hget(q.job(created.jobs[key]), "wf")
+                await relay.apply_entry(json.dumps({"w": wf, "o": "S", "d": "{}"}))
+            total_s = time.perf_counter() - began
+            state = await redis.hget(client.workflows.keys(created.workflow_id).meta, "state")
+            slow = await redis.slowlog_get(100_000)
+        finally:
+            await redis.aclose()
+            server.stop()
+    print(f"engine only, root -> {args.children:,} children -> join, relay in-process: {state} "
+          f"after {total_s:.1f} s")
+    print("script calls over 1 ms (count, longest): " + _longest(slow))
+
+
+def _longest(slow: list[dict[str, Any]]) -> str:
+    shas = {hashlib.sha1(script_source(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
+    per: dict[str, list[int]] = {}
+    for e in slow:
+        parts = (e["command"].decode(errors="replace") if isinstance(e["command"], bytes)
+                 else str(e["command"])).split()
+        if parts and parts[0].lower() == "evalsha":
+            per.setdefault(shas.get(parts[1], parts[1][:8]), []).append(int(e["duration"]))
+    return ", ".join(f"{name} {len(v)} {max(v) / 1000:.1f} ms"
+                     for name, v in sorted(per.items(), key=lambda kv: -max(kv[1])))
+
+
 def start_workers(env: dict[str, str], n: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen(
         [sys.executable, "-m", "jobq", "worker", "--metrics-port", "0", "--queue",
@@ -109,21 +160,12 @@ async def main(args: argparse.Namespace) -> None:
             stop_workers(workers)
             await redis.aclose()
             server.stop()
-    shas = {hashlib.sha1(script_source(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
-    per: dict[str, list[int]] = {}
-    for e in slow:
-        parts = (e["command"].decode(errors="replace") if isinstance(e["command"], bytes)
-                 else str(e["command"])).split()
-        if parts and parts[0].lower() == "evalsha":
-            per.setdefault(shas.get(parts[1], parts[1][:8]), []).append(int(e["duration"]))
     print(f"workflow root -> {args.children:,} children -> join, {args.workers} workers x "
           f"{args.concurrency}: {state}; created in {created_s:.2f} s, ended after "
           f"{total_s:.1f} s")
     print(f"enqueue into another queue, before:       {summary(before)}")
     print(f"enqueue into another queue, while it ran: {summary(during)}")
-    print("script calls over 1 ms while it ran (count, longest): " + ", ".join(
-        f"{name} {len(v)} {max(v) / 1000:.1f} ms"
-        for name, v in sorted(per.items(), key=lambda kv: -max(kv[1]))))
+    print("script calls over 1 ms while it ran (count, longest): " + _longest(slow))
 
 
 if __name__ == "__main__":
@@ -131,4 +173,6 @@ if __name__ == "__main__":
     parser.add_argument("--children", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--engine-only", action="store_true")
+    parsed = parser.parse_args()
+    asyncio.run(engine_only(parsed) if parsed.engine_only else main(parsed))
