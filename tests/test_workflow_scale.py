@@ -16,8 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from api_fixtures import assert_error
 from fixtures import REPO, SERVER_KIND, Proc, eventually, process_env
+from redis.exceptions import ConnectionError as RedisConnectionError
 from wfhelpers import runs
 from wfscaletasks import QUEUE, fan, fan_nodes, item
 
@@ -32,6 +35,7 @@ from jobq.workflows import scripts as wf_scripts
 from jobq.workflows.dynamic import add_nodes
 from jobq.workflows.keys import node_job_id
 from jobq.workflows.relay import Relay
+from jobq.workflows.scripts import WorkflowScripts
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -101,6 +105,48 @@ async def test_creation_killed_between_chunks_is_resumed_and_nothing_runs_before
     counts = runs(effects)
     assert len(counts) == children + 2 and set(counts.values()) == {1}
     assert await client.workflows.check(wf_id) == []
+
+
+@pytest.mark.any_server
+async def test_http_reads_creating_refuses_another_spec_and_resumes(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over HTTP: a create cut off after its first chunk (Redis gone for it) leaves a
+    `creating` workflow that GET shows as such; another spec under the key is 409 mid-creation;
+    the same POST again completes it (202, not a duplicate), and a third is a duplicate."""
+    monkeypatch.setattr(service, "CHUNK_NODES", 4)
+
+    def spec(children: int) -> dict[str, Any]:
+        nodes = [{"key": "root", "type": "wf-s-node", "payload": {"name": "root"}},
+                 *({"key": f"c{i}", "type": "wf-s-node", "payload": {"name": f"c{i}"},
+                    "deps": [{"node": "root"}]} for i in range(children))]
+        return {"idempotencyKey": "http-big", "nodes": nodes}
+
+    real = WorkflowScripts.create_chunk
+    calls = 0
+
+    async def cut_off(self: WorkflowScripts, *args: Any, **kw: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RedisConnectionError("the creator lost Redis")
+        return await real(self, *args, **kw)
+
+    monkeypatch.setattr(WorkflowScripts, "create_chunk", cut_off)
+    first = await api.post("/workflows", json=spec(10))
+    assert first.status_code >= 500, first.text
+    monkeypatch.setattr(WorkflowScripts, "create_chunk", real)
+    wf_id = service.workflow_id_for("http-big")
+    read = await api.get(f"/workflows/{wf_id}")
+    assert read.status_code == 200 and read.json()["state"] == "creating", read.text
+    assert len(read.json()["nodes"]) == 4
+    assert_error(await api.post("/workflows", json=spec(11)), 409)
+    resumed = await api.post("/workflows", json=spec(10))
+    assert resumed.status_code == 202 and resumed.json()["duplicate"] is False, resumed.text
+    again = await api.post("/workflows", json=spec(10))
+    assert again.status_code == 200 and again.json()["jobs"] == resumed.json()["jobs"]
+    read = await api.get(f"/workflows/{wf_id}")
+    assert read.json()["state"] == "running" and len(read.json()["nodes"]) == 11
 
 
 async def test_fan_out_settled_in_steps_exactly_once_through_a_relay_killed_between_steps(
