@@ -13,7 +13,7 @@ HTTP_MAX_NODES = 1000  # nodes one POST /workflows may carry (bounded request an
 
 NodeKey = Text
 NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed"]
-WorkflowState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
+WorkflowState = Literal["creating", "running", "cancelling", "succeeded", "failed", "cancelled"]
 PolicyName = Literal["require", "ignore", "continue"]
 
 

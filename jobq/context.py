@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +18,7 @@ from jobq.settings import Settings
 
 if TYPE_CHECKING:
     from jobq.workflows.inputs import WorkflowInputs
+    from jobq.workflows.model import Node, Part
 
 T = TypeVar("T")
 
@@ -117,6 +118,24 @@ class JobContext:
     def workflow_inputs_blocking(self) -> WorkflowInputs | None:
         """``workflow_inputs`` for sync handlers, which run in a worker thread."""
         return self._on_loop(self.workflow_inputs())
+
+    async def add_workflow_nodes(self, spec: Part | list[Node], *,
+                                 waited_by: Sequence[str] = ()) -> dict[str, str]:
+        """Add keyed nodes to this node's workflow before it completes (they may depend on
+        this node and on existing ones; each ``waited_by`` node, still waiting, also waits on
+        them). A retry adding the same keys adds nothing; node key -> job id."""
+        from jobq.client import Client
+        from jobq.tasks import load_registry
+        from jobq.workflows.dynamic import add_nodes
+
+        client = Client(self._scripts.redis, load_registry(self.settings.tasks), self.settings)
+        return await add_nodes(client, self._keys, self.job_id, self.token, spec,
+                               tuple(waited_by))
+
+    def add_workflow_nodes_blocking(self, spec: Part | list[Node], *,
+                                    waited_by: Sequence[str] = ()) -> dict[str, str]:
+        """``add_workflow_nodes`` for sync handlers, which run in a worker thread."""
+        return self._on_loop(self.add_workflow_nodes(spec, waited_by=waited_by))
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` on the worker's event loop and wait for it, from a handler thread.

@@ -80,6 +80,8 @@ SCRIPT_NAMES = (
     # Workflows (jobq/workflows/scripts.py has their typed methods).
     "wf_create", "wf_apply", "wf_ack", "wf_release", "wf_take", "wf_inputs", "wf_intent_done",
     "wf_apply_many",
+    "wf_create_chunk",  # large workflows: chunked creation, sealed by the last chunk
+    "wf_add_nodes",  # nodes a running node adds to its own workflow
 )
 
 

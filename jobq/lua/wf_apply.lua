@@ -20,14 +20,19 @@
   ARGV[4] outcome letter (apply)
   ARGV[5] result JSON or failure reason (apply)
   ARGV[6] most ready and kill entries answered
+  ARGV[7] most dependency edges settled by this call (lib/workflow_state's settleSome; the
+          rest stays on the settle list for the next "pending" call: bounded script time)
 
   Returns {applied (1 | 0), workflow state ("" = no such workflow), number of ready entries,
-  then index, node spec JSON each, number of kill entries, then index, node spec JSON each}.
+  then index, node spec JSON each, number of kill entries, then index, node spec JSON each,
+  then the settle backlog (entries left on the settle list: the caller calls "pending" again
+  while it is above 0)}.
 ]]
 --- @include "lib/clock"
 --- @include "lib/workflow_state"
 local k = wfKeys(KEYS[1], KEYS[2])
 local mode, most = ARGV[1], tonumber(ARGV[6])
+local settleBudget = tonumber(ARGV[7]) or 1000
 local state = redis.call("HGET", k.meta, "state")
 if not state then return {0, ""} end
 local now = redisNowMs()
@@ -41,7 +46,8 @@ if mode == "apply" then
     setNodeState(k, idx, cur, outcome)
     redis.call("HSET", outcome == "S" and k.res or k.err, idx, ARGV[5])
     applied = 1
-    settleDependents(k, idx, outcome)
+    settleLater(k, idx, outcome)
+    settleSome(k, settleBudget)
     if outcome ~= "S" and state == "running"
         and redis.call("HGET", k.meta, "failFast") == "1" then
       redis.call("HSET", k.meta, "halted", idx)
@@ -55,5 +61,10 @@ elseif mode == "cancel" then
     applied = 1
   end
 end
+-- A large fan-out goes on settling here, while the ready list is short (bounded memory).
+if mode == "pending" and redis.call("LLEN", k.ready) < most then settleSome(k, settleBudget) end
 finishIfDone(k, now)
-return followUps(k, applied, most)
+dropSettleIfEnded(k)
+local answer = followUps(k, applied, most)
+answer[#answer + 1] = settleBacklog(k)
+return answer

@@ -11,21 +11,22 @@
           fence of scripts that name keys, tests/test_script_fences.py)
 
   ARGV[1] most ready and kill entries answered
-  ARGV[2..] per outcome: node index, node epoch, outcome letter (S, F or C), result JSON or
+  ARGV[2] most dependency edges settled in this call (the rest: the relay's "pending" calls)
+  ARGV[3..] per outcome: node index, node epoch, outcome letter (S, F or C), result JSON or
           failure reason
 
-  Returns as wf_apply, with the number of outcomes applied first.
+  Returns as wf_apply (the settle backlog last), with the number of outcomes applied first.
 ]]
 --- @include "lib/clock"
 --- @include "lib/workflow_state"
 local k = wfKeys(KEYS[1], KEYS[2])
-local most = tonumber(ARGV[1])
+local most, settleBudget = tonumber(ARGV[1]), tonumber(ARGV[2])
 local state = redis.call("HGET", k.meta, "state")
 if not state then return {0, ""} end
 local now = redisNowMs()
 local applied = 0
 
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   local idx, epoch, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call("HGET", k.st, idx)
   local ep = redis.call("HGET", k.ep, idx) or "0"
@@ -33,7 +34,7 @@ for i = 2, #ARGV, 4 do
     setNodeState(k, idx, cur, outcome)
     redis.call("HSET", outcome == "S" and k.res or k.err, idx, ARGV[i + 3])
     applied = applied + 1
-    settleDependents(k, idx, outcome)
+    settleLater(k, idx, outcome)
     if outcome ~= "S" and state == "running"
         and redis.call("HGET", k.meta, "failFast") == "1" then
       redis.call("HSET", k.meta, "halted", idx)
@@ -41,5 +42,9 @@ for i = 2, #ARGV, 4 do
     end
   end
 end
+settleSome(k, settleBudget)
 finishIfDone(k, now)
-return followUps(k, applied, most)
+dropSettleIfEnded(k)
+local answer = followUps(k, applied, most)
+answer[#answer + 1] = settleBacklog(k)
+return answer

@@ -26,6 +26,7 @@ from jobq.workflows.scripts import (
     CANCEL,
     EXISTS,
     FOLLOW_UP_MOST,
+    RELEASE_BATCH,
     RUN,
     TOMBSTONED,
     NodeSpec,
@@ -87,15 +88,16 @@ class Relay:
                 await self.follow_up(wk, step)
 
     async def follow_up(self, wk: WorkflowKeys, step: Step) -> Step:
-        """Release the ready nodes and cancel the kill list's, until both are empty."""
-        while step.ready or step.kill:
+        """Release the ready nodes and cancel the kill list's, until both are empty and no
+        dependency is left to settle (a large fan-out settles in bounded steps)."""
+        while step.ready or step.kill or step.settle_backlog:
             failed, stopped = await self._release(wk, step)
             await self.wf.ack(wk, [s.idx for s in step.ready], [s.idx for s in step.kill])
             for spec in failed:
                 await self.wf.apply(wk, "apply", spec.idx, 0, "F", TAKEN_ALREADY)
             await self._settle_stopped(wk, stopped)
-            if not failed and len(step.ready) < FOLLOW_UP_MOST \
-                    and len(step.kill) < FOLLOW_UP_MOST:
+            if not failed and not stopped and len(step.ready) < FOLLOW_UP_MOST \
+                    and len(step.kill) < FOLLOW_UP_MOST and not step.settle_backlog:
                 return step
             step = await self.wf.apply(wk, "pending")
         return step
@@ -121,7 +123,10 @@ class Relay:
         stopped: list[NodeSpec] = []
 
         async def one(queue: str, items: list[tuple[str, NodeSpec]]) -> None:
-            codes = await self.wf.release(self.queue(queue), retention, wk.id, items)
+            codes: list[int] = []
+            for at in range(0, len(items), RELEASE_BATCH):  # bounded script time per call
+                codes += await self.wf.release(self.queue(queue), retention, wk.id,
+                                               items[at:at + RELEASE_BATCH])
             for (mode, spec), code in zip(items, codes, strict=True):
                 if mode == RUN and code == CONFLICT:
                     log.error("workflow.node_job_taken", workflow=wk.id, node=spec.key,

@@ -12,8 +12,11 @@ from jobq.keys import QueueKeys
 from jobq.scripts import CONFLICT, DUPLICATE, Scripts, new_nonce
 from jobq.workflows.keys import WorkflowKeys, outbox_keys
 
-FOLLOW_UP_MOST = 500  # ready / kill entries one wf_apply answer carries (bounded script time)
+FOLLOW_UP_MOST = 200  # ready / kill entries one wf_apply answer carries (bounded script time)
 OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
+SETTLE_MOST = 250  # dependency edges one wf_apply settles (a large fan-out: several calls)
+RELEASE_BATCH = 50  # node jobs one wf_release creates (bounded script time)
+CREATING = 5  # wf_create_chunk: stored, more chunks to come (not sealed yet)
 
 RUN, CANCEL = "run", "cancel"
 RELEASED_ALREADY, TOMBSTONED, EXISTS = DUPLICATE, 3, 4
@@ -53,6 +56,7 @@ class Step:
     state: str
     ready: list[NodeSpec]
     kill: list[NodeSpec]
+    settle_backlog: int = 0  # settle entries left (a large fan-out): call "pending" again
 
 
 def _step(raw: list[Any]) -> Step:
@@ -68,7 +72,8 @@ def _step(raw: list[Any]) -> Step:
         specs = [NodeSpec.parse(int(raw[at + 2 * i]), raw[at + 2 * i + 1]) for i in range(count)]
         lists.append(specs)
         at += 2 * count
-    return Step(applied, state, lists[0], lists[1])
+    backlog = int(raw[at]) if at < len(raw) else 0
+    return Step(applied, state, lists[0], lists[1], backlog)
 
 
 class WorkflowScripts:
@@ -90,11 +95,23 @@ class WorkflowScripts:
         return int(await self.scripts.call("wf_create", [wk.meta, wk.prefix_key], args,
                                            durable=True))
 
+    async def create_chunk(self, wk: WorkflowKeys, fingerprint: str, key: str, fail_fast: bool,
+                           retention_s: int, total: int, creating_ttl_s: int,
+                           nodes: list[tuple[int, str, str, str, int]]) -> int:
+        """One chunk of a large workflow: CREATED (this chunk sealed it), CREATING (more to
+        come), DUPLICATE (sealed before) or CONFLICT."""
+        args: list[Any] = [fingerprint, key, "1" if fail_fast else "0", retention_s, total,
+                           creating_ttl_s]
+        for node in nodes:
+            args += node
+        return int(await self.scripts.call("wf_create_chunk", [wk.meta, wk.prefix_key], args,
+                                           durable=True))
+
     async def apply(self, wk: WorkflowKeys, mode: str, idx: int | str = "", epoch: int | str = "",
                     outcome: str = "", data: str = "") -> Step:
         raw = await self.scripts.call(
-            "wf_apply", [wk.meta, wk.prefix_key], [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST],
-            durable=True)
+            "wf_apply", [wk.meta, wk.prefix_key],
+            [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST, SETTLE_MOST], durable=True)
         step = _step(raw)
         # A call that moved something and answers a final state is the one that ended it.
         if self.ended is not None and step.applied and step.state in FINAL_STATES:
@@ -132,14 +149,17 @@ class WorkflowScripts:
                          outcomes: list[tuple[str, str, str, str]]) -> tuple[int, Step]:
         """wf_apply's ``apply`` for several (index, epoch, outcome, data) of one workflow in
         one call: how many moved a node, and the step as ``apply`` answers it."""
-        args: list[Any] = [FOLLOW_UP_MOST]
+        args: list[Any] = [FOLLOW_UP_MOST, SETTLE_MOST]
         for outcome in outcomes:
             args += outcome
         raw = await self.scripts.call("wf_apply_many", [wk.meta, wk.prefix_key], args,
                                       durable=True)
         applied = int(raw[0])
         raw[0] = 1 if applied else 0
-        return applied, _step(raw)
+        step = _step(raw)
+        if self.ended is not None and step.applied and step.state in FINAL_STATES:
+            await self.ended(wk, step.state)
+        return applied, step
 
 
-__all__ = ["CANCEL", "CONFLICT", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]
+__all__ = ["CANCEL", "CONFLICT", "CREATING", "EXISTS", "RUN", "NodeSpec", "Step", "WorkflowScripts"]

@@ -33,6 +33,9 @@ STATE_NAMES = {"W": "waiting", "R": "released", "S": "succeeded", "F": "failed",
                "C": "cancelled", "D": "dep_failed"}
 LETTERS = {v: k for k, v in STATE_NAMES.items()}
 POLICY_NAMES = {v: k for k, v in POLICY_LETTER.items()}
+CHUNK_NODES = 250  # nodes one creation call stores at most (bounded script time)
+CHUNK_BYTES = 1 << 18  # about this many bytes of node specs per creation call
+CREATING_TTL_S = 24 * 3600  # an unsealed workflow (its creator died) expires after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,21 @@ class WorkflowView:
     ended_at_ms: int | None
     fail_fast: bool
     nodes: list[NodeView] = field(default_factory=list)
+
+
+def _chunks(args: list[tuple[str, str, str, int]]) -> list[list[tuple[int, str, str, str, int]]]:
+    """The nodes in creation chunks of at most CHUNK_NODES nodes and about CHUNK_BYTES bytes
+    (a node bigger than that alone), each node with its index."""
+    chunks: list[list[tuple[int, str, str, str, int]]] = [[]]
+    size = 0
+    for i, (key, spec, out, deps) in enumerate(args):
+        cost = len(key) + len(spec) + len(out) + 16
+        if chunks[-1] and (len(chunks[-1]) >= CHUNK_NODES or size + cost > CHUNK_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((i, key, spec, out, deps))
+        size += cost
+    return chunks
 
 
 def _fingerprint(nodes: list[Node], fail_fast: bool) -> str:
@@ -113,9 +131,13 @@ class Workflows:
                                      for d in node.deps]})
             args.append((node.key, spec_json, out[i], len(node.deps)))
         score = await self.relay.announce(wk)
-        code = await self.relay.wf.create(wk, _fingerprint(nodes, fail_fast), idempotency_key,
-                                          fail_fast, self.client.settings.workflow_retention_s,
-                                          args)
+        fingerprint = _fingerprint(nodes, fail_fast)
+        if len(chunks := _chunks(args)) == 1:
+            code = await self.relay.wf.create(wk, fingerprint, idempotency_key, fail_fast,
+                                              self.client.settings.workflow_retention_s, args)
+        else:
+            code = await self._create_chunked(wk, fingerprint, idempotency_key, fail_fast,
+                                              chunks)
         if code == CONFLICT:
             await self.relay.done(wk, score)
             raise IdempotencyConflict(
@@ -125,6 +147,23 @@ class Workflows:
         await self.relay.follow_up(wk, await self.relay.wf.apply(wk, "pending"))
         await self.relay.done(wk, score)
         return WorkflowCreated(wf_id, code == DUPLICATE, jobs)
+
+    async def _create_chunked(self, wk: WorkflowKeys, fingerprint: str, key: str,
+                              fail_fast: bool, chunks: list[list[tuple[int, str, str, str, int]]],
+                              ) -> int:
+        """A large workflow, chunk by chunk (each one bounded script call); the last chunk
+        seals it, and nothing is released before. A creation cut short (the process killed)
+        is resumed by the next create with the same key, or expires (CREATING_TTL_S)."""
+        retention = self.client.settings.workflow_retention_s
+        total = sum(len(c) for c in chunks)
+        for n, chunk in enumerate(chunks):
+            code = await self.relay.wf.create_chunk(wk, fingerprint, key, fail_fast, retention,
+                                                    total, CREATING_TTL_S, chunk)
+            if code in (CONFLICT, DUPLICATE):
+                return code
+            if n == 0:
+                await self._index(wk.id)  # listed while creating
+        return code
 
     async def _index(self, wf_id: str) -> None:
         """Note the workflow in the listing index (advisory: outside the workflow's slot, like

@@ -117,3 +117,69 @@ local function followUps(k, applied, most)
   end
   return out
 end
+
+-- Chunked settling (large fan-outs): instead of settling every dependent of an ended node in
+-- one script call, `settleLater` queues the node on the workflow's `settle` list ("<index>|
+-- <outcome>|<position in its out string>") and `settleSome` settles at most `budget` edges
+-- from there per call, moving the cursor in the same step as the states it changed, so each
+-- edge is settled exactly once whatever call does it (wf_apply's "pending" mode continues;
+-- the relay calls it until `settle` is empty). A dep_failed cascade queues its nodes too.
+-- The list is deleted when the workflow ends (`dropSettleIfEnded`).
+local function settleKey(k)
+  return string.sub(k.meta, 1, -5) .. "settle"  -- "<prefix>:{wf:<id>}:meta" -> ":settle"
+end
+
+local function settleLater(k, idx, outcome)
+  redis.call("RPUSH", settleKey(k), idx .. "|" .. outcome .. "|1")
+end
+
+local function settleSome(k, budget)
+  local key = settleKey(k)
+  local done = 0
+  while done < budget do
+    local item = redis.call("LINDEX", key, 0)
+    if not item then return end
+    local from, how, pos = string.match(item, "^(%d+)|(%a)|(%d+)$")
+    pos = tonumber(pos)
+    done = done + 1  -- an entry costs like an edge (a cascade of leaves: many entries)
+    local out = redis.call("HGET", k.out, from) or ""
+    local finished = false
+    while true do
+      if done >= budget then break end
+      local s, e, child, policy = string.find(out, "(%d+):(%a)", pos)
+      if not s then finished = true break end
+      pos = e + 1
+      done = done + 1
+      if redis.call("HGET", k.st, child) == "W" then
+        if how == "S" or policy == "i" then
+          if redis.call("HINCRBY", k.rem, child, -1) <= 0 then releaseNode(k, child) end
+        elseif policy == "c" then
+          releaseNode(k, child)
+        else
+          setNodeState(k, child, "W", "D")
+          redis.call("HSET", k.err, child,
+            "dep_failed: " .. (redis.call("HGET", k.names, from) or from))
+          if redis.call("HEXISTS", k.out, child) == 1 then
+            redis.call("RPUSH", key, child .. "|D|1")
+          end
+        end
+      end
+    end
+    if finished then
+      redis.call("LPOP", key)
+    else
+      redis.call("LSET", key, 0, from .. "|" .. how .. "|" .. pos)
+    end
+  end
+end
+
+local function settleBacklog(k)
+  return redis.call("LLEN", settleKey(k))
+end
+
+local function dropSettleIfEnded(k)
+  local state = redis.call("HGET", k.meta, "state")
+  if state ~= "running" and state ~= "cancelling" and state ~= "creating" then
+    redis.call("DEL", settleKey(k))
+  end
+end
