@@ -214,6 +214,9 @@ def main() -> None:
     parser.add_argument("--poll-s", type=float,
                         help="also jobq with JOBQ_WORKFLOW_POLL_S at this value (the relay's "
                              "idle look at the outbox; default 0.05)")
+    parser.add_argument("--wake-off", action="store_true",
+                        help="also jobq with JOBQ_WORKFLOW_WAKE=false (relays only poll: no "
+                             "wake-up from the outbox's wake list)")
     args = parser.parse_args()
     install_bullmq()
     logdir = Path(tempfile.mkdtemp(prefix="jobq-wfb-"))
@@ -221,6 +224,8 @@ def main() -> None:
     if args.poll_s is not None:
         systems.insert(1, System(f"jobq poll {args.poll_s:g}s",
                                  extra_env={"JOBQ_WORKFLOW_POLL_S": str(args.poll_s)}))
+    if args.wake_off:
+        systems.insert(1, System("jobq wake off", extra_env={"JOBQ_WORKFLOW_WAKE": "false"}))
     for s in systems:
         compile_bytecode(s, logdir)
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()

@@ -129,8 +129,8 @@ async def test_entries_of_a_relay_that_died_after_taking_them_are_applied(
     applies them once the lease runs out, and the join is released once."""
     env = {"JOBQ_TEST_EFFECTS_FILE": str(effects)}
     start_worker("wf-b:2", **env)
-    # Runs the children; its relay looks once at start, then not for an hour.
-    lazy = start_worker("wf-a:4", JOBQ_WORKFLOW_POLL_S="3600", **env)
+    # Runs the children; its relay looks once at start, then not for an hour (and is not woken).
+    lazy = start_worker("wf-a:4", JOBQ_WORKFLOW_POLL_S="3600", JOBQ_WORKFLOW_WAKE="false", **env)
     relay = Relay(client.scripts, client.settings)
     wf_a = client.keys("wf-a")
     # The lazy worker's relay looks at its start, then not for an hour; on a loaded machine that

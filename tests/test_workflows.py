@@ -65,6 +65,20 @@ async def test_chain_runs_in_order_with_each_steps_input(
         assert after.processedAt >= before.finishedAt
 
 
+async def test_a_relay_that_never_polls_is_woken_by_each_nodes_end(
+    client: Client, start_worker: Callable[..., Proc], effects: Path,
+) -> None:
+    """The finish that writes a node's outcome also wakes its queue's relay (the outbox wake
+    list): with the idle poll an hour long, every step of a chain across two queues is still
+    applied and released."""
+    start_worker("wf-a:2", "wf-b:2", JOBQ_WORKFLOW_POLL_S="3600",
+                 JOBQ_TEST_EFFECTS_FILE=str(effects))
+    spec = chain(a("w1", add=1), b("w2", add=1), a("w3", add=1), b("w4", add=1))
+    view = await ended(client, (await client.create_workflow("woken", spec)).workflow_id)
+    assert view.state == "succeeded" and node(view, "w4").result["value"] == 4
+    assert runs(effects) == {"w1": 1, "w2": 1, "w3": 1, "w4": 1}
+
+
 async def test_diamond_runs_shared_ancestor_and_join_once(
     client: Client, worker: Proc, effects: Path,
 ) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from jobq.connection import REDIS_DOWN
+from jobq.connection import REDIS_DOWN, connect
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
 from jobq.shutdown import wait_event
-from jobq.workflows.keys import outbox_keys
+from jobq.workflows.keys import outbox_keys, outbox_wake_key
 from jobq.workflows.relay import Relay
 
 log = get_logger("jobq.worker.workflows")
@@ -24,17 +24,23 @@ log = get_logger("jobq.worker.workflows")
 TAKE_MOST = 100  # outbox entries one take leases
 INTENT_SWEEP_S = 2.0  # how often a worker reads the intent shards
 ERROR_PAUSE_S = 1.0  # after an error (Redis away), before the next look
+WAKE_SLICE_S = 0.25  # longest single block on the wake list (the stop flag is seen between)
 
 
 class OutboxRelay:
-    """Applies one queue's workflow outbox entries, as soon as they are written (an EXISTS
-    every ``workflow_poll_s`` while idle, at once again after a turn that found some)."""
+    """Applies one queue's workflow outbox entries, as soon as they are written: woken by the
+    token a node's finish pushes onto the queue's wake list (BLPOP on a connection of its
+    own), else an EXISTS every ``workflow_poll_s`` while idle; at once again after a turn
+    that found some."""
 
     def __init__(self, scripts: Scripts, settings: Settings, queue: str) -> None:
         self.relay = Relay(scripts, settings)
         self.q = self.relay.queue(queue)
         self.poll_s = settings.workflow_poll_s
         self.outbox = outbox_keys(self.q.base)[0]
+        self.wake = outbox_wake_key(self.q.base)
+        self._waker = connect(settings.redis_url, max_connections=1) \
+            if settings.workflow_wake else None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -48,7 +54,7 @@ class OutboxRelay:
                 # While there is nothing (a queue without workflows, most of the time), a look
                 # is one EXISTS: no script call, and nothing per job.
                 if not acked and not await redis.exists(self.outbox):
-                    await wait_event(self._stopping, self.poll_s)
+                    await self._idle()
                     continue
                 taken = await self.relay.wf.take(self.q, TAKE_MOST, acked)
                 acked = []
@@ -68,10 +74,31 @@ class OutboxRelay:
                 await wait_event(self._stopping, ERROR_PAUSE_S)
                 continue
             if not acked:
-                await wait_event(self._stopping, self.poll_s)
+                await self._idle()
         if acked:  # applied but not yet acknowledged: a relay would apply them again, harmless
             with contextlib.suppress(*REDIS_DOWN):
                 await self.relay.wf.take(self.q, 0, acked)
+        if self._waker is not None:
+            await self._waker.aclose()
+
+    async def _idle(self) -> None:
+        """Wait ``poll_s`` for the next look, cut short by a wake token (a node of this queue
+        ended) or the stop flag. Redis away: a plain wait (the next look reports it)."""
+        if self._waker is None:
+            await wait_event(self._stopping, self.poll_s)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_s
+        while not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left < 0.001:  # BLPOP's timeout 0 would block for ever
+                return
+            try:
+                if await self._waker.blpop([self.wake], min(left, WAKE_SLICE_S)) is not None:
+                    return
+            except REDIS_DOWN:
+                await wait_event(self._stopping, min(left, ERROR_PAUSE_S))
+                return
 
 
 class IntentSweeper:

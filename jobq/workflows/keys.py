@@ -70,6 +70,12 @@ def outbox_keys(queue_base: str) -> tuple[str, str]:
     return f"{queue_base}:wfout", f"{queue_base}:wfout:due"
 
 
+def outbox_wake_key(queue_base: str) -> str:
+    """A queue's outbox wake list (one token at most, pushed by the finish scripts with an
+    outbox entry): a relay blocked on it starts at once instead of at its next poll."""
+    return f"{queue_base}:wfout:wake"
+
+
 def workflow_index(prefix: str) -> str:
     """The listing index (zset: workflow id -> creation ms), outside any workflow's slot."""
     return f"{prefix}:workflows"

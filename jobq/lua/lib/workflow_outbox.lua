@@ -8,6 +8,9 @@
     <base>:wfout      hash, jobId -> JSON {w = wf field, o = "S" | "F" | "C", d = result/reason}
     <base>:wfout:due  zset, jobId -> when a relay may take it (ms): first the finish time, then
                       a relay's lease on it (jobq/workflows/relay.py; wf_take)
+    <base>:wfout:wake list of one token at most: wakes a relay blocked on it (BLPOP,
+                      worker/workflows.py) at once, instead of at its next poll; it expires
+                      when no relay takes it (a queue no worker serves)
 
   Both keys are named from the queue's base, like lib/flow_keys's, so the finish scripts keep
   their KEYS. `wf`: the job's "wf" field when the caller read it already (false = none), or
@@ -21,4 +24,9 @@ local function workflowOutcome(jobPrefix, jobId, outcome, data, now, wf)
   local base = queueBase(jobPrefix, ":job:")
   redis.call("HSET", base .. ":wfout", jobId, cjson.encode({w = wf, o = outcome, d = data or ""}))
   redis.call("ZADD", base .. ":wfout:due", "NX", now, jobId)
+  local wake = base .. ":wfout:wake"
+  if redis.call("LLEN", wake) == 0 then
+    redis.call("LPUSH", wake, "1")
+    redis.call("PEXPIRE", wake, 60000)
+  end
 end
