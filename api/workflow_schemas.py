@@ -12,7 +12,8 @@ from jobq.workflows.graph import NODE_KEY_MAX
 HTTP_MAX_NODES = 1000  # nodes one POST /workflows may carry (bounded request and script time)
 
 NodeKey = Text
-NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed"]
+NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed",
+                    "skipped"]
 WorkflowState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 PolicyName = Literal["require", "ignore", "continue"]
 

@@ -79,6 +79,7 @@ SCRIPT_NAMES = (
     "complete_claim", "put_back",
     # Workflows (jobq/workflows/scripts.py has their typed methods).
     "wf_create", "wf_apply", "wf_ack", "wf_release", "wf_take", "wf_inputs", "wf_intent_done",
+    "wf_reopen",
 )
 
 

@@ -140,6 +140,10 @@ class SyncClient:
     def cancel_workflow(self, workflow_id: str) -> WorkflowView:
         return self._run(self._client.cancel_workflow(workflow_id))
 
+    def retry_workflow(self, workflow_id: str, mode: str = "failed_only") -> WorkflowView:
+        """Run an ended workflow's nodes again; see ``Client.retry_workflow``."""
+        return self._run(self._client.retry_workflow(workflow_id, mode))
+
     def close(self) -> None:
         if self._loop.is_closed():
             return

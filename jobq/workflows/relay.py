@@ -71,7 +71,7 @@ class Relay:
             failed, stopped = await self._release(wk, step)
             await self.wf.ack(wk, [s.idx for s in step.ready], [s.idx for s in step.kill])
             for spec in failed:
-                await self.wf.apply(wk, "apply", spec.idx, 0, "F", TAKEN_ALREADY)
+                await self.wf.apply(wk, "apply", spec.idx, spec.epoch, "F", TAKEN_ALREADY)
             await self._settle_stopped(wk, stopped)
             if not failed and len(step.ready) < FOLLOW_UP_MOST \
                     and len(step.kill) < FOLLOW_UP_MOST:
@@ -126,7 +126,7 @@ class Relay:
         the outbox later changes nothing (wf_apply's guard)."""
         per_queue: dict[str, list[str]] = {}
         for spec in stopped:
-            await self.wf.apply(wk, "apply", spec.idx, 0, "C", CANCELLED)
+            await self.wf.apply(wk, "apply", spec.idx, spec.epoch, "C", CANCELLED)
             per_queue.setdefault(spec.queue, []).append(spec.job_id)
         for queue, job_ids in per_queue.items():
             await self.wf.take(self.queue(queue), 0, job_ids)
