@@ -41,6 +41,10 @@ class WorkflowNodeCreate(BaseModel):
     payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
     options: JobOptions | None = None
     deps: list[WorkflowDep] = Field(default_factory=list, max_length=HTTP_MAX_NODES)
+    callback: Literal["on_success", "on_failure"] | None = Field(
+        None, description="on_success: runs at most once ever (a retry never re-runs it once "
+        "it succeeded). on_failure: runs once its dependencies (give them policy ignore) have "
+        "all ended and one failed, was cancelled or is dep_failed; otherwise it ends skipped.")
 
 
 class WorkflowCreate(BaseModel):
@@ -90,3 +94,15 @@ class WorkflowPublic(BaseModel):
     createdAt: str | None
     endedAt: str | None
     nodes: list[WorkflowNode]
+
+
+class WorkflowRetry(BaseModel):
+    """``POST /workflows/{id}/retry``: which nodes of an ended workflow run again."""
+
+    model_config = STRICT
+
+    mode: Literal["failed_only", "failed_and_downstream", "all"] = Field(
+        "failed_only", description="failed_only: the failed, cancelled and dep_failed nodes; "
+        "failed_and_downstream: those and every node downstream of them; all: every node "
+        "(an on_success callback that succeeded never runs twice). Each runs under a new "
+        "epoch (new job ids), in dependency order.")
