@@ -83,6 +83,8 @@ class WorkflowNode(BaseModel):
     error: str | None = Field(None, description="Why it failed, was cancelled, or "
                                                 "`dep_failed: <dependency>`.")
     result: Any = Field(None, description="Its result (with ?results=true).")
+    epoch: int = Field(0, description="Times it was reopened (DLQ replay, retry); its jobId "
+                                      "is that epoch's job.")
 
 
 class WorkflowPublic(BaseModel):
@@ -94,6 +96,8 @@ class WorkflowPublic(BaseModel):
     createdAt: str | None
     endedAt: str | None
     nodes: list[WorkflowNode]
+    episode: int = Field(0, description="Times it ran again after it had ended (DLQ replay, "
+                                        "retry).")
 
 
 class WorkflowRetry(BaseModel):

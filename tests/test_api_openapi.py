@@ -30,7 +30,7 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
                           "/queues/{queue}/jobs", "/queues/{queue}/throughput",
                           "/jobs/{job_id}/cancel", "/dlq/replay", "/workers", "/jobs/batch",
                           "/jobs/{job_id}/events", "/workflows", "/workflows/{workflow_id}",
-                          "/workflows/{workflow_id}/cancel"}
+                          "/workflows/{workflow_id}/cancel", "/workflows/{workflow_id}/retry"}
     statuses = {(path, method): set(operation["responses"])
                 for path, operations in paths.items() for method, operation in operations.items()}
     core = {
@@ -49,6 +49,8 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
         ("/workflows", "post"): {"200", "202", "401", "403", "409", "413", "415", "422", "503"},
         ("/workflows/{workflow_id}", "get"): {"200", "401", "404", "422", "503"},
         ("/workflows/{workflow_id}/cancel", "post"): {"200", "401", "403", "404", "503"},
+        ("/workflows/{workflow_id}/retry", "post"): {"200", "401", "403", "404", "409", "415",
+                                                     "422", "503"},
     }
     assert {key: statuses[key] for key in core} == core
     for (path, method), codes in statuses.items():

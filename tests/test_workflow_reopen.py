@@ -16,6 +16,7 @@ import httpx
 import pytest
 from api_fixtures import assert_error
 from fixtures import Proc, eventually
+from test_cli import assert_one_line_error, jobq
 from wfhelpers import WF_TASKS, a, b, ended, node, runs
 
 from jobq.bulk_replay import BulkReplayRequest, bulk_replay
@@ -189,6 +190,11 @@ async def test_retry_is_refused_while_running_404_when_unknown(
     assert_error(await api.post(f"/workflows/{'0' * 32}/retry", json={}), 404, "not_found")
     assert_error(await api.post(f"/workflows/{created.workflow_id}/retry",
                                 json={"mode": "some"}), 422)
+    bad = {"idempotencyKey": "bad-cb", "nodes": [
+        {"key": "m", "type": "wf-a", "payload": {"name": "m"}},
+        {"key": "cb", "type": "wf-a", "payload": {"name": "cb"}, "callback": "on_failure",
+         "deps": [{"node": "m"}]}]}  # require: it could never run on m's failure
+    assert_error(await api.post("/workflows", json=bad), 422, "invalid_workflow")
     view = await ended(client, created.workflow_id)
     assert view.state == "succeeded"
     answer = await api.post(f"/workflows/{created.workflow_id}/retry", json={"mode": "all"})
@@ -280,3 +286,22 @@ async def _gone(client: Client, key: str) -> bool:
 async def _final(client: Client, job_id: str):  # type: ignore[no-untyped-def]
     job = await client.get_job(job_id)
     return job if job.state in ("completed", "failed", "cancelled") else None
+
+
+@pytest.mark.any_server
+async def test_cli_retry(client: Client, settings: Settings) -> None:
+    """``jobq workflows retry``: refused in one line while running, unknown or a bad mode;
+    once the workflow has ended (cancelled here; no worker), its nodes are released again."""
+    created = await client.create_workflow("cli-retry", [parked("p"), b("q").after("p")])
+    wf = created.workflow_id
+    assert_one_line_error(jobq(settings, "workflows", "retry", wf), 1, "is running")
+    assert_one_line_error(jobq(settings, "workflows", "retry", "0" * 32), 3, "no workflow")
+    assert jobq(settings, "workflows", "retry", wf, "--mode", "some").returncode == 2
+    await client.cancel_workflow(wf)
+    done = jobq(settings, "workflows", "retry", wf, "--mode", "all")
+    assert done.returncode == 0 and done.stdout.startswith(f"{wf}\trunning"), done.stderr
+    view = await client.get_workflow(wf)
+    assert [(n.key, n.state, n.epoch) for n in view.nodes] == [
+        ("p", "released", 1), ("q", "waiting", 1)]
+    assert (await client.get_job(node(view, "p").job_id)).state == "delayed"
+    assert await client.workflows.check(wf) == []

@@ -46,8 +46,9 @@ def public(view: WorkflowView) -> WorkflowPublic:
         createdAt=iso(view.created_at_ms), endedAt=iso(view.ended_at_ms),
         nodes=[WorkflowNode(key=n.key, queue=n.queue, type=n.type, jobId=n.job_id,
                             state=n.state, waitingOn=n.waiting_on,
-                            deps=n.deps, error=n.error, result=n.result)
-               for n in view.nodes])
+                            deps=n.deps, error=n.error, result=n.result, epoch=n.epoch)
+               for n in view.nodes],
+        episode=view.episode)
 
 
 def _known(workflow_id: str) -> str:
