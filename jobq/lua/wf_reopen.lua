@@ -152,7 +152,8 @@ end
 local verdict = {}
 for _, idx in ipairs(todo) do
   local open, bad, go = 0, nil, false
-  for _, dep in ipairs(cjson.decode(specOf(idx)).d or {}) do
+  local deps = cjson.decode(specOf(idx)).d or {}
+  for _, dep in ipairs(deps) do
     local d = tostring(dep[1])
     local s = redis.call("HGET", k.st, d)
     if s == "W" or s == "R" then
@@ -161,13 +162,13 @@ for _, idx in ipairs(todo) do
       if dep[2] == "r" then bad = bad or d elseif dep[2] == "c" then go = true end
     end
   end
-  redis.call("HSET", k.rem, idx, open)
+  if #deps > 0 then redis.call("HSET", k.rem, idx, open) end  -- roots have no count
   verdict[idx] = {bad, go}
 end
 for _, idx in ipairs(todo) do
   if redis.call("HGET", k.st, idx) == "W" then
     -- The count as it is now: a cascade above may have settled a dependency meanwhile.
-    local open = tonumber(redis.call("HGET", k.rem, idx))
+    local open = tonumber(redis.call("HGET", k.rem, idx) or "0")
     local bad, go = verdict[idx][1], verdict[idx][2]
     if bad then
       setNodeState(k, idx, "W", "D")
