@@ -28,6 +28,7 @@ from jobq.errors import (
 )
 from jobq.logs import get_logger
 from jobq.workflows.graph import WorkflowInvalid
+from jobq.workflows.reopen import WorkflowBusy
 
 RETRY_AFTER_S = 2  # what a 503 tells clients to wait: about one reconnect backoff step
 OUTAGE_LOG_EVERY_S = 10.0  # one warning per this many seconds while Redis is away, not per request
@@ -198,6 +199,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(orjson.JSONEncodeError, simple(422, "invalid_payload"))
     app.add_exception_handler(InvalidCursor, simple(422, "invalid_cursor"))
     app.add_exception_handler(WorkflowInvalid, simple(422, "invalid_workflow"))
+    app.add_exception_handler(WorkflowBusy, simple(409, "workflow_busy"))
     app.add_exception_handler(NotFound, simple(404, "not_found"))
     app.add_exception_handler(JobExpired, simple(410, "job_expired"))
     app.add_exception_handler(NotReplicated, not_replicated)  # before its base, ConnectionError

@@ -29,7 +29,7 @@ from jobq.api.routes import (
     workflows,
 )
 from jobq.api.schemas import JobBatchCreate, ReplayRequest
-from jobq.api.workflow_schemas import WorkflowCreate
+from jobq.api.workflow_schemas import WorkflowCreate, WorkflowRetry
 from jobq.bulk_replay import BulkReplayRequest
 from jobq.client import Client
 from jobq.connection import REDIS_DOWN, connect
@@ -101,7 +101,8 @@ def create_app(settings: Settings, registry: Registry, *,
 
         app.include_router(ui.router)
     openapi.customize(app, registry, bearer=bool(settings.api_tokens),
-                      bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate, WorkflowCreate])
+                      bodies=[ReplayRequest, BulkReplayRequest, JobBatchCreate, WorkflowCreate,
+                              WorkflowRetry])
 
     # Outermost last: metrics see every answer, a foreign Host is refused first, auth runs
     # before any body is read.

@@ -12,7 +12,8 @@ from jobq.workflows.graph import NODE_KEY_MAX
 HTTP_MAX_NODES = 1000  # nodes one POST /workflows may carry (bounded request and script time)
 
 NodeKey = Text
-NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed"]
+NodeState = Literal["waiting", "released", "succeeded", "failed", "cancelled", "dep_failed",
+                    "skipped"]
 WorkflowState = Literal["creating", "running", "cancelling", "succeeded", "failed", "cancelled"]
 PolicyName = Literal["require", "ignore", "continue"]
 
@@ -40,6 +41,10 @@ class WorkflowNodeCreate(BaseModel):
     payload: dict[str, Any] = Field(description="JSON object checked against the task's model.")
     options: JobOptions | None = None
     deps: list[WorkflowDep] = Field(default_factory=list, max_length=HTTP_MAX_NODES)
+    callback: Literal["on_success", "on_failure"] | None = Field(
+        None, description="on_success: runs at most once ever (a retry never re-runs it once "
+        "it succeeded). on_failure: runs once its dependencies (give them policy ignore) have "
+        "all ended and one failed, was cancelled or is dep_failed; otherwise it ends skipped.")
 
 
 class WorkflowCreate(BaseModel):
@@ -78,6 +83,8 @@ class WorkflowNode(BaseModel):
     error: str | None = Field(None, description="Why it failed, was cancelled, or "
                                                 "`dep_failed: <dependency>`.")
     result: Any = Field(None, description="Its result (with ?results=true).")
+    epoch: int = Field(0, description="Times it was reopened (DLQ replay, retry); its jobId "
+                                      "is that epoch's job.")
 
 
 class WorkflowPublic(BaseModel):
@@ -89,3 +96,17 @@ class WorkflowPublic(BaseModel):
     createdAt: str | None
     endedAt: str | None
     nodes: list[WorkflowNode]
+    episode: int = Field(0, description="Times it ran again after it had ended (DLQ replay, "
+                                        "retry).")
+
+
+class WorkflowRetry(BaseModel):
+    """``POST /workflows/{id}/retry``: which nodes of an ended workflow run again."""
+
+    model_config = STRICT
+
+    mode: Literal["failed_only", "failed_and_downstream", "all"] = Field(
+        "failed_only", description="failed_only: the failed, cancelled and dep_failed nodes; "
+        "failed_and_downstream: those and every node downstream of them; all: every node "
+        "(an on_success callback that succeeded never runs twice). Each runs under a new "
+        "epoch (new job ids), in dependency order.")

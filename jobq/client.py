@@ -378,6 +378,13 @@ class Client:
         """Ended nodes' results or errors in spec order, paged (they outlive the node jobs)."""
         return await self.workflow_reads.results(workflow_id, limit, cursor)
 
+    async def retry_workflow(self, workflow_id: str,
+                             mode: str = "failed_only") -> WorkflowView:
+        """Run an ended workflow's nodes again, each under a new epoch: ``failed_only``
+        (failed, cancelled, dep_failed nodes), ``failed_and_downstream`` (those and every node
+        downstream of them) or ``all``. Raises WorkflowBusy while it runs or cancels."""
+        return await self.workflows.retry(workflow_id, mode)
+
     def _prepare(self, r: JobRequest, task: Task[Any, Any] | None = None) -> BatchJob:
         """Validate one job and compute what its script call needs (its flow keys from the
         validated payload); raises UnknownTask or InvalidPayload."""
@@ -497,9 +504,15 @@ class Client:
     async def replay(self, dlq_id: str, idempotency_key: str | None = None) -> ReplayResult:
         """Create a new job from a DLQ entry (R7); the entry itself never changes."""
         entry = await self.get_dlq_entry(dlq_id)
+        q = self.keys(entry.queue)
+        if (wf := await self.redis.hget(q.dlq_entry(dlq_id), "wf")) is not None:
+            # A workflow node: the replay reopens its workflow (R24), unless it expired.
+            reopened = await self.workflows.replay_node(q, dlq_id, entry.originalJobId, str(wf))
+            if reopened is not None:
+                return ReplayResult(reopened.job_id, entry.originalJobId, dlq_id,
+                                    reopened.duplicate)
         key = idempotency_key or f"replay:{dlq_id}:{uuid.uuid4()}"
         job_id = keys.job_id_for(entry.queue, key)
-        q = self.keys(entry.queue)
         try:
             task = self.registry.get(entry.type)
             max_attempts, backoff, timeout = task.attempts, task.backoff, task.timeout_s

@@ -82,6 +82,7 @@ SCRIPT_NAMES = (
     "wf_apply_many",
     "wf_create_chunk",  # large workflows: chunked creation, sealed by the last chunk
     "wf_add_nodes",  # nodes a running node adds to its own workflow
+    "wf_reopen",
 )
 
 

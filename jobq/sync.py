@@ -156,6 +156,10 @@ class SyncClient:
                          cursor: str | None = None) -> Page[ResultRow]:
         return self._run(self._client.workflow_results(workflow_id, limit, cursor))
 
+    def retry_workflow(self, workflow_id: str, mode: str = "failed_only") -> WorkflowView:
+        """Run an ended workflow's nodes again; see ``Client.retry_workflow``."""
+        return self._run(self._client.retry_workflow(workflow_id, mode))
+
     def close(self) -> None:
         if self._loop.is_closed():
             return

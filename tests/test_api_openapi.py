@@ -32,7 +32,7 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
                           "/jobs/{job_id}/events", "/workflows", "/workflows/{workflow_id}",
                           "/workflows/{workflow_id}/cancel", "/workflows/{workflow_id}/nodes",
                           "/workflows/{workflow_id}/graph", "/workflows/{workflow_id}/results",
-                          "/workflows/{workflow_id}/events"}
+                          "/workflows/{workflow_id}/events", "/workflows/{workflow_id}/retry"}
     statuses = {(path, method): set(operation["responses"])
                 for path, operations in paths.items() for method, operation in operations.items()}
     core = {
@@ -56,6 +56,8 @@ async def test_openapi_documents_every_route(api: httpx.AsyncClient) -> None:
         ("/workflows/{workflow_id}/graph", "get"): {"200", "401", "404", "503"},
         ("/workflows/{workflow_id}/results", "get"): {"200", "401", "404", "422", "503"},
         ("/workflows/{workflow_id}/events", "get"): {"200", "401", "404", "503"},
+        ("/workflows/{workflow_id}/retry", "post"): {"200", "401", "403", "404", "409", "415",
+                                                     "422", "503"},
     }
     assert {key: statuses[key] for key in core} == core
     for (path, method), codes in statuses.items():

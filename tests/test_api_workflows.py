@@ -47,7 +47,7 @@ async def test_create_read_repeat_conflict_and_cancel(api: httpx.AsyncClient) ->
     view = (await api.get(f"/workflows/{answer['workflowId']}")).json()
     assert view["state"] == "running" and view["idempotencyKey"] == "http-wf"
     assert view["counts"] == {"waiting": 1, "released": 2, "succeeded": 0, "failed": 0,
-                              "cancelled": 0, "dep_failed": 0}
+                              "cancelled": 0, "dep_failed": 0, "skipped": 0}
     join = next(n for n in view["nodes"] if n["key"] == "join")
     assert join["state"] == "waiting" and sorted(join["waitingOn"]) == ["a", "b"]
     assert join["jobId"] == answer["jobs"]["join"]

@@ -66,7 +66,7 @@ async def test_outbox_entry_applied_twice_releases_once(client: Client) -> None:
     view = await client.get_workflow(created.workflow_id)
     assert node(view, "join").state == "released"
     assert view.counts == {"waiting": 0, "released": 1, "succeeded": 2, "failed": 0,
-                           "cancelled": 0, "dep_failed": 0}
+                           "cancelled": 0, "dep_failed": 0, "skipped": 0}
     assert await client.redis.llen(wk.key("ready")) == 0
 
 

@@ -125,7 +125,7 @@ async def test_failure_policies(client: Client, worker: Proc, effects: Path) -> 
     assert cont.finishedAt is not None and slow_job.finishedAt is not None
     assert cont.finishedAt < slow_job.finishedAt  # it did not wait for "slow"
     assert view.counts == {"waiting": 0, "released": 0, "succeeded": 3, "failed": 1,
-                           "cancelled": 0, "dep_failed": 2}
+                           "cancelled": 0, "dep_failed": 2, "skipped": 0}
 
 
 async def test_retried_child_releases_callback_once_after_its_success(

@@ -10,7 +10,7 @@ from jobq.api.bodies import json_body, read_optional_json
 from jobq.api.deps import ClientDep
 from jobq.api.errors import documented, error_response
 from jobq.api.routes.jobs import JOB_LINKS
-from jobq.api.schemas import ReplayAccepted, ReplayRequest
+from jobq.api.schemas import ErrorBody, ReplayAccepted, ReplayRequest
 from jobq.jobs import DlqEntry, DlqPage
 
 router = APIRouter(tags=["dlq"])
@@ -62,11 +62,17 @@ async def get_dlq_entry(dlq_id: str, client: ClientDep) -> DlqEntry:
     response_model=ReplayAccepted,
     responses={202: {"description": "The new job was created (or, for a repeated key, found).",
                      "links": JOB_LINKS},
-               **documented(401, 404, 409, 413, 415, 422, 503)},
+               **documented(401, 404, 409, 413, 415, 422, 503),
+               409: {"model": ErrorBody,
+                     "description": "The idempotency key was already used with another "
+                                    "request (conflict), or the entry is a node of a cancelled "
+                                    "workflow (workflow_busy: retry the workflow instead)."}},
     openapi_extra=json_body("ReplayRequest", required=False),
 )
 async def replay_dlq_entry(dlq_id: str, client: ClientDep, request: Request) -> ReplayAccepted:
-    """Create a new job from a DLQ entry; the entry only gains a line in its replays."""
+    """Create a new job from a DLQ entry; the entry only gains a line in its replays. The
+    entry of a workflow node reopens its workflow: the node runs again under a new epoch (that
+    job's id is answered) and its dep_failed descendants after it."""
     # The body is read like POST /jobs reads its own: malformed JSON is a 422 in both.
     body = await read_optional_json(request, ReplayRequest)
     result = await client.replay(dlq_id, body.idempotencyKey if body else None)

@@ -8,15 +8,17 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from jobq.api.auth import caller
-from jobq.api.bodies import json_body, read_json
+from jobq.api.bodies import json_body, read_json, read_optional_json
 from jobq.api.deps import ClientDep
 from jobq.api.errors import documented
+from jobq.api.schemas import ErrorBody
 from jobq.api.workflow_schemas import (
     WorkflowAccepted,
     WorkflowCreate,
     WorkflowNode,
     WorkflowNodeCreate,
     WorkflowPublic,
+    WorkflowRetry,
 )
 from jobq.client import Client
 from jobq.errors import NotFound
@@ -33,7 +35,8 @@ def _node(n: WorkflowNodeCreate) -> Node:
     o = n.options
     return Node(n.key, n.type, n.payload, tuple(Dep(d.node, d.policy) for d in n.deps),
                 attempts=o.attempts if o else None, backoff=o.backoff if o else None,
-                delay_s=o.delaySeconds if o else 0.0, priority=o.priority if o else None)
+                delay_s=o.delaySeconds if o else 0.0, priority=o.priority if o else None,
+                callback=n.callback)
 
 
 def public(view: WorkflowView) -> WorkflowPublic:
@@ -43,8 +46,9 @@ def public(view: WorkflowView) -> WorkflowPublic:
         createdAt=iso(view.created_at_ms), endedAt=iso(view.ended_at_ms),
         nodes=[WorkflowNode(key=n.key, queue=n.queue, type=n.type, jobId=n.job_id,
                             state=n.state, waitingOn=n.waiting_on,
-                            deps=n.deps, error=n.error, result=n.result)
-               for n in view.nodes])
+                            deps=n.deps, error=n.error, result=n.result, epoch=n.epoch)
+               for n in view.nodes],
+        episode=view.episode)
 
 
 def _known(workflow_id: str) -> str:
@@ -101,4 +105,20 @@ async def cancel_workflow(workflow_id: str, client: ClientDep, request: Request)
     workers (cooperative cancel). Nothing starts afterwards; cancelling again changes nothing."""
     view = await client.cancel_workflow(_known(workflow_id))
     log.info("workflow.cancel", workflow=workflow_id, by=caller(request.scope))
+    return public(view)
+
+
+@router.post("/workflows/{workflow_id}/retry", operation_id="retry_workflow",
+             response_model=WorkflowPublic,
+             responses={**documented(401, 404, 415, 422, 503),
+                        409: {"model": ErrorBody,
+                              "description": "The workflow still runs or cancels."}},
+             openapi_extra=json_body(WorkflowRetry.__name__, required=False))
+async def retry_workflow(workflow_id: str, client: ClientDep, request: Request) -> WorkflowPublic:
+    """Run nodes of an ended workflow again, each under a new epoch (new job ids) and in
+    dependency order: ``failed_only`` (default), ``failed_and_downstream`` or ``all``. 409
+    while the workflow runs or cancels."""
+    body = await read_optional_json(request, WorkflowRetry) or WorkflowRetry()
+    view = await client.retry_workflow(_known(workflow_id), body.mode)
+    log.info("workflow.retry", workflow=workflow_id, mode=body.mode, by=caller(request.scope))
     return public(view)

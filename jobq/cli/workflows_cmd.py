@@ -1,4 +1,4 @@
-"""``jobq workflows``: show, list, cancel and check workflows (R24). ``--json`` prints what
+"""``jobq workflows``: show, list, cancel, retry and check workflows (R24). ``--json`` prints what
 ``GET /workflows/{id}`` answers."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from jobq.cli.common import EXIT_ERROR, fail, open_client, run_async
 from jobq.jobs import iso
 from jobq.workflows import WorkflowView
 from jobq.workflows.keys import is_workflow_id
+from jobq.workflows.reopen import RETRY_MODES
 
 
 def _as_json(view: WorkflowView) -> str:
@@ -83,6 +84,23 @@ def cancel(workflow_id: str) -> None:
     async def go() -> None:
         async with open_client() as client:
             view = await client.cancel_workflow(_known(workflow_id))
+        click.echo(_summary(view))
+
+    run_async(go)
+
+
+@workflows.command("retry")
+@click.argument("workflow_id")
+@click.option("--mode", type=click.Choice(RETRY_MODES), default="failed_only", show_default=True,
+              help="failed_only: failed, cancelled and dep_failed nodes; "
+                   "failed_and_downstream: those and every node after them; all: every node.")
+def retry(workflow_id: str, mode: str) -> None:
+    """Run nodes of an ended workflow again (each under a new epoch). Exits 1 while it runs
+    or cancels, 3 when unknown."""
+
+    async def go() -> None:
+        async with open_client() as client:
+            view = await client.retry_workflow(_known(workflow_id), mode)
         click.echo(_summary(view))
 
     run_async(go)

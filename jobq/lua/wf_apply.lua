@@ -51,7 +51,8 @@ if mode == "apply" then
     if outcome ~= "S" and state == "running"
         and redis.call("HGET", k.meta, "failFast") == "1" then
       redis.call("HSET", k.meta, "halted", idx)
-      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx))
+      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx),
+        true)
     end
   end
 elseif mode == "cancel" then

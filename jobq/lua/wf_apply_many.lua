@@ -38,7 +38,8 @@ for i = 3, #ARGV, 4 do
     if outcome ~= "S" and state == "running"
         and redis.call("HGET", k.meta, "failFast") == "1" then
       redis.call("HSET", k.meta, "halted", idx)
-      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx))
+      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx),
+        true)
     end
   end
 end

@@ -50,7 +50,19 @@ def check(nodes: list[Node]) -> dict[str, int]:
                                       [{"node": node.key, "dependency": dep.key}])
             seen.add(dep.key)
     _acyclic(nodes, index)
+    _callbacks(nodes)
     return index
+
+
+def _callbacks(nodes: list[Node]) -> None:
+    """An on_failure callback waits on its members with ``ignore`` (a ``require`` edge would
+    make it dep_failed on the very failure it is for), and on at least one."""
+    for node in nodes:
+        if node.callback != "on_failure":
+            continue
+        if not node.deps or any(d.policy != "ignore" for d in node.deps):
+            raise WorkflowInvalid(f"on_failure node {node.key!r} needs dependencies, each with "
+                                  "policy ignore", [{"node": node.key}])
 
 
 def _acyclic(nodes: list[Node], index: dict[str, int]) -> None:

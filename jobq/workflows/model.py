@@ -11,6 +11,10 @@ from typing import Any, Literal
 from jobq.jobs import Backoff
 
 Policy = Literal["require", "ignore", "continue"]
+Callback = Literal["on_success", "on_failure"]
+"""A callback node's role. ``on_success`` runs at most once ever (a retry never re-runs it
+once it succeeded); ``on_failure`` runs when every member has ended and one failed, and is
+``skipped`` when none did."""
 POLICIES: tuple[Policy, ...] = ("require", "ignore", "continue")
 """``require`` (default): a dependency that fails or is cancelled makes the dependent
 ``dep_failed``. ``ignore``: the dependency counts as satisfied whatever its outcome (its error
@@ -37,6 +41,7 @@ class Node:
     backoff: Backoff | None = None
     delay_s: float = 0.0
     priority: int | None = None
+    callback: Callback | None = None  # set by batch(on_success=, on_failure=)
 
     def after(self, *deps: str | Dep) -> Node:
         """This node, also waiting on ``deps`` (keys, or ``Dep`` with a policy)."""
@@ -105,16 +110,24 @@ def chord(header: Part, body: Part, policy: Policy = "require") -> Fragment:
 
 
 def batch(*parts: Part, on_success: Node | None = None,
-          on_complete: Node | None = None) -> Fragment:
+          on_complete: Node | None = None, on_failure: Node | None = None) -> Fragment:
     """Sidekiq's batch: ``on_success`` runs when every job succeeded (else it ends
-    ``dep_failed``), ``on_complete`` when every job has ended, whatever the outcome."""
+    ``dep_failed``), ``on_complete`` when every job has ended, whatever the outcome, and
+    ``on_failure`` when every job has ended and one failed, was cancelled or is dep_failed
+    (else it ends ``skipped``; it reads the failures from ``ctx.workflow_inputs()``). What
+    follows the batch does not wait on ``on_failure``: it is a side branch."""
     body = group(*parts)
     out = [body]
     if on_success is not None:
-        out.append(_wait_on(_fragment(on_success), body.sinks, "require"))
+        out.append(_wait_on(_fragment(replace(on_success, callback="on_success")),
+                            body.sinks, "require"))
     if on_complete is not None:
         out.append(_wait_on(_fragment(on_complete), body.sinks, "ignore"))
-    return group(*out)
+    whole = group(*out)
+    if on_failure is None:
+        return whole
+    side = _wait_on(_fragment(replace(on_failure, callback="on_failure")), body.sinks, "ignore")
+    return Fragment(whole.nodes + side.nodes, whole.sources, whole.sinks)
 
 
 def nodes_of(spec: Part | list[Node]) -> list[Node]:

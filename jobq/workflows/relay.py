@@ -94,9 +94,9 @@ class Relay:
             failed, stopped = await self._release(wk, step)
             await self.wf.ack(wk, [s.idx for s in step.ready], [s.idx for s in step.kill])
             for spec in failed:
-                await self.wf.apply(wk, "apply", spec.idx, 0, "F", TAKEN_ALREADY)
-            await self._settle_stopped(wk, stopped)
-            if not failed and not stopped and len(step.ready) < FOLLOW_UP_MOST \
+                await self.wf.apply(wk, "apply", spec.idx, spec.epoch, "F", TAKEN_ALREADY)
+            more = await self._settle_stopped(wk, stopped)  # may release an on_failure
+            if not failed and not more and len(step.ready) < FOLLOW_UP_MOST \
                     and len(step.kill) < FOLLOW_UP_MOST and not step.settle_backlog:
                 return step
             step = await self.wf.apply(wk, "pending")
@@ -150,16 +150,20 @@ class Relay:
         except (JobFinished, NotFound):
             return False
 
-    async def _settle_stopped(self, wk: WorkflowKeys, stopped: list[NodeSpec]) -> None:
+    async def _settle_stopped(self, wk: WorkflowKeys, stopped: list[NodeSpec]) -> bool:
         """Apply the cancels this relay caused itself and drop their outbox entries: the queue
         of a stopped node may have no worker (and so no relay) at all. The same outcome from
-        the outbox later changes nothing (wf_apply's guard)."""
+        the outbox later changes nothing (wf_apply's guard). True when that left work to do
+        (an on_failure callback released after fail fast)."""
         per_queue: dict[str, list[str]] = {}
+        more = False
         for spec in stopped:
-            await self.wf.apply(wk, "apply", spec.idx, 0, "C", CANCELLED)
+            step = await self.wf.apply(wk, "apply", spec.idx, spec.epoch, "C", CANCELLED)
+            more = more or bool(step.ready)
             per_queue.setdefault(spec.queue, []).append(spec.job_id)
         for queue, job_ids in per_queue.items():
             await self.wf.take(self.queue(queue), 0, job_ids)
+        return more
 
     # Intents: announced before work that no outbox entry anchors (creation, cancel).
 

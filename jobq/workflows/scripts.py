@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobq.keys import QueueKeys
 from jobq.scripts import CONFLICT, DUPLICATE, Scripts, new_nonce
-from jobq.workflows.keys import WorkflowKeys, outbox_keys
+from jobq.workflows.keys import (
+    WorkflowKeys,
+    node_idempotency_key,
+    node_job_id,
+    outbox_keys,
+)
 
 FOLLOW_UP_MOST = 200  # ready / kill entries one wf_apply answer carries (bounded script time)
 OUTBOX_LEASE_MS = 5000  # a taken outbox entry is another relay's after this (crash recovery)
@@ -21,6 +26,7 @@ CREATING = 5  # wf_create_chunk: stored, more chunks to come (not sealed yet)
 RUN, CANCEL = "run", "cancel"
 RELEASED_ALREADY, TOMBSTONED, EXISTS = DUPLICATE, 3, 4
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+JOB_ARGS_KEY = 3  # the idempotency key's place in a node's job fields (jobq.scripts.NewJob)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +42,24 @@ class NodeSpec:
     delay_ms: int
     job_args: list[Any]
     deps: list[tuple[int, str]]
+    epoch: int = 0
 
     @staticmethod
-    def parse(idx: int, raw: str) -> NodeSpec:
+    def parse(idx: int, raw: str, workflow_id: str = "") -> NodeSpec:
+        """A node as stored; from epoch 1 on (a reopen, "e" in the answer) its job's id and
+        idempotency key are those of that epoch."""
         s = json.loads(raw)
-        return NodeSpec(idx, s["k"], s["q"], s["id"], s["fp"], int(s["dl"]), s["j"],
-                        [(int(d[0]), str(d[1])) for d in s.get("d", [])])
+        epoch = int(s.get("e", 0))
+        job_id, job_args = s["id"], s["j"]
+        if epoch and workflow_id:
+            job_id = node_job_id(workflow_id, s["q"], s["k"], epoch)
+            job_args = [*job_args]
+            job_args[JOB_ARGS_KEY] = node_idempotency_key(workflow_id, s["k"], epoch)
+        return NodeSpec(idx, s["k"], s["q"], job_id, s["fp"], int(s["dl"]), job_args,
+                        [(int(d[0]), str(d[1])) for d in s.get("d", [])], epoch)
 
-    def wf_field(self, workflow_id: str, epoch: int = 0) -> str:
-        return f"{workflow_id}|{self.idx}|{epoch}"
+    def wf_field(self, workflow_id: str) -> str:
+        return f"{workflow_id}|{self.idx}|{self.epoch}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +74,20 @@ class Step:
     settle_backlog: int = 0  # settle entries left (a large fan-out): call "pending" again
 
 
-def _step(raw: list[Any]) -> Step:
+REOPENED, NOTHING, REOPENED_ALREADY, REFUSED, NO_NODE, NOT_FAILED = 1, 0, 2, -1, -3, -4
+
+
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    """wf_reopen's answer: its code (REOPENED...), the follow-ups, and for a replay the
+    node's epoch now."""
+
+    code: int
+    step: Step
+    epoch: int
+
+
+def _step(raw: list[Any], workflow_id: str = "") -> Step:
     applied, state = int(raw[0]) == 1, str(raw[1])
     lists: list[list[NodeSpec]] = []
     at = 2
@@ -69,7 +97,8 @@ def _step(raw: list[Any]) -> Step:
             continue
         count = int(raw[at])
         at += 1
-        specs = [NodeSpec.parse(int(raw[at + 2 * i]), raw[at + 2 * i + 1]) for i in range(count)]
+        specs = [NodeSpec.parse(int(raw[at + 2 * i]), raw[at + 2 * i + 1], workflow_id)
+                 for i in range(count)]
         lists.append(specs)
         at += 2 * count
     backlog = int(raw[at]) if at < len(raw) else 0
@@ -112,7 +141,7 @@ class WorkflowScripts:
         raw = await self.scripts.call(
             "wf_apply", [wk.meta, wk.prefix_key],
             [mode, idx, epoch, outcome, data, FOLLOW_UP_MOST, SETTLE_MOST], durable=True)
-        step = _step(raw)
+        step = _step(raw, wk.id)
         # A call that moved something and answers a final state is the one that ended it.
         if self.ended is not None and step.applied and step.state in FINAL_STATES:
             await self.ended(wk, step.state)
@@ -141,6 +170,18 @@ class WorkflowScripts:
         raw = await self.scripts.call("wf_take", [outbox, due], [most, OUTBOX_LEASE_MS, *acked])
         return [(str(raw[i]), str(raw[i + 1])) for i in range(0, len(raw), 2)]
 
+    async def reopen(self, wk: WorkflowKeys, mode: str, idx: int | str = "",
+                     epoch: int | str = "") -> Reopened:
+        """wf_reopen: a DLQ replay of node ``idx`` (mode "replay", the entry's ``epoch``) or a
+        retry (mode "failed_only" | "failed_and_downstream" | "all")."""
+        raw = await self.scripts.call("wf_reopen", [wk.meta, wk.prefix_key],
+                                      [mode, idx, epoch, FOLLOW_UP_MOST], durable=True)
+        step = _step(raw, wk.id)
+        step = replace(step, settle_backlog=0)  # the value after the lists is the epoch here
+        end = 2 + sum(1 + 2 * n for n in (len(step.ready), len(step.kill))) if step.state else 2
+        epoch_now = int(raw[end]) if len(raw) > end else 0
+        return Reopened(int(raw[0]), step, epoch_now)
+
     async def inputs(self, wk: WorkflowKeys, idx: int) -> list[tuple[str, str, str]]:
         raw = await self.scripts.call("wf_inputs", [wk.meta, wk.prefix_key], [idx])
         return [(str(raw[i]), str(raw[i + 1]), str(raw[i + 2])) for i in range(0, len(raw), 3)]
@@ -156,7 +197,7 @@ class WorkflowScripts:
                                       durable=True)
         applied = int(raw[0])
         raw[0] = 1 if applied else 0
-        step = _step(raw)
+        step = _step(raw, wk.id)
         if self.ended is not None and step.applied and step.state in FINAL_STATES:
             await self.ended(wk, step.state)
         return applied, step

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from jobq.errors import IdempotencyConflict, InvalidPayload, NotFound, UnknownTask
 from jobq.jobs import dumps
 from jobq.scripts import CONFLICT, DUPLICATE
+from jobq.workflows import reopen
 from jobq.workflows.graph import POLICY_LETTER, check, dependents
 from jobq.workflows.keys import (
     WorkflowKeys,
     node_idempotency_key,
+    node_job_id,
     workflow_id_for,
     workflow_index,
 )
@@ -28,14 +30,17 @@ from jobq.workflows.relay import Relay
 
 if TYPE_CHECKING:
     from jobq.client import Client
+    from jobq.keys import QueueKeys
 
 STATE_NAMES = {"W": "waiting", "R": "released", "S": "succeeded", "F": "failed",
-               "C": "cancelled", "D": "dep_failed"}
+               "C": "cancelled", "D": "dep_failed", "K": "skipped"}
 LETTERS = {v: k for k, v in STATE_NAMES.items()}
 POLICY_NAMES = {v: k for k, v in POLICY_LETTER.items()}
 CHUNK_NODES = 250  # nodes one creation call stores at most (bounded script time)
 CHUNK_BYTES = 1 << 18  # about this many bytes of node specs per creation call
 CREATING_TTL_S = 24 * 3600  # an unsealed workflow (its creator died) expires after this
+# A callback's letter, first in its node's spec JSON (lib/workflow_state's callbackRole).
+CALLBACK_LETTER = {"on_success": "s", "on_failure": "f"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class NodeView:
     deps: list[dict[str, str]]
     error: str | None = None
     result: Any = None
+    epoch: int = 0  # raised by each reopen (DLQ replay, retry): its job id is that epoch's
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ class WorkflowView:
     ended_at_ms: int | None
     fail_fast: bool
     nodes: list[NodeView] = field(default_factory=list)
+    episode: int = 0  # times it was reopened after it ended (DLQ replay, retry)
 
 
 def _chunks(args: list[tuple[str, str, str, int]]) -> list[list[tuple[int, str, str, str, int]]]:
@@ -87,7 +94,8 @@ def _chunks(args: list[tuple[str, str, str, int]]) -> list[list[tuple[int, str, 
 
 def _fingerprint(nodes: list[Node], fail_fast: bool) -> str:
     canon = [[n.key, n.type, n.payload, [[d.key, d.policy] for d in n.deps], n.attempts,
-              n.backoff.model_dump(mode="json") if n.backoff else None, n.delay_s, n.priority]
+              n.backoff.model_dump(mode="json") if n.backoff else None, n.delay_s, n.priority,
+              *([n.callback] if n.callback else [])]  # fingerprints without one unchanged
              for n in nodes]
     text = json.dumps({"nodes": canon, "failFast": fail_fast}, sort_keys=True,
                       separators=(",", ":"))
@@ -125,7 +133,8 @@ class Workflows:
             except UnknownTask as exc:
                 raise UnknownTask(f"node {node.key!r}: {exc}") from None
             jobs[node.key] = b.job_id
-            spec_json = dumps({"k": node.key, "q": b.job.queue, "id": b.job_id,
+            role = {"cb": CALLBACK_LETTER[node.callback]} if node.callback else {}
+            spec_json = dumps({**role, "k": node.key, "q": b.job.queue, "id": b.job_id,
                                "fp": b.fingerprint, "dl": b.delay_ms, "j": b.job.args(),
                                "d": [[index[d.key], POLICY_LETTER[d.policy]]
                                      for d in node.deps]})
@@ -237,15 +246,37 @@ class Workflows:
         await self.relay.done(wk, score)
         return await self.get(workflow_id)
 
+    async def retry(self, workflow_id: str, mode: str) -> WorkflowView:
+        """Run the nodes ``mode`` chooses again (jobq/workflows/reopen.py)."""
+        await reopen.retry(self.relay, workflow_id, mode)
+        return await self.get(workflow_id)
+
+    async def replay_node(self, q: QueueKeys, dlq_id: str, original_job_id: str,
+                          wf: str) -> reopen.NodeReplay | None:
+        """A DLQ replay of a node: reopen it, and note the replay beside the entry (its replay
+        log) and on the new job (its lineage), as a plain replay does. None: the workflow is
+        gone, replay the entry as a plain job."""
+        replayed = await reopen.replay_node(self.relay, wf, q.queue)
+        if replayed is None or replayed.duplicate:
+            return replayed
+        now_ms = int(time.time() * 1000)
+        redis: Any = self.client.redis
+        await redis.lpush(q.dlq_replays(dlq_id), dumps({"jobId": replayed.job_id,
+                                                        "replayedAt": now_ms}))
+        if await redis.exists(q.job(replayed.job_id)):  # never a partial hash of a trimmed one
+            await redis.hset(q.job(replayed.job_id), mapping={
+                "replayedFromJobId": original_job_id, "dlqId": dlq_id, "replayedAt": now_ms})
+        return replayed
+
     async def get(self, workflow_id: str, *, results: bool = False,
                   nodes: bool = True) -> WorkflowView:
         """The workflow, its counts and every node (its job id, state, what it waits on)."""
         wk = self.relay.wf.keys(workflow_id)
         redis: Any = self.client.redis
-        meta, raw_nodes, st, err, res = await asyncio.gather(
+        meta, raw_nodes, st, err, ep, res = await asyncio.gather(
             redis.hgetall(wk.meta),
             *(redis.hgetall(wk.key(name)) if nodes else _empty()
-              for name in ("nodes", "st", "err")),
+              for name in ("nodes", "st", "err", "ep")),
             redis.hgetall(wk.key("res")) if results and nodes else _empty())
         if not meta:
             raise NotFound(f"no workflow {workflow_id}")
@@ -260,13 +291,15 @@ class Workflows:
             waiting_on = [d["node"] for d in deps
                           if state == "waiting" and d["state"] in ("waiting", "released")]
             result = json.loads(res[str(i)]) if str(i) in res else None
-            views.append(NodeView(s["k"], s["q"], s["j"][0], s["id"], state, waiting_on, deps,
-                                  err.get(str(i)), result))
+            epoch = int(ep.get(str(i), 0))  # a reopened node's job is its epoch's
+            job_id = node_job_id(workflow_id, s["q"], s["k"], epoch) if epoch else s["id"]
+            views.append(NodeView(s["k"], s["q"], s["j"][0], job_id, state, waiting_on, deps,
+                                  err.get(str(i)), result, epoch))
         return WorkflowView(
             workflow_id, meta.get("key", ""), meta["state"],
             {name: int(meta.get(f"n:{letter}", 0)) for letter, name in STATE_NAMES.items()},
             int(meta["createdAt"]), int(meta["endedAt"]) if "endedAt" in meta else None,
-            meta.get("failFast") == "1", views)
+            meta.get("failFast") == "1", views, int(meta.get("episode", 0)))
 
     async def for_key(self, idempotency_key: str) -> WorkflowView:
         return await self.get(workflow_id_for(idempotency_key))

@@ -23,10 +23,13 @@ local function deadLetter(k, queue, jobId, jobType, payload, reason, attempts, n
   -- links to the original's creation whenever it comes (R25).
   local tc = rcall("HGET", jobKey, "tc")
   if tc then rcall("HSET", k.dlqPrefix .. dlqId, "tc", tc) end
+  -- A workflow node's entry names its node and epoch: a replay reopens the node (wf_reopen).
+  local wf = rcall("HGET", jobKey, "wf")
+  if wf then rcall("HSET", k.dlqPrefix .. dlqId, "wf", wf) end
   rcall("ZADD", k.dlq, now, dlqId)
   rcall("HSET", jobKey, "state", "failed", "finishedAt", now, "deadLetterId", dlqId)
   rcall("ZADD", k.failed, now, jobId)
-  workflowOutcome(k.jobPrefix, jobId, "F", reason, now)
+  workflowOutcome(k.jobPrefix, jobId, "F", reason, now, wf or false)
   countThroughput(k.tpPrefix, now, "failed", 1)
   jobEvent(k.events, "failed", {jobId})
   -- Old failed job records go; their DLQ entries outlive them.

@@ -7,7 +7,8 @@
   Node states ("st" hash, index -> letter): W waiting (deps unmet, no job yet), R released (its
   job was, or is about to be, created in its queue: waiting, delayed, running or retrying
   there), S succeeded, F failed (dead-lettered), C cancelled, D dep_failed (a required
-  dependency ended unsuccessfully; it never ran). Counts per state are meta fields "n:<letter>".
+  dependency ended unsuccessfully; it never ran), K skipped (an on_failure callback whose
+  members all succeeded; it never ran, and counts as no failure). Counts per state are meta fields "n:<letter>".
   A node leaves R only by an outcome applied once per (node, epoch) (wf_apply's guard), and a
   W node is released only when its last unmet dependency settles, so each node's job is
   released once per epoch (R24).
@@ -29,28 +30,75 @@ local function setNodeState(k, idx, from, to)
   redis.call("HINCRBY", k.meta, "n:" .. to, 1)
 end
 
+-- A node's callback role, from the head of its spec JSON (jobq/workflows/service.py writes
+-- "cb" first when a node has one): "s" on_success, "f" on_failure, nil none.
+local function callbackRole(spec)
+  if string.sub(spec, 1, 7) == '{"cb":"' then return string.sub(spec, 8, 8) end
+  return nil
+end
+
+-- Whether a dependency of node `spec` (JSON) ended unsuccessfully (F, C or D).
+local function anyDepFailed(k, spec)
+  for _, dep in ipairs(cjson.decode(spec).d or {}) do
+    local s = redis.call("HGET", k.st, tostring(dep[1]))
+    if s == "F" or s == "C" or s == "D" then return true end
+  end
+  return false
+end
+
 -- Release a waiting node: its job is created by the caller (wf_release in its queue's slot),
--- from the ready list, which holds it until the caller acknowledges (wf_ack).
+-- from the ready list, which holds it until the caller acknowledges (wf_ack). An on_failure
+-- callback none of whose members failed is skipped instead (K, never runs): returns false,
+-- and the caller settles its dependents as after a success.
 local function releaseNode(k, idx)
+  local spec = redis.call("HGET", k.nodes, idx) or ""
+  if callbackRole(spec) == "f" and not anyDepFailed(k, spec) then
+    setNodeState(k, idx, "W", "K")
+    redis.call("HSET", k.err, idx, "skipped: no member failed")
+    return false
+  end
   setNodeState(k, idx, "W", "R")
   redis.call("RPUSH", k.ready, idx)
+  return true
 end
 
 -- Cancel every node that has not ended: waiting ones here (they have no job), released ones
--- by their jobs (the kill list; their outcomes come back through the outbox).
-local function haltAll(k, why)
+-- by their jobs (the kill list; their outcomes come back through the outbox). With `spare`
+-- (fail fast), on_failure callbacks are left to run once their members have ended.
+local function haltAll(k, why, spare)
   local st = redis.call("HGETALL", k.st)
+  local spared = {}
   for i = 1, #st, 2 do
-    if st[i + 1] == "W" then
+    local s = st[i + 1]
+    if (s == "W" or s == "R") and spare
+        and callbackRole(redis.call("HGET", k.nodes, st[i]) or "") == "f" then
+      if s == "W" then spared[#spared + 1] = st[i] end
+    elseif s == "W" then
       setNodeState(k, st[i], "W", "C")
       redis.call("HSET", k.err, st[i], why)
-    elseif st[i + 1] == "R" then
+    elseif s == "R" then
       redis.call("RPUSH", k.kill, st[i])
     end
   end
   -- A released node still on the ready list is on the kill list now: not created, it gets a
   -- cancelled job in its place (wf_release), so no relay still holding the entry can start it.
+  local keep = {}
+  for _, idx in ipairs(redis.call("LRANGE", k.ready, 0, -1)) do
+    if spare and callbackRole(redis.call("HGET", k.nodes, idx) or "") == "f" then
+      keep[#keep + 1] = idx
+    end
+  end
   redis.call("DEL", k.ready)
+  if #keep > 0 then redis.call("RPUSH", k.ready, unpack(keep)) end
+  -- A spared callback now waits only on its members still released (their cancels come back).
+  for _, idx in ipairs(spared) do
+    local open = 0
+    for _, dep in ipairs(cjson.decode(redis.call("HGET", k.nodes, idx)).d or {}) do
+      if redis.call("HGET", k.st, tostring(dep[1])) == "R" then open = open + 1 end
+    end
+    redis.call("HSET", k.rem, idx, open)
+    if open == 0 then releaseNode(k, idx) end
+  end
 end
 
 -- Node `idx` ended with `outcome` (S, F, C, or D for a dep_failed node): settle each of its
@@ -67,9 +115,11 @@ local function settleDependents(k, idx, outcome)
       for child, policy in string.gmatch(out, "(%d+):(%a)") do
         if redis.call("HGET", k.st, child) == "W" then
           if how == "S" or policy == "i" then
-            if redis.call("HINCRBY", k.rem, child, -1) <= 0 then releaseNode(k, child) end
+            if redis.call("HINCRBY", k.rem, child, -1) <= 0 and not releaseNode(k, child) then
+              todo[#todo + 1] = {child, "S"}  -- a skipped on_failure: as if it succeeded
+            end
           elseif policy == "c" then
-            releaseNode(k, child)
+            if not releaseNode(k, child) then todo[#todo + 1] = {child, "S"} end
           else
             setNodeState(k, child, "W", "D")
             redis.call("HSET", k.err, child,
@@ -102,6 +152,17 @@ local function finishIfDone(k, now)
   end
 end
 
+-- A node's spec JSON, with its epoch ("e") once a reopen raised it above 0 (its job of that
+-- epoch has another id, jobq/workflows/keys.py).
+local function specAtEpoch(k, idx)
+  local spec = redis.call("HGET", k.nodes, idx) or ""
+  local ep = redis.call("HGET", k.ep, idx)
+  if ep and ep ~= "0" and string.sub(spec, -1) == "}" then
+    spec = string.sub(spec, 1, -2) .. ',"e":' .. ep .. "}"
+  end
+  return spec
+end
+
 -- What the caller still has to do: nodes on the ready list (create their jobs) and on the kill
 -- list (cancel their jobs), at most `most` of each, with their specs.
 local function followUps(k, applied, most)
@@ -112,7 +173,7 @@ local function followUps(k, applied, most)
     out[#out + 1] = #ids
     for _, idx in ipairs(ids) do
       out[#out + 1] = idx
-      out[#out + 1] = redis.call("HGET", k.nodes, idx) or ""
+      out[#out + 1] = specAtEpoch(k, idx)
     end
   end
   return out
@@ -143,6 +204,10 @@ local function settleSome(k, budget)
     pos = tonumber(pos)
     done = done + 1  -- an entry costs like an edge (a cascade of leaves: many entries)
     local out = redis.call("HGET", k.out, from) or ""
+    -- A node reopened since it was queued (DLQ replay) no longer has this outcome: its
+    -- dependents were recomputed by wf_reopen, so the rest of its entry is dropped.
+    local cur = redis.call("HGET", k.st, from)
+    if not (cur == how or (how == "S" and cur == "K")) then out = "" end
     local finished = false
     while true do
       if done >= budget then break end
@@ -151,10 +216,15 @@ local function settleSome(k, budget)
       pos = e + 1
       done = done + 1
       if redis.call("HGET", k.st, child) == "W" then
+        -- A skipped on_failure callback (releaseNode false) settles its own dependents as
+        -- after a success.
+        local skipped = false
         if how == "S" or policy == "i" then
-          if redis.call("HINCRBY", k.rem, child, -1) <= 0 then releaseNode(k, child) end
+          if redis.call("HINCRBY", k.rem, child, -1) <= 0 then
+            skipped = not releaseNode(k, child)
+          end
         elseif policy == "c" then
-          releaseNode(k, child)
+          skipped = not releaseNode(k, child)
         else
           setNodeState(k, child, "W", "D")
           redis.call("HSET", k.err, child,
@@ -162,6 +232,9 @@ local function settleSome(k, budget)
           if redis.call("HEXISTS", k.out, child) == 1 then
             redis.call("RPUSH", key, child .. "|D|1")
           end
+        end
+        if skipped and redis.call("HEXISTS", k.out, child) == 1 then
+          redis.call("RPUSH", key, child .. "|S|1")
         end
       end
     end
