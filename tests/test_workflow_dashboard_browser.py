@@ -126,6 +126,6 @@ async def test_workflow_pages_graph_and_cancel(
         view = (await http.get(f"/workflows/{fan_in}")).json()
         assert view["state"] == "cancelled"
         assert view["counts"] == {"waiting": 0, "released": 0, "succeeded": 5, "failed": 0,
-                                  "cancelled": 3, "dep_failed": 0}
+                                  "cancelled": 3, "dep_failed": 0, "skipped": 0}
         assert (await http.get(f"/workflows/{other}")).json()["state"] == "running"
         assert await page.evaluate("window.__xss") is None

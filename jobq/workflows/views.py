@@ -28,7 +28,7 @@ WAITING_ON_MOST = 20  # dependency keys a page names per waiting node (the count
 GROUP_MIN = 4  # nodes alike in deps and dependents collapse into one graph entry from this many
 GROUP_SAMPLE = 5  # node keys a collapsed group names
 SCAN_COUNT = 1000  # HSCAN batch
-ENDED = ("succeeded", "failed", "cancelled", "dep_failed")
+ENDED = ("succeeded", "failed", "cancelled", "dep_failed", "skipped")
 
 
 def decode_cursor(cursor: str | None) -> int:
