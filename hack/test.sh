@@ -98,7 +98,9 @@ CLUSTER_SUITE="tests/test_redis_cluster.py tests/test_scripts.py tests/test_idem
   tests/test_shutdown.py tests/test_api.py tests/test_api_dlq.py tests/test_job_ids.py
   tests/test_batch.py tests/test_watch.py tests/test_round_trips.py tests/test_pause.py
   tests/test_slot_migration.py tests/test_resend.py tests/test_cancel_honoured.py
-  tests/test_payload_keys.py tests/test_workflows.py tests/test_workflow_recovery.py"
+  tests/test_payload_keys.py tests/test_workflows.py tests/test_workflow_recovery.py
+  tests/test_workflow_reopen.py tests/test_workflow_scale.py tests/test_workflow_cluster.py
+  tests/test_workflow_surfaces.py"
 step "Guarantee tests on a Valkey Cluster (3 primaries, 3 replicas)"
 # shellcheck disable=SC2086  # the list is split on purpose
 JOBQ_TEST_SERVER=valkey-cluster suite $CLUSTER_SUITE
