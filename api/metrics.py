@@ -101,6 +101,7 @@ class ApiMetrics:
     async def render(self, client: Client) -> bytes:
         """The exposition text, with queue depths at most COUNTS_CACHE_S old; Redis trouble
         only drops them."""
+        queues: list[str] | None = None
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # (gh-86296), and a request cancelled at shutdown must end. Shielded: the read is
@@ -123,14 +124,19 @@ class ApiMetrics:
                         continue
                     self.queue_jobs.labels(queue, state).set(n)
             self.redis_up.set(1)
-        await self._workflows(client)
+            queues = list(counts)
+        await self._workflows(client, queues)
         return generate_latest(self.registry)
 
-    async def _workflows(self, client: Client) -> None:
-        """The workflow gauges (api/workflow_metrics.py); Redis trouble only drops them."""
+    async def _workflows(self, client: Client, queues: list[str] | None) -> None:
+        """The workflow gauges (api/workflow_metrics.py) of ``queues``, the queues the depth
+        read found (no second read of the queue set); Redis trouble only drops them."""
+        if queues is None:
+            self.workflow.clear()
+            return
         try:
             async with asyncio.timeout(COUNTS_TIMEOUT_S):
-                snap = await asyncio.shield(self.workflow.shared_read(client))
+                snap = await asyncio.shield(self.workflow.shared_read(client, queues))
         except Exception as exc:
             log.warning("api.metrics_workflows_failed", error=repr(exc))
             self.workflow.clear()

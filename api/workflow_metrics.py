@@ -51,12 +51,11 @@ async def _oldest_age(redis: Any, client: Client, queue: str, now_ms: int) -> tu
     return int(count), max(0.0, (now_ms - since) / 1000)
 
 
-async def read_workflows(client: Client) -> WorkflowSnapshot:
+async def read_workflows(client: Client, queues: list[str]) -> WorkflowSnapshot:
     redis: Any = client.redis
     prefix = client.settings.key_prefix
     ids = [i for i in await redis.zrevrange(workflow_index(prefix), 0, STATE_SAMPLE - 1)
            if is_workflow_id(i)]
-    queues = await client.queues()
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:  # one connection, not one per id
         for i in ids:
@@ -88,11 +87,11 @@ class WorkflowGauges:
         self._read: asyncio.Future[WorkflowSnapshot] | None = None
         self._read_at = 0.0
 
-    def shared_read(self, client: Client) -> asyncio.Future[WorkflowSnapshot]:
+    def shared_read(self, client: Client, queues: list[str]) -> asyncio.Future[WorkflowSnapshot]:
         now = time.monotonic()
         if self._read is None or (self._read.done() and now - self._read_at >= CACHE_S):
             self._read_at = now
-            self._read = asyncio.ensure_future(read_workflows(client))
+            self._read = asyncio.ensure_future(read_workflows(client, queues))
             self._read.add_done_callback(_retrieve)
         return self._read
 
