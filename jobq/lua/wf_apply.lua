@@ -39,22 +39,7 @@ local now = redisNowMs()
 local applied = 0
 
 if mode == "apply" then
-  local idx, epoch, outcome = ARGV[2], ARGV[3], ARGV[4]
-  local cur = redis.call("HGET", k.st, idx)
-  local ep = redis.call("HGET", k.ep, idx) or "0"
-  if ep == epoch and (cur == "R" or (cur == "W" and outcome == "C")) then
-    setNodeState(k, idx, cur, outcome)
-    redis.call("HSET", outcome == "S" and k.res or k.err, idx, ARGV[5])
-    applied = 1
-    settleLater(k, idx, outcome)
-    settleSome(k, settleBudget)
-    if outcome ~= "S" and state == "running"
-        and redis.call("HGET", k.meta, "failFast") == "1" then
-      redis.call("HSET", k.meta, "halted", idx)
-      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx),
-        true)
-    end
-  end
+  applied = applyOutcome(k, state, ARGV[2], ARGV[3], ARGV[4], ARGV[5], settleBudget)
 elseif mode == "cancel" then
   if state == "running" then
     redis.call("HSET", k.meta, "state", "cancelling", "cancelled", now)

@@ -27,23 +27,11 @@ local now = redisNowMs()
 local applied = 0
 
 for i = 3, #ARGV, 4 do
-  local idx, epoch, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local cur = redis.call("HGET", k.st, idx)
-  local ep = redis.call("HGET", k.ep, idx) or "0"
-  if ep == epoch and (cur == "R" or (cur == "W" and outcome == "C")) then
-    setNodeState(k, idx, cur, outcome)
-    redis.call("HSET", outcome == "S" and k.res or k.err, idx, ARGV[i + 3])
-    applied = applied + 1
-    settleLater(k, idx, outcome)
-    if outcome ~= "S" and state == "running"
-        and redis.call("HGET", k.meta, "failFast") == "1" then
-      redis.call("HSET", k.meta, "halted", idx)
-      haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx),
-        true)
-    end
-  end
+  local moved, used = applyOutcome(k, state, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    math.max(settleBudget, 1))
+  applied = applied + moved
+  settleBudget = settleBudget - used
 end
-settleSome(k, settleBudget)
 finishIfDone(k, now)
 dropSettleIfEnded(k)
 local answer = followUps(k, applied, most)

@@ -35,19 +35,7 @@ for i = 0, nodes - 1 do
   local at = 5 + i * 4
   local idx = tostring(i)
   redis.call("HSET", k.nodes, idx, ARGV[at + 1])
-  redis.call("HSET", k.keys, ARGV[at], idx)
-  redis.call("HSET", k.names, idx, ARGV[at])
-  if ARGV[at + 2] ~= "" then redis.call("HSET", k.out, idx, ARGV[at + 2]) end
-  local deps = tonumber(ARGV[at + 3])
-  if deps > 0 then
-    redis.call("HSET", k.rem, idx, deps)
-    redis.call("HSET", k.st, idx, "W")
-    redis.call("HINCRBY", k.meta, "n:W", 1)
-  else
-    redis.call("HSET", k.st, idx, "R")
-    redis.call("HINCRBY", k.meta, "n:R", 1)
-    redis.call("RPUSH", k.ready, idx)
-  end
+  indexNode(k, idx, ARGV[at], ARGV[at + 2], tonumber(ARGV[at + 3]), k.ready)
 end
 finishIfDone(k, now)  -- an empty workflow has ended already
 return CREATED

@@ -48,21 +48,10 @@ end
 
 for at = 7, #ARGV, 5 do
   local idx = ARGV[at]
+  -- A node stored already (a chunk sent again) is skipped. A root is released at the seal:
+  -- held on the roots list until then, off the ready list.
   if redis.call("HSETNX", k.nodes, idx, ARGV[at + 2]) == 1 then
-    redis.call("HSET", k.keys, ARGV[at + 1], idx)
-    redis.call("HSET", k.names, idx, ARGV[at + 1])
-    if ARGV[at + 3] ~= "" then redis.call("HSET", k.out, idx, ARGV[at + 3]) end
-    local deps = tonumber(ARGV[at + 4])
-    if deps > 0 then
-      redis.call("HSET", k.rem, idx, deps)
-      redis.call("HSET", k.st, idx, "W")
-      redis.call("HINCRBY", k.meta, "n:W", 1)
-    else
-      -- Released at the seal: held on the roots list until then, off the ready list.
-      redis.call("HSET", k.st, idx, "R")
-      redis.call("HINCRBY", k.meta, "n:R", 1)
-      redis.call("RPUSH", k.roots, idx)
-    end
+    indexNode(k, idx, ARGV[at + 1], ARGV[at + 3], tonumber(ARGV[at + 4]), k.roots)
   end
 end
 

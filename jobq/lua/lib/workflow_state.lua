@@ -185,7 +185,8 @@ end
 -- from there per call, moving the cursor in the same step as the states it changed, so each
 -- edge is settled exactly once whatever call does it (wf_apply's "pending" mode continues;
 -- the relay calls it until `settle` is empty). A dep_failed cascade queues its nodes too.
--- The list is deleted when the workflow ends (`dropSettleIfEnded`).
+-- The list is deleted when the workflow ends (`dropSettleIfEnded`). `settleSome` answers the
+-- budget it used.
 local function settleKey(k)
   return string.sub(k.meta, 1, -5) .. "settle"  -- "<prefix>:{wf:<id>}:meta" -> ":settle"
 end
@@ -199,7 +200,7 @@ local function settleSome(k, budget)
   local done = 0
   while done < budget do
     local item = redis.call("LINDEX", key, 0)
-    if not item then return end
+    if not item then return done end
     local from, how, pos = string.match(item, "^(%d+)|(%a)|(%d+)$")
     pos = tonumber(pos)
     done = done + 1  -- an entry costs like an edge (a cascade of leaves: many entries)
@@ -244,6 +245,7 @@ local function settleSome(k, budget)
       redis.call("LSET", key, 0, from .. "|" .. how .. "|" .. pos)
     end
   end
+  return done
 end
 
 local function settleBacklog(k)
@@ -255,4 +257,43 @@ local function dropSettleIfEnded(k)
   if state ~= "running" and state ~= "cancelling" and state ~= "creating" then
     redis.call("DEL", settleKey(k))
   end
+end
+
+-- Index node `idx` of a new workflow (wf_create, wf_create_chunk; its spec is stored by the
+-- caller): its key both ways, its dependents, its unmet count and state. A root is released:
+-- pushed onto `rootList` (`ready`, or the `roots` list a chunked creation holds until its seal).
+local function indexNode(k, idx, key, out, deps, rootList)
+  redis.call("HSET", k.keys, key, idx)
+  redis.call("HSET", k.names, idx, key)
+  if out ~= "" then redis.call("HSET", k.out, idx, out) end
+  if deps > 0 then
+    redis.call("HSET", k.rem, idx, deps)
+    redis.call("HSET", k.st, idx, "W")
+    redis.call("HINCRBY", k.meta, "n:W", 1)
+  else
+    redis.call("HSET", k.st, idx, "R")
+    redis.call("HINCRBY", k.meta, "n:R", 1)
+    redis.call("RPUSH", rootList, idx)
+  end
+end
+
+-- One node outcome read from an outbox (wf_apply "apply", wf_apply_many): applied only when
+-- the node is released (or waiting, for a cancel) and of that epoch, so each (node, epoch)
+-- moves once (R24); its dependents settled (up to `budget` edges, the rest later); on a
+-- failure with fail fast, the rest cancelled (after the settling: a spared on_failure's unmet
+-- count is recomputed from what is still released). Answers 1 when it moved the node, and the
+-- budget used.
+local function applyOutcome(k, state, idx, epoch, outcome, data, budget)
+  local cur = redis.call("HGET", k.st, idx)
+  local ep = redis.call("HGET", k.ep, idx) or "0"
+  if ep ~= epoch or not (cur == "R" or (cur == "W" and outcome == "C")) then return 0, 0 end
+  setNodeState(k, idx, cur, outcome)
+  redis.call("HSET", outcome == "S" and k.res or k.err, idx, data)
+  settleLater(k, idx, outcome)
+  local used = settleSome(k, budget)
+  if outcome ~= "S" and state == "running" and redis.call("HGET", k.meta, "failFast") == "1" then
+    redis.call("HSET", k.meta, "halted", idx)
+    haltAll(k, "cancelled: fail fast after " .. (redis.call("HGET", k.names, idx) or idx), true)
+  end
+  return 1, used
 end
