@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from jobq.connection import REDIS_DOWN, connect
+from jobq.connection import REDIS_DOWN, Redis, connect
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -39,14 +39,26 @@ class OutboxRelay:
         self.poll_s = settings.workflow_poll_s
         self.outbox = outbox_keys(self.q.base)[0]
         self.wake = outbox_wake_key(self.q.base)
-        self._waker = connect(settings.redis_url, max_connections=1) \
-            if settings.workflow_wake else None
+        self._wake_on = settings.workflow_wake
+        self._redis_url = settings.redis_url
+        self._waker: Redis | None = None  # run()'s own connection for BLPOP, closed by it
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
+        if self._wake_on:
+            self._waker = connect(self._redis_url, max_connections=1)
+        try:
+            await self._relay()
+        finally:  # also when the task is cancelled (the worker's shutdown)
+            if self._waker is not None:
+                with contextlib.suppress(Exception):
+                    await self._waker.aclose()
+                self._waker = None
+
+    async def _relay(self) -> None:
         acked: list[str] = []
         redis = self.relay.scripts.redis
         while not self._stopping.is_set():
@@ -78,8 +90,6 @@ class OutboxRelay:
         if acked:  # applied but not yet acknowledged: a relay would apply them again, harmless
             with contextlib.suppress(*REDIS_DOWN):
                 await self.relay.wf.take(self.q, 0, acked)
-        if self._waker is not None:
-            await self._waker.aclose()
 
     async def _idle(self) -> None:
         """Wait ``poll_s`` for the next look, cut short by a wake token (a node of this queue
