@@ -13,12 +13,12 @@ import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from jobq.errors import IdempotencyConflict, InvalidPayload, LeaseLost, UnknownTask
+from jobq.errors import IdempotencyConflict, LeaseLost
 from jobq.jobs import dumps
 from jobq.keys import QueueKeys
 from jobq.workflows.graph import NODE_KEY_MAX, POLICY_LETTER, WorkflowInvalid
-from jobq.workflows.keys import node_idempotency_key
 from jobq.workflows.model import Node, Part, nodes_of
+from jobq.workflows.service import prepare_node
 
 if TYPE_CHECKING:
     from jobq.client import Client
@@ -76,8 +76,6 @@ async def add_nodes(client: Client, q: QueueKeys, job_id: str, token: str, spec:
     """Add ``spec``'s nodes to the workflow of job ``job_id`` (running under ``token``); each
     node of ``waited_by`` (waiting nodes' keys) also waits on the new nodes nothing new depends
     on. Returns node key -> job id of every node of ``spec``."""
-    from jobq.client import JobRequest  # the client module imports the workflows
-
     nodes = _ordered(nodes_of(spec))
     if len(nodes) > ADD_MOST:
         raise WorkflowInvalid(f"at most {ADD_MOST} nodes per call, not {len(nodes)}")
@@ -93,15 +91,7 @@ async def add_nodes(client: Client, q: QueueKeys, job_id: str, token: str, spec:
     args: list[Any] = [idx, epoch, len(nodes), len(waited_by)]
     jobs: dict[str, str] = {}
     for node in nodes:
-        try:
-            b = client.prepare(JobRequest(
-                node.type, node_idempotency_key(wf_id, node.key), node.payload,
-                node.attempts, node.backoff, node.delay_s, node.priority))
-        except InvalidPayload as exc:
-            raise InvalidPayload(f"node {node.key!r}: {exc}",
-                                 [{**d, "node": node.key} for d in exc.details]) from None
-        except UnknownTask as exc:
-            raise UnknownTask(f"node {node.key!r}: {exc}") from None
+        b = prepare_node(client, wf_id, node)
         jobs[node.key] = b.job_id
         af = _add_fingerprint(node)
         spec_json = dumps({"k": node.key, "q": b.job.queue, "id": b.job_id, "fp": b.fingerprint,

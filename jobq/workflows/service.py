@@ -31,6 +31,7 @@ from jobq.workflows.relay import Relay
 if TYPE_CHECKING:
     from jobq.client import Client
     from jobq.keys import QueueKeys
+    from jobq.scripts import BatchJob
 
 STATE_NAMES = {"W": "waiting", "R": "released", "S": "succeeded", "F": "failed",
                "C": "cancelled", "D": "dep_failed", "K": "skipped"}
@@ -92,6 +93,22 @@ def _chunks(args: list[tuple[str, str, str, int]]) -> list[list[tuple[int, str, 
     return chunks
 
 
+def prepare_node(client: Client, wf_id: str, node: Node) -> BatchJob:
+    """Node ``node``'s job as ``enqueue`` would prepare it (validated payload, job id, flow
+    keys), with its idempotency key derived from the workflow; errors name the node."""
+    from jobq.client import JobRequest  # the client module imports this one
+
+    try:
+        return client.prepare(JobRequest(
+            node.type, node_idempotency_key(wf_id, node.key), node.payload,
+            node.attempts, node.backoff, node.delay_s, node.priority))
+    except InvalidPayload as exc:
+        raise InvalidPayload(f"node {node.key!r}: {exc}",
+                             [{**d, "node": node.key} for d in exc.details]) from None
+    except UnknownTask as exc:
+        raise UnknownTask(f"node {node.key!r}: {exc}") from None
+
+
 def _fingerprint(nodes: list[Node], fail_fast: bool) -> str:
     canon = [[n.key, n.type, n.payload, [[d.key, d.policy] for d in n.deps], n.attempts,
               n.backoff.model_dump(mode="json") if n.backoff else None, n.delay_s, n.priority,
@@ -113,7 +130,6 @@ class Workflows:
                      fail_fast: bool = False) -> WorkflowCreated:
         """Store the workflow and release its roots, once per key. Raises WorkflowInvalid
         (graph), UnknownTask / InvalidPayload (a node's job), IdempotencyConflict."""
-        from jobq.client import JobRequest  # the client module imports this one
 
         nodes = nodes_of(spec)
         index = check(nodes)
@@ -123,15 +139,7 @@ class Workflows:
         args: list[tuple[str, str, str, int]] = []
         jobs: dict[str, str] = {}
         for i, node in enumerate(nodes):
-            try:
-                b = self.client.prepare(JobRequest(
-                    node.type, node_idempotency_key(wf_id, node.key), node.payload,
-                    node.attempts, node.backoff, node.delay_s, node.priority))
-            except InvalidPayload as exc:
-                raise InvalidPayload(f"node {node.key!r}: {exc}",
-                                     [{**d, "node": node.key} for d in exc.details]) from None
-            except UnknownTask as exc:
-                raise UnknownTask(f"node {node.key!r}: {exc}") from None
+            b = prepare_node(self.client, wf_id, node)
             jobs[node.key] = b.job_id
             role = {"cb": CALLBACK_LETTER[node.callback]} if node.callback else {}
             spec_json = dumps({**role, "k": node.key, "q": b.job.queue, "id": b.job_id,
