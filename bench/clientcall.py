@@ -4,7 +4,12 @@ a bare socket round trip (an asyncio Protocol on uvloop; Node's net), the job bo
 (``jobq.transport.Transport``, an ``EVALSHA`` of a one-line script), next to the same call
 through redis-py's connection send and read, which the Transport used before.
 
-    .venv/bin/python bench/clientcall.py [--calls 20000] [--trials 3]
+    .venv/bin/python bench/clientcall.py [--calls 20000] [--trials 3] [--redis-py-from DIR]
+
+``--redis-py-from DIR`` also measures the job body's ``incr`` with the redis-py found in DIR
+(e.g. another version: ``pip install --target DIR redis==8.1.0``), in a process of its own, and
+counts the Python function calls each ``incr`` makes (cProfile; exact, unlike CPU time on a
+loaded machine): hack/lock-constraints.txt keeps the locks on the version this shows cheaper.
 
 It shows where the worker CPU per job of bench/sidebyside.py goes: every job body there makes
 one such call. Embedded Valkey; prints microseconds of user + system CPU per call (median of
@@ -15,15 +20,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import os
+import pstats
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import hiredis
+import redis
 import uvloop
 from redis.asyncio import Redis
 
@@ -31,7 +42,8 @@ from jobq.connection import connect
 from jobq.embedded import ServerProcess, valkey_binary
 from jobq.transport import Transport
 
-BULL = Path(__file__).resolve().parent / "bullmq"
+BENCH = Path(__file__).resolve().parent
+BULL = BENCH / "bullmq"
 PING = hiredis.pack_command(("PING",))
 
 
@@ -89,6 +101,26 @@ async def python_figures(host: str, port: int, calls: int) -> dict[str, float]:
     return figures
 
 
+async def client_figures(host: str, port: int, calls: int) -> dict[str, float]:
+    """The job body's ``incr`` alone: CPU µs per call and Python function calls per call."""
+    body = Redis(host=host, port=port)
+    us = await per_call_us(calls, lambda: body.incr("clientcall:n"))
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(1000):
+        await body.incr("clientcall:n")
+    profile.disable()
+    await body.aclose()
+    return {"us": us, "calls": pstats.Stats(profile).total_calls / 1000}  # type: ignore[attr-defined]
+
+
+def other_client_figures(path: str, host: str, port: int, calls: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(BENCH)])}
+    out = subprocess.run([sys.executable, str(BENCH / "clientcall.py"), "--client-only", host,
+                          str(port), str(calls)], check=True, capture_output=True, env=env)
+    return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+
+
 def node_figures(host: str, port: int, calls: int) -> dict[str, float]:
     out = subprocess.run(["node", str(BULL / "calls.js"), host, str(port), str(calls)],
                          check=True, capture_output=True, cwd=BULL)
@@ -100,7 +132,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--redis-py-from", metavar="DIR")
+    parser.add_argument("--client-only", nargs=3, metavar=("HOST", "PORT", "CALLS"),
+                        help=argparse.SUPPRESS)  # the other redis-py's process
     args = parser.parse_args()
+    if args.client_only:
+        host, port, calls = args.client_only
+        figures = uvloop.run(client_figures(host, int(port), int(calls)))
+        print(json.dumps({**figures, "version": redis.__version__}))
+        return
     from sidebyside import install_bullmq  # the pinned ioredis comes with BullMQ's lock file
 
     install_bullmq()
@@ -118,6 +158,16 @@ def main() -> None:
                 rows.setdefault("jobq Transport: EVALSHA round trip|py", []).append(py["jobq"])
                 rows.setdefault("same EVALSHA through redis-py's send and read|py",
                                 []).append(py["redis-py path"])
+                versions = [("", "127.0.0.1", server.port)]
+                if args.redis_py_from:
+                    versions.append((args.redis_py_from, "127.0.0.1", server.port))
+                for path, host, port in versions:
+                    figures = (uvloop.run(client_figures(host, port, args.calls)) | {
+                        "version": redis.__version__} if not path
+                        else other_client_figures(path, host, port, args.calls))
+                    name = f"incr, redis-py {figures['version']}"
+                    rows.setdefault(f"{name}: CPU µs|py", []).append(figures["us"])
+                    rows.setdefault(f"{name}: Python calls|py", []).append(figures["calls"])
         finally:
             server.stop()
     print(f"CPU per call, one at a time, µs (median of {args.trials}; {args.calls:,} calls)\n")

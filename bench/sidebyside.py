@@ -495,6 +495,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--enqueue-jobs", type=int, default=5000)
     parser.add_argument("--baseline", metavar="REF", help="also run jobq at this git commit")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=PATH",
+                        help="also run jobq with PATH first on its PYTHONPATH, e.g. a folder "
+                             "holding another version of a dependency (repeatable)")
     parser.add_argument("--quick", action="store_true",
                         help="--jobs 10000 --servers valkey --trials 1")
     parser.add_argument("--traced", action="store_true",
@@ -510,6 +513,9 @@ def main() -> None:
     systems = [System("jobq"), System("bullmq")]
     if args.baseline:
         systems.insert(1, System(f"jobq@{args.baseline}", baseline_tree(args.baseline, logdir)))
+    for also in args.also:
+        label, _, path = also.partition("=")
+        systems.insert(1, System(label, path))
     sink = None
     if args.traced:
         sink = OtlpSink()

@@ -26,7 +26,8 @@ relock() {
     "$tools/bin/pip" install -q "pip-tools==$PIP_TOOLS_VERSION"
   fi
   local compile=("$tools/bin/pip-compile" --quiet --generate-hashes --strip-extras --allow-unsafe
-                 --no-emit-find-links --no-emit-index-url "$@")
+                 --no-emit-find-links --no-emit-index-url
+                 --constraint hack/lock-constraints.txt "$@")
   export CUSTOM_COMPILE_COMMAND="bash hack/bootstrap.sh --lock"  # the command the header names
   echo "bootstrap: resolving $DEV_LOCK and $RUNTIME_LOCK from pyproject.toml (a few minutes)" >&2
   "${compile[@]}" --extra dev --output-file "$DEV_LOCK" pyproject.toml

@@ -55,6 +55,12 @@ def is_cluster_url(url: str) -> bool:
     return url.partition("://")[0].lower() in CLUSTER_SCHEMES
 
 
+# Longest wait for one answer on a redis-py call (jobq's script calls have their own bound,
+# jobq.transport): redis-py 8's default, set here because 6.x's is none, where a server that
+# stops answering would hang a call for ever.
+SOCKET_TIMEOUT_S = 5.0
+
+
 def connect(url: str, *, max_connections: int = 64) -> Redis:
     """A client for ``url``; connections are made lazily and re-made after a failure.
 
@@ -69,6 +75,7 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
         decode_responses=True,
         max_connections=max_connections,
         timeout=5,
+        socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=2.0,
         socket_keepalive=True,
         health_check_interval=15,
@@ -147,6 +154,7 @@ def connect_cluster(url: str) -> RedisCluster:
         f"{CLUSTER_SCHEMES[scheme.lower()]}{sep}{rest}",
         decode_responses=True,
         max_connections=CLUSTER_NODE_CONNECTIONS,
+        socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=1.0,
         socket_keepalive=True,
         health_check_interval=15,

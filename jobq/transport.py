@@ -36,7 +36,7 @@ KEEP_IDLE = 2  # connections a Transport keeps between calls instead of returnin
 CLUSTER_TRIES = 4  # sends of one call on a cluster: MOVED, ASK, a failover's first moments
 CLUSTER_POOL_WAIT_S = 5.0  # longest wait for a free connection to a cluster node
 CLUSTER_RETRY_S = 0.1  # pause before sending again after CLUSTERDOWN / TRYAGAIN / a lost node
-ROUND_TRIP_TIMEOUT_S = 5.0  # longest one round trip may take (redis-py 8's default socket timeout)
+ROUND_TRIP_TIMEOUT_S = 5.0  # longest one round trip may take (as jobq.connection.SOCKET_TIMEOUT_S)
 
 
 class Transport:
@@ -129,7 +129,7 @@ class Transport:
             asking = None
             error = next((a for a in answers if isinstance(a, ResponseError)), None)
             if isinstance(error, MovedError):
-                await cluster.nodes_manager.move_slot(error)
+                await _note_moved(cluster.nodes_manager, error)
             elif isinstance(error, AskError):
                 asking = cluster.get_node(host=error.host, port=error.port)
             elif isinstance(error, TryAgainError):
@@ -154,6 +154,16 @@ class Transport:
                                         f"{type(error).__name__} {error}")
                 _raise_first_error(answers)
         raise AssertionError("unreachable")
+
+
+async def _note_moved(nodes_manager: Any, error: MovedError) -> None:
+    """Point the slot map at the node a MOVED answer names, before the next send: redis-py 7+
+    moves the slot at once (``move_slot``); 5 and 6 at the next lookup of a slot's node."""
+    move_slot = getattr(nodes_manager, "move_slot", None)
+    if move_slot is not None:
+        await move_slot(error)
+    else:
+        nodes_manager.update_moved_exception(error)
 
 
 async def _acquire(node: Any) -> Any:
