@@ -11,7 +11,8 @@ concurrency and worker-process count, the jobs are enqueued first, then the work
 trials are interleaved (the order of the systems alternates) and the medians printed with their
 ratio. Also: worker CPU per job (start-up included), Redis CPU per job (INFO used_cpu_* deltas),
 enqueue one call at a time (Client.enqueue vs Queue.add, each in a process of its own), and
-start-up (spawn -> first job done), and the engine alone: a no-op body for both (jobq's logs
+start-up (spawn -> first job done; jobq's in a venv holding what the image installs, see
+image_python), and the engine alone: a no-op body for both (jobq's logs
 off), one process, at --noop-concurrency. Completions are counted the same way for both: the size of
 the queue's completed set. Prints figures; asserts nothing. The machine is shared: compare
 ratios from one run, not absolute figures across runs.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -76,13 +78,13 @@ class System:
         return f"bull:{ns}:completed" if self.is_bull else f"{ns}:{{incr-queue}}:completed"
 
     def worker(self, url: str, ns: str, jobs: int, concurrency: int, log: Path,
-               task: str = "incr") -> subprocess.Popen[bytes]:
+               task: str = "incr", python: str = sys.executable) -> subprocess.Popen[bytes]:
         if self.is_bull:
             body = {"noop": "-", "stamp": f"waits={waits_key(ns)}"}.get(task, f"{ns}:counter")
             args = ["node", str(BULL / "bench.js"), "worker", url, ns, str(concurrency), body]
         else:
             queue = "bench-queue" if task == "noop" else "incr-queue"
-            args = [sys.executable, "-m", "jobq", "worker", "--queue", f"{queue}:{concurrency}",
+            args = [python, "-m", "jobq", "worker", "--queue", f"{queue}:{concurrency}",
                     "--metrics-port", "0"]
         env = self.env(url, ns, jobs)
         if task == "noop":
@@ -306,6 +308,32 @@ def waits_ms(system: System, url: str, jobs: int, rate: float, concurrency: int,
     return waited[len(waited) // 2], waited[min(len(waited) - 1, int(len(waited) * 0.99))]
 
 
+def image_python() -> str:
+    """A Python holding the packages the image installs (requirements.lock: no dev tools) and
+    this tree's jobq, for the start-up rows: a deployed worker's imports. In the development
+    venv structlog also imports rich and pygments (schemathesis's), which the image lacks: 30 %
+    more import CPU. Built once per lock, under ~/.cache/jobq (JOBQ_CACHE_DIR)."""
+    lock = REPO / "requirements.lock"
+    cache = Path(os.environ.get("JOBQ_CACHE_DIR", Path.home() / ".cache" / "jobq"))
+    venv = cache / f"bench-image-venv-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                        "--require-hashes", "-r", str(lock)], check=True)
+        (venv / ".complete").touch()
+    # jobq itself: the tree the development venv's editable install maps (jobq.worker = worker/).
+    import jobq
+
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = subprocess.run([str(python), "-c", where],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    tree = Path(jobq.__file__).parent.parent  # not resolved: its files are links into the repo
+    (Path(site) / "jobq-tree.pth").write_text(f"{tree}\n")
+    return str(python)
+
+
 def startup_s(system: System, url: str, logdir: Path) -> tuple[float, float]:
     """Spawn of a worker process -> its first job completed (one job waiting): wall-clock
     seconds, and the CPU seconds the process used by then (steadier on a loaded machine)."""
@@ -314,7 +342,8 @@ def startup_s(system: System, url: str, logdir: Path) -> tuple[float, float]:
     system.fill(url, ns, 1)
     key = system.completed_key(ns)
     started = time.perf_counter()
-    proc = system.worker(url, ns, 1, 4, logdir / f"{system.label}-{ns}-start.log")
+    proc = system.worker(url, ns, 1, 4, logdir / f"{system.label}-{ns}-start.log",
+                         python=image_python())
     try:
         while not r.zcard(key):
             if proc.poll() is not None or time.perf_counter() - started > 60:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from jobq import keys
 from jobq.client import Client, add_count_commands, counts_row
-from jobq.connection import redis_now_ms
+from jobq.connection import redis_now_ms, result_of
 from jobq.errors import NotFound, UnknownQueue
 from jobq.jobs import iso, loads
 from jobq.logs import get_logger
@@ -120,7 +120,8 @@ async def list_workers(client: Client) -> WorkerList:
     once (one command per queue, each in its queue's slot)."""
     queues = await client.queues()
     now = await redis_now_ms(client.redis)
-    beats = await asyncio.gather(*(client.redis.hgetall(client.keys(q).workers) for q in queues))
+    beats = await asyncio.gather(*(result_of(client.redis.hgetall(client.keys(q).workers))
+                                   for q in queues))
     return workers_from_beats(queues, beats, now)
 
 

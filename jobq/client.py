@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from jobq import keys
-from jobq.connection import Redis, connect
+from jobq.connection import Redis, connect, result_of
 from jobq.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -405,7 +405,7 @@ class Client:
     async def queues(self) -> list[str]:
         """Every queue a job was created in, and those of this process's tasks: what a reader
         sees does not depend on which task modules it loaded."""
-        known = await self.redis.smembers(keys.known_queues(self._prefix))
+        known = await result_of(self.redis.smembers(keys.known_queues(self._prefix)))
         return sorted({str(q) for q in known} | set(self.registry.queues))
 
     async def get_job(self, job_id: str) -> JobPublic:
@@ -505,7 +505,7 @@ class Client:
         """Create a new job from a DLQ entry (R7); the entry itself never changes."""
         entry = await self.get_dlq_entry(dlq_id)
         q = self.keys(entry.queue)
-        if (wf := await self.redis.hget(q.dlq_entry(dlq_id), "wf")) is not None:
+        if (wf := await result_of(self.redis.hget(q.dlq_entry(dlq_id), "wf"))) is not None:
             # A workflow node: the replay reopens its workflow (R24), unless it expired.
             reopened = await self.workflows.replay_node(q, dlq_id, entry.originalJobId, str(wf))
             if reopened is not None:
@@ -529,8 +529,9 @@ class Client:
             # The new job's creation context is this call; it links to the original's, which
             # its DLQ entry keeps (entries written before it did: the original's record, while
             # it is kept, R12).
-            original = (await self.redis.hget(q.dlq_entry(dlq_id), carrier.FIELD)
-                        or await self.redis.hget(q.job(entry.originalJobId), carrier.FIELD))
+            original = (await result_of(self.redis.hget(q.dlq_entry(dlq_id), carrier.FIELD))
+                        or await result_of(self.redis.hget(q.job(entry.originalJobId),
+                                                        carrier.FIELD)))
             with spans.send(tracer, entry.queue, job_id, entry.type,
                             links=spans.link_to(original)) as span:
                 span.set_attribute("jobq.replayed_from", entry.originalJobId)

@@ -109,7 +109,7 @@ class ClusterProcess:
             "handshake" in line or "noaddr" in line for line in lines)
 
     def replica_in_sync(self, i: int) -> bool:
-        info = self.client(i).info("replication")
+        info: dict[str, Any] = self.client(i).info("replication")  # type: ignore[assignment]
         return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
 
     def _await(
@@ -133,7 +133,8 @@ class ClusterProcess:
             if node.process is None or node.process.poll() is not None:
                 continue
             try:
-                info = self.client(i).info("replication")
+                info: dict[str, Any] = self.client(i).info(  # type: ignore[assignment]
+                    "replication")
                 if info["role"] != "master":
                     continue
                 for start, end, owner, *_ in self.command(i, "CLUSTER", "SLOTS"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from jobq.client import Client
+from jobq.connection import result_of
 from jobq.errors import InvalidCursor
 from jobq.jobs import JobStatus, job_from_hash, status_of
 from jobq.keys import PRIORITY_MAX, PRIORITY_MIN, QueueKeys
@@ -55,7 +56,7 @@ async def _waiting_in_run_order(client: Client, q: QueueKeys, start: int, stop: 
         lo, hi = max(start - offset, 0), min(stop - offset, int(length) - 1)
         if lo <= hi:
             # Rank k from the tail is index -(k + 1); the range comes head first: reverse it.
-            chunk = await r.lrange(q.wait_level(level), -(hi + 1), -(lo + 1))
+            chunk = await result_of(r.lrange(q.wait_level(level), -(hi + 1), -(lo + 1)))
             ids += [str(i) for i in reversed(chunk)]
         offset += int(length)
         if offset > stop:

@@ -287,7 +287,7 @@ class Scripts:
         self._calls: dict[str, list[int]] = {}
         for name in SCRIPT_NAMES:
             source = script_source(name)
-            self._scripts[name] = redis.register_script(source)
+            self._scripts[name] = redis.register_script(source)  # type: ignore[misc]
             self._key_counts[name] = header_key_count(source)
             if header_takes_more_keys(source):
                 self._more_keys.add(name)

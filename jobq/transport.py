@@ -150,8 +150,9 @@ class Transport:
                     # The tries ran out while the slot moves (ASK, then TRYAGAIN on the target,
                     # and so on): an outage like TRYAGAIN (REDIS_DOWN: 503, backoff), not an
                     # unexpected error answer.
-                    raise TryAgainError(f"slot still moving after {CLUSTER_TRIES} sends: "
-                                        f"{type(error).__name__} {error}")
+                    moving = (f"slot still moving after {CLUSTER_TRIES} sends: "
+                              f"{type(error).__name__} {error}")
+                    raise TryAgainError(moving)  # type: ignore[no-untyped-call]  # redis-py 6
                 _raise_first_error(answers)
         raise AssertionError("unreachable")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from jobq import keys
 from jobq.client import Client
-from jobq.connection import REDIS_DOWN, Redis
+from jobq.connection import REDIS_DOWN, Redis, result_of
 from jobq.jobs import JobPublic, job_from_hash, loads
 from jobq.logs import get_logger
 
@@ -150,8 +150,8 @@ class JobWatch:
     async def read(self, queue: str, job_id: str) -> JobPublic:
         """The job, known to be in ``queue``: one read (``Client.get_job`` when it is gone,
         to raise NotFound or JobExpired)."""
-        raw: dict[str, str] = await self.redis.hgetall(  # type: ignore[assignment]
-            self.client.keys(queue).job(job_id))  # decoded: connect() decodes responses
+        raw: dict[str, str] = await result_of(self.redis.hgetall(
+            self.client.keys(queue).job(job_id)))  # decoded: connect() decodes responses
         return job_from_hash(raw) if raw else await self.client.get_job(job_id)
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobq.connection import Redis, redis_now_ms
+from jobq.connection import Redis, redis_now_ms, result_of
 from jobq.keys import PRIORITY_MAX, PRIORITY_MIN, QueueKeys
 
 
@@ -44,5 +44,5 @@ async def read_backlog(redis: Redis, queue: QueueKeys) -> Backlog:
 
 async def read_heartbeats(redis: Redis, queue: QueueKeys) -> dict[str, str]:
     """Worker id -> JSON heartbeat ``{pod, pid, inflight, concurrency, seenAt}``."""
-    beats = await redis.hgetall(queue.workers)
+    beats = await result_of(redis.hgetall(queue.workers))
     return {str(worker): str(beat) for worker, beat in beats.items()}

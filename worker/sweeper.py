@@ -12,7 +12,7 @@ import os
 import socket
 
 from jobq import keys
-from jobq.connection import REDIS_DOWN, redis_now_ms
+from jobq.connection import REDIS_DOWN, redis_now_ms, result_of
 from jobq.jobs import Backoff, dumps, loads
 from jobq.logs import get_logger
 from jobq.shutdown import wait_event
@@ -69,17 +69,18 @@ class Sweeper:
         now = await redis_now_ms(r.scripts.redis)  # one clock with the operator's reads
         beat = {"pod": self.pod, "pid": os.getpid(), "inflight": len(r.running),
                 "concurrency": r.spec.concurrency, "seenAt": now}
-        await r.scripts.redis.hset(r.keys.workers, r.worker_id, dumps(beat))
+        await result_of(r.scripts.redis.hset(r.keys.workers, r.worker_id, dumps(beat)))
+        beats = await result_of(r.scripts.redis.hgetall(r.keys.workers))
         stale = [
-            worker for worker, raw in (await r.scripts.redis.hgetall(r.keys.workers)).items()
+            worker for worker, raw in beats.items()
             if now - int(loads(raw).get("seenAt", 0)) > keys.HEARTBEAT_STALE_S * 1000
         ]
         if stale:
-            await r.scripts.redis.hdel(r.keys.workers, *stale)
+            await result_of(r.scripts.redis.hdel(r.keys.workers, *stale))
 
     async def leave(self) -> None:
         """Remove this worker's heartbeat on a clean exit (it goes stale anyway if this fails)."""
         r = self.runner
         with contextlib.suppress(*REDIS_DOWN, TimeoutError):
             async with asyncio.timeout(LEAVE_TIMEOUT_S):
-                await r.scripts.redis.hdel(r.keys.workers, r.worker_id)
+                await result_of(r.scripts.redis.hdel(r.keys.workers, r.worker_id))

@@ -78,7 +78,8 @@ class ShutdownWatchdog(threading.Thread):
         handed = 0
         try:
             client = connect_sync(self.redis_url, timeout_s=REDIS_TIMEOUT_S)
-            handback = client.register_script(script_source("handback"))
+            handback = client.register_script(  # type: ignore[misc]
+                script_source("handback"))
             for queue, held in self.leases.snapshot().items():
                 keys = QueueKeys(self.prefix, queue)
                 s = self.settings

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from jobq.connection import REDIS_DOWN, Redis, connect
+from jobq.connection import REDIS_DOWN, Redis, connect, result_of
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -104,7 +104,8 @@ class OutboxRelay:
             if left < 0.001:  # BLPOP's timeout 0 would block for ever
                 return
             try:
-                if await self._waker.blpop([self.wake], min(left, WAKE_SLICE_S)) is not None:
+                woken = await result_of(self._waker.blpop([self.wake], min(left, WAKE_SLICE_S)))
+                if woken is not None:
                     return
             except REDIS_DOWN:
                 await wait_event(self._stopping, min(left, ERROR_PAUSE_S))

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobq.connection import result_of
 from jobq.keys import QueueKeys
 from jobq.scripts import Scripts
 from jobq.workflows.scripts import WorkflowScripts
@@ -24,7 +25,7 @@ class WorkflowInputs:
 
 async def read_inputs(scripts: Scripts, q: QueueKeys, job_id: str) -> WorkflowInputs | None:
     """The inputs of job ``job_id``, or None when it is no workflow's node."""
-    wf = await scripts.redis.hget(q.job(job_id), "wf")
+    wf = await result_of(scripts.redis.hget(q.job(job_id), "wf"))
     if not wf:
         return None
     wf_id, idx, _ = str(wf).split("|")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from jobq.connection import result_of
 from jobq.errors import JobqError, NotFound
 from jobq.logs import get_logger
 from jobq.workflows.keys import is_workflow_id, node_job_id
@@ -58,7 +59,7 @@ async def replay_node(relay: Relay, wf: str, queue: str) -> NodeReplay | None:
                            f"(POST /workflows/{wf_id}/retry) to run its nodes again")
     if answer.code in (NO_NODE, NOT_FAILED):
         raise WorkflowBusy(f"node {idx} of workflow {wf_id} is not failed at epoch {epoch}")
-    key = await relay.scripts.redis.hget(wk.key("names"), idx)
+    key = await result_of(relay.scripts.redis.hget(wk.key("names"), idx))
     if key is None:
         raise NotFound(f"no node {idx} in workflow {wf_id}")
     log.info("workflow.node_replayed", workflow=wf_id, node=key, epoch=answer.epoch,
