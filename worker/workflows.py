@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from jobq.connection import REDIS_DOWN, Redis, connect, result_of
+from jobq.keys import WORKFLOW_WAKE_LOOK_S
 from jobq.logs import get_logger
 from jobq.scripts import Scripts
 from jobq.settings import Settings
@@ -30,16 +31,18 @@ WAKE_SLICE_S = 0.25  # longest single block on the wake list (the stop flag is s
 class OutboxRelay:
     """Applies one queue's workflow outbox entries, as soon as they are written: woken by the
     token a node's finish pushes onto the queue's wake list (BLPOP on a connection of its
-    own), else an EXISTS every ``workflow_poll_s`` while idle; at once again after a turn
-    that found some."""
+    own) and an EXISTS every ``WORKFLOW_WAKE_LOOK_S`` while idle (with the wake-up off, every
+    ``workflow_poll_s``); at once again after a turn that found some."""
 
     def __init__(self, scripts: Scripts, settings: Settings, queue: str) -> None:
         self.relay = Relay(scripts, settings)
         self.q = self.relay.queue(queue)
-        self.poll_s = settings.workflow_poll_s
+        self._wake_on = settings.workflow_wake
+        # Woken by the finishes, the relay looks on its own only for what no token announced.
+        self.poll_s = (max(settings.workflow_poll_s, WORKFLOW_WAKE_LOOK_S) if self._wake_on
+                       else settings.workflow_poll_s)
         self.outbox = outbox_keys(self.q.base)[0]
         self.wake = outbox_wake_key(self.q.base)
-        self._wake_on = settings.workflow_wake
         self._redis_url = settings.redis_url
         self._waker: Redis | None = None  # run()'s own connection for BLPOP, closed by it
         self._stopping = asyncio.Event()
