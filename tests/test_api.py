@@ -104,6 +104,9 @@ async def test_concurrent_creates_make_one_job(api: httpx.AsyncClient) -> None:
     assert counts["email-queue"]["waiting"] == 1
 
 
+# Refused before any Redis call (the request model and the task's payload model decide): the
+# same on every server, so run once (any_server).
+@pytest.mark.any_server
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -156,6 +159,7 @@ async def test_invalid_requests_are_422(
     assert all(q["waiting"] == q["delayed"] == 0 for q in counts)  # nothing was stored
 
 
+@pytest.mark.any_server
 async def test_malformed_json_is_422_and_other_media_types_415(api: httpx.AsyncClient) -> None:
     response = await api.post("/jobs", content=b"{not json",
                               headers={"content-type": "application/json"})
@@ -286,6 +290,7 @@ async def test_an_integral_number_is_an_integer(api: httpx.AsyncClient) -> None:
         "invalid_payload")
 
 
+@pytest.mark.any_server
 async def test_metrics_label_a_route_by_the_template_it_is_served_under() -> None:
     """Routers are included with ``include_router``, so a prefix given there counts; the
     request metrics must label by the served template (``/v1/...``), not the router's own."""

@@ -177,7 +177,13 @@ def live(spawn: Callable[..., Proc], settings: Settings, prometheus_binary: str,
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_every_panel_query_returns_data_from_a_real_prometheus(live: Prometheus) -> None:
+def test_every_panel_query_has_data_and_the_dlq_alert_fires_on_a_real_prometheus(
+    live: Prometheus,
+) -> None:
+    """Every panel query returns data; the chart's rule, on real scrapes labelled as the
+    ServiceMonitors label them, sees the flaky job that used its only attempt
+    (JobqDeadLetterGrowing has no `for:`: it fires). One test, so the API, workers and
+    Prometheus start once for both checks."""
     found = queries(dashboard())
     wanted = {k: v.replace("2m]", "30s]") for k, v in found.items() if NEEDS_OPERATOR not in v}
     assert len(wanted) >= len(found) - 3, "only the operator's queries may be left out"
@@ -190,13 +196,6 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(live: Prometheus)
         return not empty
 
     _until(all_answered, "every panel query to return data", lambda: f"still empty: {empty}")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_a_dead_lettered_job_fires_the_dlq_alert_on_a_real_prometheus(live: Prometheus) -> None:
-    """The chart's rule, on real scrapes labelled as the ServiceMonitors label them, sees the
-    flaky job that used its only attempt (JobqDeadLetterGrowing has no `for:`: it fires)."""
 
     def fired() -> list[dict[str, Any]]:
         return live.query('ALERTS{alertname="JobqDeadLetterGrowing", alertstate="firing"}')
