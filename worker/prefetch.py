@@ -15,12 +15,9 @@ prefetched job starts within FRESH_S of its claim or goes back to the front of t
 (``put_back``, not counted as a hand-back): a pause, a later high-priority job or another idle
 worker waits at most FRESH_S longer than without prefetch, and a worker never hoards jobs.
 
-Only below PREFETCH_BELOW_SLOTS, the queues of one lane: from 32 slots on the two lanes
-overlap one lane's claim with the other's runs. Prefetch was first kept below 16 slots: at 16 it
-drained less than no prefetch while a lane refilled its buffer at each freed slot (claims of one
-or two jobs); refilling once the buffer is empty, a claim at 16 slots carries about 17 jobs
-(0.06 script calls a job, against 0.21-0.27 without prefetch) and drained 29-53 % more in three
-runs of three (ad hoc, loaded VM; bench/sidebyside.py figures in docs/performance.md).
+Only below PREFETCH_BELOW_SLOTS: at concurrency 16 the slots already overlap a claim with runs
+(some run while others wait for it), and prefetch there cost 18 % more worker CPU per job and
+drained less in two runs of three (bench/sidebyside.py, 10,000 jobs, against no prefetch).
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from jobq.scripts import Claimed
 if TYPE_CHECKING:
     from jobq.tracing.spans import Attempt
 
-PREFETCH_BELOW_SLOTS = 32  # a queue prefetches below this concurrency (see below)
+PREFETCH_BELOW_SLOTS = 16  # a queue prefetches below this concurrency (see below)
 PREFETCH_BELOW_S = 0.02  # a lane prefetches while its jobs average less than this
 FRESH_S = 0.05  # a prefetched job not started this long after its claim goes back
 _WEIGHT = 0.2  # of the newest duration in the moving average

@@ -11,7 +11,7 @@ lane's jobs, instead of the whole queue waiting for one big claim (jobs finishin
 otherwise free their slots together, and then all wait for the same answer). Every claim still
 takes the highest-priority job waiting and leases only for free slots.
 
-Below 32 slots (one lane) a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
+Below 16 slots a lane prefetches (see worker/prefetch.py): it leases up to ``slots`` jobs
 more than its free slots while its jobs are short, so a freed slot starts the next job at once
 and the claim that refills the buffer (carrying the completions) is in flight while jobs run.
 
