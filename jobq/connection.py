@@ -148,7 +148,16 @@ class ClusterClient(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         await self.initialize()  # at once when loaded; else waits for the one loading
-        return await super().execute_command(*args, **kwargs)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            # During a failover redis-py (6.4) can send on a connection that the topology
+            # refresh has just closed ("'NoneType' object has no attribute 'writelines'"):
+            # an outage like any other (REDIS_DOWN), retried by our policies.
+            if "'NoneType' object has no attribute 'write" in str(exc):
+                raise redis.exceptions.ConnectionError(
+                    f"connection closed under a send: {exc}") from exc
+            raise
 
 
 def connect_cluster(url: str) -> RedisCluster:
