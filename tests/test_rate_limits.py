@@ -25,8 +25,9 @@ async def test_queue_rate_limit_holds_across_two_worker_processes(
     client: Client, start_worker, tmp_path: Path,
 ) -> None:
     rate = {"JOBQ_QUEUE_RATE_LIMITS": "qrate-queue=5/1s"}
-    start_worker("qrate-queue:3", **rate)
-    start_worker("qrate-queue:3", **rate)
+    workers = [start_worker("qrate-queue:3", **rate) for _ in range(2)]
+    for worker in workers:  # both up first: a slow start would leave the other all 20 jobs
+        await metrics_port(worker)
     ids = [(await client.enqueue("queue-rated", f"r{i}", {"seconds": 0.2})).job_id
            for i in range(20)]
     jobs = await eventually(lambda: all_completed(client, ids), timeout=30,
