@@ -7,6 +7,7 @@ the primary of its key's slot (docs/architecture.md, "Redis Cluster")."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
@@ -124,6 +125,21 @@ class _CommandTable(AsyncCommandsParser):
             raise error
 
 
+_CLOSED_STREAM = re.compile(r"'NoneType' object has no attribute '(write|read|drain)")
+
+
+def closed_under_us(exc: AttributeError) -> redis.exceptions.ConnectionError | None:
+    """What to raise for an AttributeError from redis-py's connection code: during a failover
+    another task (a cluster client's topology refresh) can close a connection while a command
+    is being sent on it, and redis-py then writes to or reads from its stream ``None``
+    (``'NoneType' object has no attribute 'writelines'``, redis-py 6.4). That is an outage like
+    any other (REDIS_DOWN: 503 in the API, backoff in workers): a ConnectionError to raise
+    instead. None for any other AttributeError: a bug, to be raised unchanged."""
+    if _CLOSED_STREAM.search(str(exc)):
+        return redis.exceptions.ConnectionError(f"connection closed under a command: {exc}")
+    return None
+
+
 class ClusterClient(RedisCluster):
     """redis-py's cluster client, its slot map loaded before a command is routed: commands
     sent at once on a fresh client can otherwise be routed before the map is in, on nodes that
@@ -151,13 +167,9 @@ class ClusterClient(RedisCluster):
         try:
             return await super().execute_command(*args, **kwargs)
         except AttributeError as exc:
-            # During a failover redis-py (6.4) can send on a connection that the topology
-            # refresh has just closed ("'NoneType' object has no attribute 'writelines'"):
-            # an outage like any other (REDIS_DOWN), retried by our policies.
-            if "'NoneType' object has no attribute 'write" in str(exc):
-                raise redis.exceptions.ConnectionError(
-                    f"connection closed under a send: {exc}") from exc
-            raise
+            if (outage := closed_under_us(exc)) is None:
+                raise
+            raise outage from exc
 
 
 def connect_cluster(url: str) -> RedisCluster:

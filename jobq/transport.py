@@ -30,7 +30,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from jobq.connection import Redis
+from jobq.connection import Redis, closed_under_us
 
 KEEP_IDLE = 2  # connections a Transport keeps between calls instead of returning to the pool
 CLUSTER_TRIES = 4  # sends of one call on a cluster: MOVED, ASK, a failover's first moments
@@ -190,9 +190,16 @@ async def _round_trip(conn: Any, packed: bytes, count: int) -> list[Any]:
     which costs CPU on every call (``bench/clientcall.py`` measures both ways).
     Errors are redis-py's: ConnectionError for a lost socket, TimeoutError past the bound; the
     caller drops the connection on either."""
-    if not conn.is_connected:  # a cluster node's pool makes its connections lazily
-        await conn.connect()
+    try:
+        if not conn.is_connected:  # a cluster node's pool makes its connections lazily
+            await conn.connect()
+    except AttributeError as exc:  # closed by another task while connecting (a failover)
+        if (outage := closed_under_us(exc)) is None:
+            raise
+        raise outage from exc
     writer, parser = conn._writer, conn._parser
+    if writer is None:  # closed by another task as its connect() ended
+        raise ConnectionError("connection closed under a command: closed while connecting")
     try:
         async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
             writer.write(packed)

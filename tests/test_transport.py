@@ -4,13 +4,15 @@ in place, one time bound on the whole exchange, and a connection that stays usab
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import pytest
 from fixtures import single_node_only
-from redis.exceptions import ResponseError, TimeoutError
+from redis.asyncio import Redis as SingleRedis
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from jobq import transport
-from jobq.connection import Redis, connect
+from jobq.connection import REDIS_DOWN, Redis, closed_under_us, connect
 from jobq.settings import Settings
 from jobq.transport import Transport
 
@@ -48,3 +50,34 @@ async def test_a_round_trip_past_its_bound_raises_timeout_and_the_next_call_answ
     # call's (GET would then answer with the INCR's number, not the value INCR left).
     count, value = await t.send([("INCR", key), ("GET", key)], key)
     assert value == str(count)
+
+
+class _ClosesOnConnect:
+    """Closes a connection the moment it connects, as a cluster client's topology refresh can
+    close one while a command is on its way out during a failover."""
+
+    async def close(self, conn: Any) -> None:
+        await conn.disconnect()
+
+
+@single_node_only  # builds one plain connection; a cluster node's go through the same code
+async def test_a_connection_closed_while_connecting_is_an_outage_not_an_attribute_error(
+    redis: Redis,
+) -> None:
+    conn = cast(SingleRedis, redis).connection_pool.make_connection()
+    closer = _ClosesOnConnect()  # held here: redis-py keeps connect callbacks as weak refs
+    conn.register_connect_callback(closer.close)
+    with pytest.raises(REDIS_DOWN, match="closed under a command"):
+        await transport._round_trip(conn, transport.pack_command(("PING",)), 1)
+    conn.deregister_connect_callback(closer.close)
+    # The same connection, connected again and left alone, answers.
+    assert await transport._round_trip(conn, transport.pack_command(("PING",)), 1) == ["PONG"]
+    await conn.disconnect()
+
+
+def test_only_a_stream_gone_under_redis_py_reads_as_an_outage() -> None:
+    gone = closed_under_us(AttributeError("'NoneType' object has no attribute 'writelines'"))
+    assert isinstance(gone, ConnectionError) and "writelines" in str(gone)
+    assert closed_under_us(AttributeError("'NoneType' object has no attribute 'read'"))
+    assert closed_under_us(AttributeError("'Job' object has no attribute 'write'")) is None
+    assert closed_under_us(AttributeError("'NoneType' object has no attribute 'payload'")) is None
