@@ -68,6 +68,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Bytecode is compiled at install (--compile-bytecode): with PYTHONDONTWRITEBYTECODE set, as
   # on some CI machines, every process would otherwise compile what it imports, every time.
   uv=$(uv_bin)
+  # uv reads its CA bundle from SSL_CERT_FILE; a machine set up for pip alone names it in PIP_CERT.
+  if [ -z "${SSL_CERT_FILE:-}" ] && [ -n "${PIP_CERT:-}" ]; then export SSL_CERT_FILE=$PIP_CERT; fi
   install=("$uv" pip install --quiet --python .venv/bin/python --no-deps --compile-bytecode)
   "${install[@]}" --require-hashes -r "$DEV_LOCK"
   # (setuptools' notice that a strict editable install links files from build/ is expected.)

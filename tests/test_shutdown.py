@@ -16,6 +16,9 @@ async def test_sigterm_hands_back_a_long_job_without_spending_an_attempt(
     await metrics_port(worker)
     job_id = (await client.enqueue("sleep", "long", {"seconds": 60})).job_id
     await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    # Started, not only leased: a job claimed but not yet started when SIGTERM lands is put
+    # back as if never claimed (no attempt, no history), which a loaded machine can show.
+    await logged(worker, "job.started")
     worker.terminate()
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
@@ -38,6 +41,7 @@ async def test_sigterm_ends_a_job_whose_cancel_the_worker_had_not_learnt_yet_can
     await metrics_port(worker)
     job_id = (await client.enqueue("sleep", "cancel-then-stop", {"seconds": 60})).job_id
     await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    await logged(worker, "job.started")  # running, not only leased (see the test above)
     q = client.keys("report-queue")
     assert await client.scripts.cancel(q, job_id, 10, 60_000) is False  # running: requested
     worker.terminate()
@@ -52,6 +56,7 @@ async def test_sigterm_lets_a_job_finish_within_the_grace(client: Client, start_
     worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="10")
     job_id = (await client.enqueue("sleep", "short", {"seconds": 1.0})).job_id
     await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    await logged(worker, "job.started")  # running, not only leased (see the first test)
     worker.terminate()
     assert worker.wait(timeout=20) == 0
     job = await client.get_job(job_id)
@@ -64,6 +69,7 @@ async def test_sigterm_does_not_wait_for_a_stuck_sync_handler(
     worker = start_worker("report-queue:1", JOBQ_SHUTDOWN_GRACE_S="0.5")
     job_id = (await client.enqueue("sync-sleep", "stuck", {"seconds": 60})).job_id
     await eventually(lambda: job_in(client, job_id, State.ACTIVE), what="job active")
+    await logged(worker, "job.started")  # stuck in its thread, not only leased
     worker.terminate()
     assert worker.wait(timeout=15) == 0
     job = await client.get_job(job_id)
