@@ -292,11 +292,12 @@ class Client:
 
         async def send(queue: str, items: list[tuple[int, BatchJob]],
                        before: asyncio.Task[None] | None) -> None:
-            # On a cluster a call may wait for its node's connection or slot map and be
-            # overtaken by the next one of its queue, inverting submission order: there, each
-            # call of a queue waits for the previous one's answer. One server takes the calls
-            # in the order they are written, so there they overlap.
-            if before is not None and self.scripts.cluster:
+            # Each call of a queue waits for the previous one's answer: submission order is
+            # claim order. Two calls in flight at once go out on two connections (a cluster
+            # node's or the pool's), and Redis need not run them in the order they were
+            # written; one call could also wait for a connection and be overtaken. The overlap
+            # kept: Redis runs one chunk while this process prepares the next.
+            if before is not None:
                 await asyncio.wait([before])
             codes = await self.scripts.enqueue_batch(
                 self.keys(queue), self.settings.idempotency_retention_s, [b for _, b in items])
