@@ -117,8 +117,8 @@ JOBQ_TEST_SERVER=valkey-cluster suite $CLUSTER_SUITE -m "not any_server"
 
 # The node tier mostly waits on pods, so three things run at once: in the background the
 # cluster tier (its own control plane on free ports), then the guarantee tests again on a
-# Redis 7 Cluster (their output printed when they end); in front the node tier (it prints its
-# phases as it goes).
+# Redis 7 Cluster, then the newest redis-py's check (their output printed when they end); in
+# front the node tier (it prints its phases as it goes).
 step "Cluster tier (real kube-apiserver + etcd, helm, kubectl), then the guarantee tests on a Redis 7 Cluster (3 primaries, 3 replicas), then redis-py $REDIS_PY_NEWEST's check: beside the node tier"
 beside_log=$(mktemp)
 (
@@ -147,7 +147,7 @@ node_rc=0
 
 beside_rc=0
 wait "$beside_pid" || beside_rc=$?
-step "Cluster tier and Redis 7 Cluster suite: their output"
+step "Cluster tier, Redis 7 Cluster suite and the newest redis-py: their output"
 cat "$beside_log"
 if [ "$node_rc" != 0 ] || [ "$beside_rc" != 0 ]; then
   echo "node tier exit $node_rc; beside it: exit $beside_rc (see above)" >&2
